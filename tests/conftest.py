@@ -1,0 +1,61 @@
+import os
+import pathlib
+import sys
+
+import pytest
+from saltfactories.utils import random_string
+from saltfactories.utils.functional import Loaders
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+# The working tree's loader directories, ahead of any pip-installed copy.
+LOADER_DIRS = {
+    "module_dirs": [str(REPO / "_modules")],
+    "states_dirs": [str(REPO / "_states")],
+    "beacons_dirs": [str(REPO / "_beacons")],
+    "runner_dirs": [str(REPO / "_runners")],
+}
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    return {
+        "code_dir": str(REPO),
+        "inject_sitecustomize": False,
+        "start_timeout": 120 if os.environ.get("CI") else 60,
+    }
+
+
+@pytest.fixture(scope="session")
+def minion_opts(salt_factories):
+    factory = salt_factories.salt_minion_daemon(
+        random_string("functional-"),
+        overrides={"file_client": "local", "conntrack.root": "/", **LOADER_DIRS},
+    )
+    return factory.config.copy()
+
+
+@pytest.fixture
+def make_loaders(minion_opts):
+    """Loaders whose ``conntrack.root`` is the given fixture tree."""
+    made = []
+
+    def make(root="/", **opts):
+        loaders = Loaders({**minion_opts, "conntrack.root": str(root), **opts})
+        made.append(loaders)
+        return loaders
+
+    yield make
+    for loaders in made:
+        loaders.reset_state()
+
+
+@pytest.fixture
+def loaders(make_loaders):
+    return make_loaders("/")
+
+
+@pytest.fixture
+def modules(loaders):
+    return loaders.modules
