@@ -27,6 +27,7 @@ import struct
 import subprocess
 import threading
 from collections import Counter
+from operator import itemgetter
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -530,12 +531,15 @@ def sysctl_names():
 # ---------------------------------------------------------------------------
 # The table: one streaming pass
 
-# One line of /proc/net/nf_conntrack (or the legacy ip_conntrack file, which
-# lacks the leading "ipv4 2"). Only the original direction's tuple is taken.
-_ENTRY = re.compile(
-    rb"^(?:ipv[46] +\d+ +)?(\S+) +\d+ +\d+ +(?:([A-Z_]+) +)?src=(\S+) dst=(\S+)(?: sport=\d+ dport=(\d+))?",
-    re.M,
-)
+# One line of the table, original direction only: protocol, TCP state, source,
+# destination, destination port. The trailing [^\n]*\n skips the reply tuple.
+# Modern lines start with "ipv4     2 ": a literal the regex engine finds
+# fast, worth a separate pattern; legacy ip_conntrack lines start with the protocol.
+_TUPLE = rb"(\S+) +\d+ +\d+ +(?:([A-Z_]+) +)?src=(\S+) dst=(\S+) (?:sport=\d+ dport=(\d+) )?[^\n]*(?:\n|$)"
+_ENTRY = {
+    "nf_conntrack": re.compile(rb"ipv[46] +\d+ +" + _TUPLE),
+    "ip_conntrack": re.compile(rb"^" + _TUPLE, re.M),
+}
 _CHUNK = 1 << 20
 
 
@@ -645,37 +649,50 @@ def summary(top=10):
         salt '*' conntrack.summary top=3
     """
     top = _integer(top, "top", 0, 10000)
-    _, spec = _spec()
+    flavour, spec = _spec()
     path = _path(spec["table"])
+    entry = _ENTRY[flavour]
     capacity = max(1000, 100 * top)
-    protocols = Counter()
-    states = Counter()
+    # (protocol, state) and (protocol, dport) pairs are few; counting pairs
+    # with itemgetter keeps the per-entry work in C.
+    proto_states = Counter()
     talkers = {key: _HeavyHitters(capacity) for key in ("src", "dst", "dport")}
+    proto_state, src, dst, proto_dport = itemgetter(0, 1), itemgetter(2), itemgetter(3), itemgetter(0, 4)
     total = assured = unreplied = 0
     try:
         for chunk in _chunks(path):
-            rows = _ENTRY.findall(chunk)
+            rows = entry.findall(chunk)
             if not rows:
                 continue
             total += len(rows)
             assured += chunk.count(b"[ASSURED]")
             unreplied += chunk.count(b"[UNREPLIED]")
-            proto, state, src, dst, dport = zip(*rows)
-            protocols.update(proto)
-            states.update(s for p, s in zip(proto, state) if p == b"tcp")
-            talkers["src"].update(src)
-            talkers["dst"].update(dst)
-            talkers["dport"].update(p + b"/" + d for p, d in zip(proto, dport) if d)
+            proto_states.update(map(proto_state, rows))
+            talkers["src"].update(map(src, rows))
+            talkers["dst"].update(map(dst, rows))
+            talkers["dport"].update(map(proto_dport, rows))
     except OSError as err:
         raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
+    protocols = Counter()
+    states = Counter()
+    for (proto, state), n in proto_states.items():
+        protocols[proto.decode()] += n
+        if proto == b"tcp" and state:
+            states[state.decode()] += n
+
+    def ports(pairs):
+        return [[f"{p.decode()}/{d.decode()}", n] for (p, d), n in pairs if d]
+
     return {
         "total": total,
-        "by_protocol": {k.decode(): v for k, v in protocols.most_common()},
-        "tcp_states": {k.decode(): v for k, v in states.most_common()},
+        "by_protocol": dict(protocols.most_common()),
+        "tcp_states": dict(states.most_common()),
         "assured": assured,
         "unreplied": unreplied,
         "top": {
-            key: [[k.decode(), n] for k, n in hh.top(top)] for key, hh in talkers.items()
+            "src": [[k.decode(), n] for k, n in talkers["src"].top(top)],
+            "dst": [[k.decode(), n] for k, n in talkers["dst"].top(top)],
+            "dport": ports(talkers["dport"].top(None))[:top],
         },
         "approximate": any(hh.pruned for hh in talkers.values()),
     }

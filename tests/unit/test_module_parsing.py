@@ -55,12 +55,12 @@ def test_entry_regex_both_layouts():
         b"ipv6     10 tcp      6 300 ESTABLISHED src=2001:db8::1 dst=2001:db8::2 sport=1 dport=22 "
         b"src=2001:db8::2 dst=2001:db8::1 sport=22 dport=1 [ASSURED] mark=0 zone=0 use=2"
     )
-    for text in (legacy, modern):
-        rows = ct._ENTRY.findall(text)
+    for flavour, text in (("ip_conntrack", legacy), ("nf_conntrack", modern)):
+        rows = ct._ENTRY[flavour].findall(text)
         assert [r[0] for r in rows] == [b"tcp", b"tcp", b"tcp", b"udp", b"icmp", b"unknown"]
         assert rows[0] == (b"tcp", b"ESTABLISHED", b"10.0.0.1", b"10.0.0.2", b"443")
         assert rows[4] == (b"icmp", b"", b"10.0.0.1", b"10.0.0.2", b"")
-    assert ct._ENTRY.findall(ipv6) == [(b"tcp", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"22")]
+    assert ct._ENTRY["nf_conntrack"].findall(ipv6) == [(b"tcp", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"22")]
 
 
 def test_heavy_hitters_exact_when_small():
