@@ -1,0 +1,543 @@
+"""
+Guarded auto-remediation of a full conntrack table, decided on the host itself.
+
+The reactor (``salt/reactor/``) answers a ``table_full`` beacon event by
+applying ``conntrack.remediate`` on the minion the event's tag names. Salt
+forwards a minion's events without proving which minion they are about, so an
+event can be forged to name any minion, with any values in it. Therefore this
+function takes nothing from the event: it confirms the incident from this
+host's own counters, sizes the table from this host's own RAM, and rate-limits
+itself. A forged event can at most make a host look at its own counters.
+
+How it decides, under one lock (``<cachedir>/conntrack/remediate.lock``):
+
+1. **Observe** the initial network namespace (``conntrack.status``) and every
+   named namespace under ``/run/netns`` (``ip netns``). The limit is global,
+   but each namespace counts its own entries and its own drops: a container
+   whose table is full shows nothing in the host's stat file, and the kernel's
+   log line (``table full in netns N``) is only what the beacon saw. Each
+   namespace is keyed by its inode, so a deleted and re-created name never
+   inherits a baseline.
+2. **Rate limit**: at most one remediation per ``interval`` seconds (default
+   600), recorded in ``<cachedir>/conntrack/remediate.json``. Refused with
+   ``rate_limited`` otherwise.
+3. **Confirm**: some namespace's ``drop`` counter rose since the value recorded
+   at the previous call, or some namespace's usage (its count against the
+   global max) is at or above ``threshold`` percent (default 90). The first
+   call on a host has no baseline, so only usage can confirm it; it records
+   the baseline for the next. Refused with ``not_confirmed`` otherwise.
+4. **Size**: ``new max = min(ceiling, max(2 x current, recommendation))``,
+   where ``ceiling`` is the RAM formula's (``conntrack.recommend``), lowered by
+   ``cap`` when given, and ``recommendation`` is ``target`` (the formula's
+   pillar ``conntrack:max``) or the RAM formula's value. Buckets become
+   ``new max / hash_ratio``. Neither is ever lowered. Refused with
+   ``at_ceiling`` when the max cannot grow.
+5. **Apply** at runtime (``conntrack.set_buckets``, ``conntrack.set_max``) and
+   **persist** (sysctl file and modprobe options, never lowering a value
+   already persisted), then fire ``conntrack/remediated`` with the old and new
+   values, or ``conntrack/remediation_refused`` with the reason.
+
+:configuration: every argument of :py:func:`remediate` can also be set as a
+    minion option or pillar key under ``conntrack:remediate`` (``threshold``,
+    ``interval``, ``hash_ratio``, ``cap``, ``target``, ``persist``,
+    ``sysctl_file``, ``modprobe_file``); arguments win.
+"""
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "conntrack_remediate"
+
+CLONE_NEWNET = 0x40000000
+TAG_REMEDIATED = "conntrack/remediated"
+TAG_REFUSED = "conntrack/remediation_refused"
+DEFAULTS = {
+    "threshold": 90,
+    "interval": 600,
+    "hash_ratio": 8,
+    "cap": None,
+    "target": None,
+    "persist": True,
+    "sysctl_file": "/etc/sysctl.d/90-conntrack.conf",
+    "modprobe_file": "/etc/modprobe.d/conntrack.conf",
+}
+# Where each flavour keeps the per-namespace numbers, relative to the root.
+_NS_FILES = {
+    "nf_conntrack": ("net/stat/nf_conntrack", "proc/sys/net/netfilter/nf_conntrack_count"),
+    "ip_conntrack": ("net/stat/ip_conntrack", "proc/sys/net/ipv4/netfilter/ip_conntrack_count"),
+}
+_MODULE = {"nf_conntrack": "nf_conntrack", "ip_conntrack": "ip_conntrack"}
+
+
+def __virtual__():
+    if __grains__.get("kernel") != "Linux":  # noqa: F821
+        return False, "conntrack_remediate: connection tracking exists only on Linux"
+    return __virtualname__
+
+
+# ---------------------------------------------------------------------------
+# Paths, options, state file
+
+
+def _root():
+    return __opts__.get("conntrack.root", "/") or "/"  # noqa: F821
+
+
+def _path(rel):
+    return os.path.join(_root(), rel.lstrip("/"))
+
+
+def _option(name, value):
+    if value is not None:
+        return value
+    found = __salt__["config.get"](f"conntrack:remediate:{name}", None)  # noqa: F821
+    return DEFAULTS[name] if found is None else found
+
+
+def _int(value, name, low, high):
+    if isinstance(value, bool):
+        raise SaltInvocationError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = int(str(value).strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise SaltInvocationError(f"{name} must be an integer, got {value!r}") from None
+    if not isinstance(value, int) or not low <= value <= high:
+        raise SaltInvocationError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _state_dir():
+    path = os.path.join(__opts__["cachedir"], "conntrack")  # noqa: F821
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _locked():
+    """One decision at a time on this host, across job processes."""
+    fd = os.open(os.path.join(_state_dir(), "remediate.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    raise CommandExecutionError(f"cannot lock the remediation state: {err}") from err
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _load_state():
+    try:
+        with open(os.path.join(_state_dir(), "remediate.json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+        if isinstance(data, dict):
+            return data
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def _atomic_write(path, text, mode=0o644):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    try:
+        st = os.stat(path)
+        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
+    except OSError:
+        owner = None
+    fd, tmp = tempfile.mkstemp(prefix=".conntrack-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        if owner is not None:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _save_state(data):
+    _atomic_write(os.path.join(_state_dir(), "remediate.json"), json.dumps(data, sort_keys=True), 0o600)
+
+
+# ---------------------------------------------------------------------------
+# Observing every namespace
+
+
+def _parse_drop(data):
+    """The ``drop`` counter of a stat file, summed over CPUs, found by header name."""
+    lines = data.split("\n")
+    header = lines[0].split()
+    if "drop" not in header:
+        return None
+    index = header.index("drop")
+    total = 0
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) == len(header):
+            total += int(fields[index], 16)
+    return total
+
+
+def _read_text(path):
+    with open(path, encoding="ascii", errors="replace") as fh:
+        return fh.read()
+
+
+def _read_netns(path, flavour):
+    """Count and drop counter of the namespace at ``path``, read from a thread
+    that enters it (setns moves only the calling thread; it then exits)."""
+    stat_rel, count_rel = _NS_FILES[flavour]
+    result = {}
+
+    def worker():
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err))
+            finally:
+                os.close(fd)
+            # /proc/net follows the thread group leader; thread-self follows us.
+            result["drop"] = _parse_drop(_read_text(_path(f"proc/thread-self/{stat_rel}")))
+            result["count"] = int(_read_text(_path(count_rel)).split()[0])
+        except (OSError, ValueError, IndexError) as err:
+            result["error"] = f"{type(err).__name__}: {err}"
+
+    thread = threading.Thread(target=worker, name="conntrack-netns", daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        return {"error": "timed out reading the namespace"}
+    return result
+
+
+def _observe():
+    status = __salt__["conntrack.status"]()  # noqa: F821
+    flavour = status["flavour"]
+    maximum = status["max"]
+    host_key = "initial"
+    with contextlib.suppress(OSError):
+        host_key = f"netns:{os.stat(_path('proc/self/ns/net')).st_ino}"
+    seen = [
+        {
+            "key": host_key,
+            "name": "(host)",
+            "count": status["count"],
+            "drop": status["stats"].get("drop"),
+        }
+    ]
+    netns_dir = _path("run/netns")
+    try:
+        names = sorted(os.listdir(netns_dir))
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(netns_dir, name)
+        try:
+            key = f"netns:{os.stat(path).st_ino}"
+        except OSError:
+            continue
+        if key == host_key or any(item["key"] == key for item in seen):
+            continue
+        reading = _read_netns(path, flavour)
+        if "error" in reading:
+            log.debug("conntrack_remediate: cannot read netns %s: %s", name, reading["error"])
+            continue
+        seen.append({"key": key, "name": name, **reading})
+    for item in seen:
+        item["usage"] = round(100.0 * item["count"] / maximum, 2) if maximum else 0.0
+    return status, seen
+
+
+def _evidence(seen, baselines, threshold):
+    found = []
+    for item in seen:
+        previous = baselines.get(item["key"])
+        if item["drop"] is not None and previous is not None and item["drop"] > previous:
+            found.append(
+                f"netns {item['name']}: drop counter rose from {previous} to {item['drop']}"
+            )
+        if item["usage"] >= threshold:
+            found.append(f"netns {item['name']}: usage {item['usage']}% >= {threshold}%")
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Persisting
+
+
+def _persisted_value(path, pattern):
+    import re  # pylint: disable=import-outside-toplevel
+
+    try:
+        text = _read_text(path)
+    except OSError:
+        return None, ""
+    match = None
+    for match in re.finditer(pattern, text, re.M):
+        pass
+    return (int(match.group(1)) if match else None), text
+
+
+def _set_line(text, pattern, line):
+    """Replace the last line matching ``pattern`` (dropping earlier ones), or append."""
+    import re  # pylint: disable=import-outside-toplevel
+
+    lines = text.splitlines(keepends=True)
+    hits = [i for i, current in enumerate(lines) if re.match(pattern, current)]
+    if hits:
+        for i in hits[:-1]:
+            lines[i] = ""
+        lines[hits[-1]] = line + "\n"
+    else:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        if not lines:
+            lines.append("# Managed in part by saltext-conntrack (conntrack_remediate).\n")
+        lines.append(line + "\n")
+    return "".join(lines)
+
+
+def _persist(flavour, new_max, new_buckets, sysctl_file, modprobe_file):
+    """Write the new values to the sysctl and modprobe files, never lowering
+    what they already hold. Lines the project does not manage stay as they are."""
+    done = {}
+    names = __salt__["conntrack.sysctl_names"]()  # noqa: F821
+    key = names["max"]
+    escaped = key.replace(".", r"\.")
+    path = _path(sysctl_file)
+    pattern = rf"^\s*{escaped}\s*=\s*([0-9]+)\s*$"
+    held, text = _persisted_value(path, pattern)
+    if held is None or held < new_max:
+        _atomic_write(path, _set_line(text, rf"^\s*{escaped}\s*=", f"{key} = {new_max}"))
+        done["sysctl"] = {"file": path, "key": key, "old": held, "new": new_max}
+    else:
+        done["sysctl"] = {"file": path, "key": key, "old": held, "new": held}
+    if new_buckets:
+        module = _MODULE[flavour]
+        path = _path(modprobe_file)
+        pattern = rf"^\s*options\s+{module}\s+(?:.*\s)?hashsize=([0-9]+)\b"
+        held, text = _persisted_value(path, pattern)
+        if held is None or held < new_buckets:
+            line = f"options {module} hashsize={new_buckets}"
+            _atomic_write(path, _set_line(text, rf"^\s*options\s+{module}\s+hashsize=", line))
+            done["modprobe"] = {"file": path, "old": held, "new": new_buckets}
+        else:
+            done["modprobe"] = {"file": path, "old": held, "new": held}
+    return done
+
+
+# ---------------------------------------------------------------------------
+# The decision
+
+
+def _fire(tag, data):
+    try:
+        __salt__["event.send"](tag, data)  # noqa: F821
+    except Exception as err:  # pylint: disable=broad-except
+        log.warning("conntrack_remediate: could not send %s: %s", tag, err)
+
+
+def remediate(
+    threshold=None,
+    interval=None,
+    hash_ratio=None,
+    cap=None,
+    target=None,
+    persist=None,
+    sysctl_file=None,
+    modprobe_file=None,
+    fire_event=True,
+):
+    """
+    Raise the conntrack limit if, and only if, this host's own counters show a
+    full table; at most once per ``interval`` seconds. Takes no input from any
+    event: every value is this host's own or its configuration's.
+
+    Returns ``remediated`` (bool), ``refused`` (``None``, ``rate_limited``,
+    ``not_confirmed`` or ``at_ceiling``), ``reason``, ``evidence``, ``old`` and
+    ``new`` (``max``, ``buckets``), ``persisted`` and ``namespaces`` (what was
+    read). Fires ``conntrack/remediated`` or ``conntrack/remediation_refused``
+    with the same data.
+
+    threshold
+        Usage percent of any namespace that confirms the incident. Default 90.
+
+    interval
+        Minimum seconds between two remediations on this host. Default 600.
+
+    hash_ratio
+        Entries per hash bucket for the new hashsize. Default 8.
+
+    cap
+        A ceiling below the RAM formula's, for hosts where conntrack must not
+        take that much memory. Default none.
+
+    target
+        The size this host is meant to have (the formula's ``conntrack:max``);
+        default the RAM formula's recommendation.
+
+    persist
+        Also write the new values to ``sysctl_file`` and ``modprobe_file``
+        (under ``conntrack.root``). Default True.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_remediate.remediate
+        salt 'web*' conntrack_remediate.remediate threshold=95 interval=1800
+    """
+    threshold = float(_int(_option("threshold", threshold), "threshold", 1, 100))
+    interval = _int(_option("interval", interval), "interval", 0, 10**9)
+    hash_ratio = _int(_option("hash_ratio", hash_ratio), "hash_ratio", 1, 64)
+    cap = _option("cap", cap)
+    cap = None if cap in (None, "", "auto") else _int(cap, "cap", 1, 2**31 - 1)
+    target = _option("target", target)
+    target = None if target in (None, "", "auto") else _int(target, "target", 1, 2**31 - 1)
+    persist = _option("persist", persist)
+    persist = persist if isinstance(persist, bool) else str(persist).lower() in ("1", "true", "yes")
+    sysctl_file = _option("sysctl_file", sysctl_file)
+    modprobe_file = _option("modprobe_file", modprobe_file)
+
+    with _locked():
+        state = _load_state()
+        baselines = state.get("drops", {})
+        status, seen = _observe()
+        now = time.time()
+        ret = {
+            "remediated": False,
+            "refused": None,
+            "reason": "",
+            "evidence": [],
+            "old": {"max": status["max"], "buckets": status["buckets"]},
+            "new": {"max": status["max"], "buckets": status["buckets"]},
+            "persisted": {},
+            "namespaces": [
+                {k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen
+            ],
+            "time": now,
+        }
+        state["drops"] = {item["key"]: item["drop"] for item in seen if item["drop"] is not None}
+        last = state.get("last_remediation")
+        try:
+            if not status.get("initial_netns"):
+                ret["refused"] = "not_initial_netns"
+                ret["reason"] = (
+                    "this minion runs outside the initial network namespace, where the "
+                    "global limit is read-only: remediate from the host"
+                )
+            elif last is not None and now - last < interval:
+                ret["refused"] = "rate_limited"
+                ret["reason"] = (
+                    f"rate limited: last remediation {int(now - last)} s ago, at most one per "
+                    f"{interval} s (next allowed in {int(interval - (now - last)) + 1} s)"
+                )
+            else:
+                ret["evidence"] = _evidence(seen, baselines, threshold)
+                if not ret["evidence"]:
+                    ret["refused"] = "not_confirmed"
+                    ret["reason"] = (
+                        "not confirmed by this host's counters: no drop counter rose since the "
+                        f"last check and no namespace is at {threshold}% usage"
+                    )
+                else:
+                    _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_file)
+                    if ret["remediated"]:
+                        state["last_remediation"] = now
+        finally:
+            _save_state(state)
+
+    if fire_event:
+        event = {k: v for k, v in ret.items() if k != "namespaces"}
+        _fire(TAG_REMEDIATED if ret["remediated"] else TAG_REFUSED, event)
+    if ret["refused"] == "at_ceiling":
+        ret["result"] = False
+    return ret
+
+
+def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_file):
+    rec = __salt__["conntrack.recommend"](hash_ratio=hash_ratio)  # noqa: F821
+    ceiling = rec["max"] if cap is None else min(rec["max"], cap)
+    recommendation = rec["max"] if target is None else target
+    current = status["max"]
+    new_max = min(ceiling, max(2 * current, recommendation))
+    ret["ceiling"] = ceiling
+    if new_max <= current:
+        ret["refused"] = "at_ceiling"
+        ret["reason"] = (
+            f"max {current} is already at or above the ceiling {ceiling} "
+            f"({'cap' if cap is not None and cap < rec['max'] else 'RAM formula'}): "
+            "not raised; find what fills the table (conntrack.summary)"
+        )
+        return
+    buckets = status["buckets"] or 0
+    new_buckets = max(buckets, -(-new_max // hash_ratio))
+    errors = []
+    if new_buckets > buckets:
+        # Resize first: the bigger table should not land in the old, smaller hash.
+        try:
+            ret["new"]["buckets"] = __salt__["conntrack.set_buckets"](new_buckets)["new"]  # noqa: F821
+        except (CommandExecutionError, SaltInvocationError) as err:
+            errors.append(f"buckets not resized: {err}")
+    ret["new"]["max"] = __salt__["conntrack.set_max"](new_max)["new"]  # noqa: F821
+    ret["remediated"] = True
+    ret["reason"] = (
+        f"max raised from {current} to {ret['new']['max']} "
+        f"(min(ceiling {ceiling}, max(2 x {current}, {recommendation})))"
+    )
+    if persist:
+        try:
+            ret["persisted"] = _persist(
+                status["flavour"], ret["new"]["max"], ret["new"]["buckets"], sysctl_file, modprobe_file
+            )
+        except OSError as err:
+            errors.append(f"not persisted: {err}")
+    if errors:
+        ret["errors"] = errors
+
+
+def status():
+    """
+    What the remediation would see now, without acting: every namespace's
+    count, usage and drop counter, the recorded baselines and the time of the
+    last remediation.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_remediate.status
+    """
+    state = _load_state()
+    _, seen = _observe()
+    return {
+        "namespaces": [{k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen],
+        "baselines": state.get("drops", {}),
+        "last_remediation": state.get("last_remediation"),
+    }
