@@ -59,3 +59,13 @@ def loaders(make_loaders):
 @pytest.fixture
 def modules(loaders):
     return loaders.modules
+
+
+def pytest_unconfigure(config):
+    # Salt's temporary log handler buffers records and flushes them at exit
+    # into the stderr pytest captured, which is closed by then.
+    from salt._logging import impl
+
+    handler = getattr(impl.setup_temp_handler, "__handler__", None)
+    if handler is not None:
+        handler.stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
