@@ -17,8 +17,14 @@ SALT_CALL = os.path.join(os.path.dirname(sys.executable), "salt-call")
 def test_entry_point_maps_the_loader_directories():
     points = [ep for ep in importlib.metadata.entry_points(group="salt.loader") if ep.value == "saltext_conntrack"]
     assert points, "pip install . did not register the salt.loader entry point"
-    package = points[0].load()
-    installed = pathlib.Path(package.__path__[0])
+    # Not points[0].load(): the tests put the repo first on sys.path, where
+    # saltext_conntrack/ (and a build's egg-info) have no loader subdirectories.
+    installed = None
+    for dist in importlib.metadata.distributions(name="saltext.conntrack"):
+        for file in dist.files or ():
+            if str(file) == "saltext_conntrack/modules/conntrack.py":
+                installed = pathlib.Path(dist.locate_file("saltext_conntrack"))
+    assert installed, "no installed copy of the package: run `pip install .`"
     for kind, source in (("modules", "_modules"), ("states", "_states"), ("beacons", "_beacons"), ("runners", "_runners")):
         for path in (REPO / source).glob("*.py"):
             copy = installed / kind / path.name
