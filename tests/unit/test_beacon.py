@@ -1,0 +1,584 @@
+"""The conntrack beacon's parsing, coalescing and cursors, on recorded lines.
+
+The beacon file is loaded on its own with the dunders the loader would give
+it; ``conntrack.status`` is a stand-in whose numbers the test sets.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import stat
+import sys
+
+import pytest
+
+from tests.support.beacon_lines import (
+    KMSG_FULL,
+    KMSG_FULL_INIT,
+    KMSG_OTHER,
+    KMSG_SPOOF,
+    KMSG_SUPPRESSED,
+    NOT_TABLE_FULL,
+    SUPPRESSED,
+    TABLE_FULL,
+)
+from tests.support.beacons import Clock
+from tests.support.loaderfile import load
+
+def full(ns, stamp="2026-11-25T11:00:00.000001+00:00"):
+    """A table-full line naming netns ``ns``: tests give each line its own, to see repeats and losses."""
+    return f"{stamp} vm kernel: nf_conntrack: nf_conntrack: table full in netns {ns}, dropping packet\n"
+
+
+class Env:
+    def __init__(self, tmp_path):
+        self.mod = load("_beacons/conntrack.py", name=f"unit_beacon_{id(self)}")
+        self.clock = Clock()
+        self.mod._now = self.clock
+        self.cachedir = tmp_path / "cache"
+        self.mod.__opts__ = {"cachedir": str(self.cachedir), "conntrack.root": str(tmp_path / "root")}
+        self.mod.__context__ = {}
+        self.status = {"count": 10, "max": 100, "usage": 10.0, "stats": {"drop": 0, "early_drop": 0}}
+        self.status_calls = 0
+        self.mod.__salt__ = {"conntrack.status": self._status}
+        self.log = tmp_path / "kern.log"
+
+    def _status(self):
+        self.status_calls += 1
+        return json.loads(json.dumps(self.status))
+
+    def set_usage(self, count, maximum=100, drop=None, early_drop=None):
+        self.status.update(count=count, max=maximum, usage=round(100.0 * count / maximum, 2))
+        if drop is not None:
+            self.status["stats"]["drop"] = drop
+        if early_drop is not None:
+            self.status["stats"]["early_drop"] = early_drop
+
+    def run(self, *extra, source=None, tick=1):
+        self.clock.tick(tick)
+        config = [{"source": source or str(self.log)}, *extra]
+        ok, why = self.mod.validate(config)
+        assert ok, why
+        return self.mod.beacon(config)
+
+    def restart(self):
+        for state in self.mod.__context__.values():
+            state.source.close()
+        self.mod.__context__.clear()
+
+    def append(self, text, path=None):
+        with open(path or self.log, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = Env(tmp_path)
+    yield e
+    e.restart()
+
+
+def kinds(events):
+    return [e["tag"] for e in events]
+
+
+def only_full(events):
+    got = [e for e in events if e["tag"] == "table_full"]
+    assert len(got) == 1, events
+    return got[0]
+
+
+def seen(event):
+    """netns inode -> lines, as the event reports them."""
+    return {n["inode"]: n["matched"] for n in event["netns"]}
+
+
+# ---------------------------------------------------------------------------
+# Recognising lines
+
+
+@pytest.mark.parametrize("label,line,ns", TABLE_FULL, ids=[s[0] for s in TABLE_FULL])
+def test_every_era_and_format(env, label, line, ns):
+    hits = env.mod.scan_text((line + "\n").encode())
+    assert len(hits) == 1 and hits[0][:2] == (ns, None)
+    # Syslog headers carry a time; dmesg's seconds-since-boot and bare messages do not.
+    has_header = not line.startswith(("[", "nf_conntrack"))
+    assert (hits[0][2] is not None) is has_header
+
+
+def test_header_times_are_read(env):
+    hits = env.mod.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
+    assert hits[0][2] == 1714630530.5
+
+
+@pytest.mark.parametrize("label,line,count", SUPPRESSED, ids=[s[0] for s in SUPPRESSED])
+def test_suppression_lines(env, label, line, count):
+    assert env.mod.scan_text((line + "\n").encode()) == [(None, count, None)]
+
+
+@pytest.mark.parametrize("line", NOT_TABLE_FULL)
+def test_other_lines_are_not_incidents(env, line):
+    assert env.mod.scan_text((line + "\n").encode()) == []
+
+
+def test_every_era_in_one_file_is_one_event(env):
+    env.log.write_text("old line\n" + full(1) * 5)
+    assert env.run() == []  # first run starts at the end: the past is not news
+    env.append("".join(line + "\n" for _, line, _ in TABLE_FULL))
+    env.append("".join(line + "\n" for _, line, _ in SUPPRESSED))
+    event = only_full(env.run())
+    assert event["matched"] == len(TABLE_FULL)
+    assert event["suppressed"] == sum(c for _, _, c in SUPPRESSED)
+    assert event["total"] == event["matched"] + event["suppressed"]
+    expected = {}
+    for _, _, ns in TABLE_FULL:
+        expected[ns] = expected.get(ns, 0) + 1
+    assert seen(event) == expected
+    # First and last: the stamps of the first and last table-full lines (BSD stamps: local time, this year).
+    year = datetime.datetime.now().year
+    local = lambda text: datetime.datetime.strptime(f"{year} {text}", "%Y %b %d %H:%M:%S").astimezone(datetime.timezone.utc)
+    assert event["first"] == local("Mar  3 04:12:01").isoformat()
+    assert event["last"] == local("Nov 25 11:00:00").isoformat()
+    assert event["source"] == str(env.log)
+    assert event["status"] == {"count": 10, "max": 100, "usage": 10.0, "drop": 0}
+
+
+def test_suppressed_counts_belong_to_a_burst_only(env):
+    env.log.write_text("")
+    env.run()
+    # A count before any table-full line, not followed by one: another subsystem's.
+    env.append("Nov 25 10:00:00 vm kernel: net_ratelimit: 99 callbacks suppressed\n")
+    env.append("Nov 25 10:00:01 vm kernel: e1000e: link up\n")
+    assert env.run() == []
+    # The kernel prints the count just before the next message it lets through.
+    env.append("Nov 25 10:00:05 vm kernel: net_ratelimit: 7 callbacks suppressed\n" + full(1))
+    assert only_full(env.run())["suppressed"] == 7
+    # While the burst is open, later counts join it (carried to the next event).
+    env.append("Nov 25 10:00:10 vm kernel: net_ratelimit: 40 callbacks suppressed\n")
+    assert env.run(tick=10) == []  # within min_interval (60 s): carried
+    # Then an event with the suppressed count only, once min_interval allows.
+    event = only_full(env.run(tick=51))
+    assert (event["matched"], event["suppressed"], event["incident"]["events"]) == (0, 40, 2)
+
+
+# ---------------------------------------------------------------------------
+# Coalescing
+
+
+def test_one_event_per_run_and_min_interval_carries_counts(env):
+    env.log.write_text("")
+    env.run({"min_interval": 60})
+    env.append(full(1) * 1000)
+    first = only_full(env.run({"min_interval": 60}))
+    assert first["matched"] == 1000 and first["incident"]["events"] == 1
+    env.append(full(2) * 3)
+    assert env.run({"min_interval": 60}, tick=20) == []
+    env.append(full(3) * 4)
+    assert env.run({"min_interval": 60}, tick=20) == []
+    # No new line, but the interval is over: the carried counts go out.
+    second = only_full(env.run({"min_interval": 60}, tick=21))
+    assert seen(second) == {2: 3, 3: 4}
+    assert second["incident"]["events"] == 2
+    assert second["incident"]["start"] == first["incident"]["start"]
+    assert env.run({"min_interval": 60}, tick=100) == []
+
+
+def test_a_new_incident_fires_at_once(env):
+    env.log.write_text("")
+    conf = ({"min_interval": 600}, {"incident_gap": 30})
+    env.run(*conf)
+    env.append(full(1))
+    assert only_full(env.run(*conf))["incident"]["events"] == 1
+    env.append(full(2))
+    assert env.run(*conf, tick=5) == []  # same incident, within min_interval: carried
+    env.append(full(3))
+    # 31 s without a line: the incident is over, this is a new one; the carried line rides along.
+    event = only_full(env.run(*conf, tick=31))
+    assert seen(event) == {2: 1, 3: 1}
+    assert event["incident"]["events"] == 1
+
+
+# ---------------------------------------------------------------------------
+# Thresholds and the drop counter
+
+
+def test_usage_thresholds_with_hysteresis(env):
+    env.log.write_text("")
+    conf = ({"usage_warning": 75}, {"usage_critical": 90}, {"hysteresis": 5}, {"status_interval": 0})
+    seq = [
+        (50, []),
+        (76, [("usage_high", "warning")]),
+        (80, []),  # still warning: not every run
+        (74, []),  # inside the band (above 70): not yet ok
+        (91, [("usage_high", "critical")]),
+        (95, []),
+        (80, []),  # down to warning: no event
+        (92, [("usage_high", "critical")]),
+        (69, [("usage_ok", "critical")]),
+        (72, []),
+        (76, [("usage_high", "warning")]),
+    ]
+    for count, expected in seq:
+        env.set_usage(count)
+        got = [(e["tag"], e.get("level") or e.get("previous")) for e in env.run(*conf)]
+        assert got == expected, count
+    env.set_usage(10)
+    ok = env.run(*conf)[0]
+    assert ok["tag"] == "usage_ok" and ok["clear_below"] == 70 and ok["usage"] == 10.0
+
+
+def test_high_usage_at_start_fires_once(env):
+    env.log.write_text("")
+    env.set_usage(95)
+    assert kinds(env.run({"status_interval": 0})) == ["usage_high"]
+    assert env.run({"status_interval": 0}) == []
+
+
+def test_drop_counter_rises_fire_drops(env):
+    env.log.write_text("")
+    conf = ({"status_interval": 0}, {"min_interval": 60})
+    env.set_usage(10, drop=100, early_drop=5)
+    assert env.run(*conf) == []  # the baseline
+    env.set_usage(10, drop=130, early_drop=9)
+    event = env.run(*conf)[0]
+    assert event["tag"] == "drops" and (event["delta"], event["drop"], event["early_drop_delta"]) == (30, 130, 4)
+    env.set_usage(10, drop=150)
+    assert env.run(*conf, tick=10) == []  # within min_interval: carried
+    env.set_usage(10, drop=151)
+    assert env.run(*conf, tick=10) == []
+    event = env.run(*conf, tick=50)[0]
+    assert (event["delta"], event["drop"]) == (21, 151)
+    env.set_usage(10, drop=3)  # counters reset (module reload): a new baseline, no event
+    assert env.run(*conf, tick=100) == []
+    assert env.run({"drops": False}, {"status_interval": 0}, tick=100) == []
+
+
+def test_status_interval_spares_idle_runs(env):
+    env.log.write_text("")
+    for _ in range(10):
+        env.run({"status_interval": 5})
+    assert env.status_calls == 2  # t=1 and t=6 of ten one-second runs
+    env.append(full(1))
+    assert only_full(env.run({"status_interval": 5}))["status"]["count"] == 10
+    assert env.status_calls == 3  # an event always carries a fresh snapshot
+
+
+def test_status_unavailable_is_not_fatal(env):
+    env.log.write_text("")
+    env.mod.__salt__ = {"conntrack.status": lambda: (_ for _ in ()).throw(RuntimeError("not loaded"))}
+    env.run()
+    env.append(full(1))
+    assert only_full(env.run())["status"] is None
+
+
+# ---------------------------------------------------------------------------
+# File cursors: rotation, truncation, restarts
+
+
+def test_rename_rotation_finishes_the_old_file(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    assert seen(only_full(env.run({"min_interval": 0}))) == {1: 1}
+    env.append(full(2))  # written after our last read ...
+    os.rename(env.log, f"{env.log}.1")  # ... then logrotate renames ...
+    env.log.write_text(full(3))  # ... and syslog starts a new file
+    env.append(full(4), f"{env.log}.1")  # a late write to the old descriptor
+    assert seen(only_full(env.run({"min_interval": 0}))) == {2: 1, 3: 1, 4: 1}
+    env.append(full(5))
+    assert seen(only_full(env.run({"min_interval": 0}))) == {5: 1}
+
+
+def test_copytruncate_reads_the_rest_from_the_copy(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.append(full(2) + full(3))
+    shutil.copy(env.log, f"{env.log}.1")
+    with open(env.log, "r+") as fh:
+        fh.truncate(0)
+    env.append(full(4))
+    assert seen(only_full(env.run({"min_interval": 0}))) == {2: 1, 3: 1, 4: 1}
+    assert env.run({"min_interval": 0}) == []  # nothing read twice
+
+
+def test_truncated_and_regrown_past_the_offset(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1) * 3)
+    env.run({"min_interval": 0})
+    # Truncated in place with no copy, then more written than was there before.
+    env.log.write_text(full(7) * 5)
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {7: 5}
+    assert event["lost"] == 1  # the beacon says it could not see what the truncation took
+
+
+def test_partial_lines_wait_for_their_end(env):
+    env.log.write_text("")
+    env.run()
+    text = full(1)
+    env.append(text[:30])
+    assert env.run() == []
+    env.append(text[30:])
+    assert seen(only_full(env.run())) == {1: 1}
+
+
+def test_restart_neither_loses_nor_repeats(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.restart()
+    env.append(full(2))  # written while the minion was down
+    assert seen(only_full(env.run({"min_interval": 0}))) == {2: 1}
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())
+    assert saved["kind"] == "file" and saved["offset"] == env.log.stat().st_size
+
+
+def test_rotation_while_down_finds_the_old_inode(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.restart()
+    env.append(full(2))
+    os.rename(env.log, f"{env.log}-20261125")
+    env.log.write_text(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1, 3: 1} and event["lost"] == 0
+
+
+def test_compressed_rotation_while_down_is_reported_lost(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.restart()
+    env.append(full(2))
+    os.rename(env.log, f"{env.log}.1.gz")
+    env.log.write_text(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {3: 1} and event["lost"] == 1
+
+
+def test_max_read_spreads_a_backlog_over_runs(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append("".join(full(i) for i in range(100)))
+    size = env.log.stat().st_size
+    total = {}
+    runs = 0
+    while runs < 10:
+        runs += 1
+        for event in env.run({"min_interval": 0}, {"max_read": 4096}):
+            total.update(seen(event))
+        if len(total) == 100:
+            break
+    assert total == {i: 1 for i in range(100)}
+    assert runs >= size // 4096
+
+
+def test_missing_file_that_appears_is_read_from_its_start(env):
+    env.run()
+    assert env.run() == []
+    env.log.write_text(full(1))
+    assert seen(only_full(env.run())) == {1: 1}
+
+
+# ---------------------------------------------------------------------------
+# /dev/kmsg: a ring buffer that can overrun
+
+
+class Ring:
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self.records = []
+        self.next_seq = 1
+
+    def log(self, fmt, **kw):
+        seq = self.next_seq
+        self.next_seq += 1
+        self.records.append((seq, fmt.format(seq=seq, usec=seq * 1000, **kw).encode()))
+        del self.records[: -self.capacity]
+
+
+def fake_kmsg(mod, ring):
+    class FakeKmsg(mod.KmsgSource):
+        pos = None
+
+        def _open(self):
+            self.pos = ring.records[0][0] if ring.records else ring.next_seq
+            return -1
+
+        def _read(self, fd):
+            oldest = ring.records[0][0] if ring.records else ring.next_seq
+            if self.pos < oldest:  # overwritten before we read it: the kernel says EPIPE once
+                self.pos = oldest
+                raise BrokenPipeError()
+            for seq, rec in ring.records:
+                if seq == self.pos:
+                    self.pos += 1
+                    return rec
+            raise BlockingIOError()
+
+        def close(self):
+            self.fd = None
+
+    return FakeKmsg
+
+
+@pytest.fixture
+def ring(env, monkeypatch):
+    r = Ring(capacity=50)
+    monkeypatch.setattr(env.mod, "KmsgSource", fake_kmsg(env.mod, r))
+    return r
+
+
+def test_kmsg_starts_at_the_end_and_skips_user_records(env, ring):
+    ring.log(KMSG_FULL, ns=1)
+    assert env.run(source="kmsg") == []
+    ring.log(KMSG_OTHER)
+    ring.log(KMSG_SPOOF)  # user space cannot write the kernel facility
+    ring.log(KMSG_SUPPRESSED, n=12)  # no burst before it, no table-full after it
+    ring.log(KMSG_OTHER)
+    assert env.run(source="kmsg") == []
+    ring.log(KMSG_FULL, ns=2)
+    ring.log(KMSG_FULL_INIT)
+    ring.log(KMSG_SUPPRESSED, n=300)
+    event = only_full(env.run(source="kmsg"))
+    assert seen(event) == {None: 1, 2: 1}
+    assert (event["matched"], event["suppressed"], event["lost"]) == (2, 300, 0)
+    assert event["source"] == "kmsg"
+    assert event["first"] is not None and event["first"] <= event["last"]
+
+
+def test_kmsg_overrun_loses_no_incident(env, ring):
+    conf = {"min_interval": 0}
+    ring.log(KMSG_OTHER)  # the ring is never empty: the reader learns where the end is
+    env.run(conf, source="kmsg")
+    ring.log(KMSG_FULL, ns=1)
+    for _ in range(120):  # more than the ring holds: the reader is overrun
+        ring.log(KMSG_OTHER)
+    for i in range(10):
+        ring.log(KMSG_FULL, ns=100 + i)
+    event = only_full(env.run(conf, source="kmsg"))
+    # The overwritten records (the first line among them) are counted, and the
+    # incident the ring still holds is reported.
+    assert event["lost"] == 1 + 120 - 40
+    assert seen(event) == {100 + i: 1 for i in range(10)}
+    ring.log(KMSG_FULL, ns=5)
+    event = only_full(env.run(conf, source="kmsg"))
+    assert seen(event) == {5: 1} and event["lost"] == 0  # resynced: nothing more lost, nothing repeated
+
+
+def test_kmsg_resumes_after_restart_in_the_same_boot(env, ring):
+    conf = {"min_interval": 0}
+    env.run(conf, source="kmsg")
+    ring.log(KMSG_FULL, ns=1)
+    env.run(conf, source="kmsg")
+    env.restart()
+    ring.log(KMSG_FULL, ns=2)
+    assert seen(only_full(env.run(conf, source="kmsg"))) == {2: 1}
+
+
+# ---------------------------------------------------------------------------
+# journald, through a stand-in journalctl on PATH
+
+FAKE_JOURNALCTL = r"""#!{python}
+import json, sys
+entries = [json.loads(l) for l in open({data!r})]
+args = sys.argv[1:]
+open({argv!r}, "a").write(json.dumps(args) + "\n")
+assert "_TRANSPORT=kernel" in args
+if "--after-cursor" in args:
+    cur = args[args.index("--after-cursor") + 1]
+    idx = [e["__CURSOR"] for e in entries].index(cur)
+    entries = entries[idx + 1:]
+if "-n" in args:
+    entries = entries[-int(args[args.index("-n") + 1]):]
+for e in entries:
+    print(json.dumps(e))
+"""
+
+
+def test_journal_with_cursor(env, tmp_path, monkeypatch):
+    data = tmp_path / "journal.json"
+    argv = tmp_path / "argv"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "journalctl"
+    tool.write_text(FAKE_JOURNALCTL.format(python=sys.executable, data=str(data), argv=str(argv)))
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    n = [0]
+
+    def entry(msg):
+        n[0] += 1
+        with open(data, "a") as fh:
+            fh.write(json.dumps({"__CURSOR": f"s=abc;i={n[0]}", "__REALTIME_TIMESTAMP": str(1_790_000_000_000_000 + n[0]), "MESSAGE": msg}) + "\n")
+
+    entry("nf_conntrack: nf_conntrack: table full in netns 1, dropping packet")  # before the start
+    assert env.run(source="journal") == []
+    entry("nf_conntrack: nf_conntrack: table full in netns 2, dropping packet")
+    entry(list(b"nf_conntrack: nf_conntrack: table full in netns 3, dropping packet \xff"))  # non-UTF-8
+    entry("net_ratelimit: 9 callbacks suppressed")
+    event = only_full(env.run({"min_interval": 0}, source="journal"))
+    assert seen(event) == {2: 1, 3: 1} and event["suppressed"] == 9
+    assert event["first"] == datetime.datetime.fromtimestamp(1_790_000_000.000002, datetime.timezone.utc).isoformat()
+    env.restart()  # the cursor survives in the cachedir
+    entry("nf_conntrack: nf_conntrack: table full in netns 4, dropping packet")
+    assert seen(only_full(env.run({"min_interval": 0}, source="journal"))) == {4: 1}
+    calls = [json.loads(line) for line in argv.read_text().splitlines()]
+    assert calls[-1][calls[-1].index("--after-cursor") + 1] == "s=abc;i=4"
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+@pytest.mark.parametrize(
+    "config,why",
+    [
+        ({"source": "kmsg"}, "must be a list"),
+        (["kmsg"], "must be a dict"),
+        ([{"sorce": "kmsg"}], "unknown option(s) sorce"),
+        ([{"source": "var/log/messages"}], "absolute log file path"),
+        ([{"source": "/var/log"}], "is a directory"),
+        ([{"source": 3}], "source must be"),
+        ([{"min_interval": -1}], "min_interval must be at least 0"),
+        ([{"min_interval": "60"}], "min_interval must be a number"),
+        ([{"incident_gap": 0}], "incident_gap must be above 0"),
+        ([{"usage_warning": 120}], "usage_warning must be above 0 and at most 100"),
+        ([{"usage_warning": 95}, {"usage_critical": 90}], "must not be above usage_critical"),
+        ([{"usage_warning": 4}, {"hysteresis": 5}], "hysteresis (5) must be below"),
+        ([{"drops": "yes"}], "drops must be true or false"),
+        ([{"persist": 1}], "persist must be true or false"),
+        ([{"max_read": 10}], "max_read must be an integer"),
+        ([{"usage_critical": True}], "usage_critical must be a number"),
+    ],
+)
+def test_validate_refuses(env, config, why):
+    ok, message = env.mod.validate(config)
+    assert ok is False
+    assert why in message and message.startswith("conntrack beacon: ")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        [],
+        [{"source": "auto"}, {"interval": 5}, {"enabled": True}],
+        [{"source": "/var/log/kern.log"}, {"min_interval": 0}, {"usage_warning": None}],
+        [{"usage_warning": None}, {"usage_critical": None}, {"drops": False}, {"persist": False}],
+        [{"beacon_module": "conntrack"}, {"disable_during_state_run": True}, {"run_once": False}],
+    ],
+)
+def test_validate_accepts(env, config):
+    assert env.mod.validate(config) == (True, "Valid beacon configuration")
+
+
+def test_auto_without_any_log_says_what_to_do(env, monkeypatch):
+    os.makedirs(env.mod.__opts__["conntrack.root"], exist_ok=True)
+    with pytest.raises(RuntimeError, match="set source to a log file"):
+        env.mod.beacon([{"source": "auto"}])
