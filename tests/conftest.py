@@ -69,3 +69,21 @@ def pytest_unconfigure(config):
     handler = getattr(impl.setup_temp_handler, "__handler__", None)
     if handler is not None:
         handler.stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
+@pytest.fixture
+def make_beacons(minion_opts):
+    """Loaders with a ``beacons`` loader too (tests/support/beacons.py), on the given root."""
+    from tests.support.beacons import BeaconLoaders  # pylint: disable=import-outside-toplevel
+
+    made = []
+
+    def make(root="/", **opts):
+        loaders = BeaconLoaders({**minion_opts, "conntrack.root": str(root), **opts})
+        made.append(loaders)
+        return loaders
+
+    yield make
+    for loaders in made:
+        loaders.restart()
+        loaders.reset_state()
