@@ -1,0 +1,406 @@
+"""
+States that keep the conntrack fixes an operator makes by hand true.
+
+Each state decides and reports; the work is done by the ``conntrack``,
+``conntrack_files`` and ``conntrack_fw`` execution modules. Every state
+validates its input before touching anything, honours ``test=True`` (reports
+exactly what would change, writes nothing), changes nothing on a second run,
+and reports changes as ``{"what": {"old": ..., "new": ...}}``.
+
+.. code-block:: yaml
+
+    conntrack-size:
+      conntrack.tuned:
+        - max: auto
+        - buckets: auto
+        - timeouts:
+            tcp_established: 3600
+
+Where these differ from Salt's ``sysctl.present`` and ``kmod``: a key that
+does not exist yet because conntrack is not loaded is persisted and reported
+as pending, not failed; files are written atomically with mode and owner
+kept; ``test=True`` compares the persisted file too; settings are made to
+survive a module reload (modprobe.d ``options``, a udev rule,
+``IPTABLES_SYSCTL_LOAD_LIST``); unloading follows the kernel's reference
+counts and says so when conntrack is built in instead of pretending.
+"""
+
+import logging
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "conntrack"
+
+ERRORS = (CommandExecutionError, SaltInvocationError)
+
+
+def __virtual__():
+    if "conntrack_files.tuning_plan" in __salt__:  # noqa: F821
+        return __virtualname__
+    return False, "conntrack states need the conntrack_files execution module (Linux only)"
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _test():
+    return bool(__opts__.get("test"))  # noqa: F821
+
+
+def _fail(ret, err, done=None):
+    ret["result"] = False
+    ret["comment"] = str(err)
+    if done:
+        ret["comment"] += f" (already changed before the failure: {', '.join(done)})"
+    return ret
+
+
+def _finish(ret, what, pending=None):
+    test = _test()
+    parts = []
+    if ret["changes"]:
+        verb = "would change" if test else "changed"
+        parts.append(f"{what}: {verb} {', '.join(sorted(ret['changes']))}")
+        if test:
+            ret["result"] = None
+    else:
+        parts.append(f"{what}: already as wanted")
+    if pending:
+        parts.append(pending)
+    ret["comment"] = ". ".join(parts)
+    return ret
+
+
+def _file_changes(ret, res):
+    """Fold a conntrack_files result into the state's changes, one entry per file."""
+    if res["changes"]:
+        ret["changes"][res["path"]] = {
+            "old": {k: v["old"] for k, v in res["changes"].items()},
+            "new": {k: v["new"] for k, v in res["changes"].items()},
+        }
+
+
+def tuned(
+    name,
+    max=None,  # pylint: disable=redefined-builtin
+    buckets=None,
+    timeouts=None,
+    persist=None,
+    survive_reload=True,
+    force=False,
+):
+    """
+    Keep the conntrack table size and timeouts: at runtime, persisted, and
+    across module reloads.
+
+    max
+        Table limit (``nf_conntrack_max``): an integer or ``auto`` (the size
+        ``conntrack.recommend`` gives for this host's RAM).
+
+    buckets
+        Hash table size (``hashsize``): an integer or ``auto``.
+
+    timeouts
+        Mapping of short timeout names (``tcp_established``, ``udp``, ...) to seconds.
+
+    persist
+        The sysctl file to persist in. Default ``/etc/sysctl.d/90-conntrack.conf``,
+        or ``/etc/sysctl.conf`` where there is no ``/etc/sysctl.d``.
+
+    survive_reload
+        Default true: also write ``options nf_conntrack hashsize=N`` to
+        ``/etc/modprobe.d/conntrack.conf`` (when buckets is given), a udev rule
+        re-applying the sysctls when the module loads (where udev runs), and
+        ``IPTABLES_SYSCTL_LOAD_LIST`` in ``/etc/sysconfig/ip(6)tables-config``
+        (where those files exist).
+
+    force
+        Allow sizes above the RAM formula's ceiling.
+
+    When conntrack is not loaded yet, the values are persisted and reported as
+    pending: they apply when the module loads.
+
+    .. code-block:: yaml
+
+        conntrack-size:
+          conntrack.tuned:
+            - max: auto
+            - buckets: 262144
+            - timeouts:
+                tcp_established: 3600
+                udp: 30
+    """
+    ret = _ret(name)
+    test = _test()
+    try:
+        plan = __salt__["conntrack_files.tuning_plan"](  # noqa: F821
+            max=max, buckets=buckets, timeouts=timeouts, persist=persist
+        )
+        if not isinstance(survive_reload, bool) or not isinstance(force, bool):
+            raise SaltInvocationError("survive_reload and force must be true or false")
+    except ERRORS as err:
+        return _fail(ret, err)
+    done = []
+    pending = None
+    try:
+        if plan["loaded"]:
+            status = __salt__["conntrack.status"]()  # noqa: F821
+            current = {"max": status["max"], "buckets": status["hashsize"]}
+            setters = {"max": "conntrack.set_max", "buckets": "conntrack.set_buckets"}
+            for key in ("max", "buckets"):
+                if plan[key] is not None and current[key] != plan[key]:
+                    ret["changes"][key] = {"old": current[key], "new": plan[key]}
+                    if not test:
+                        __salt__[setters[key]](plan[key], force=force)  # noqa: F821
+                        done.append(key)
+            now = __salt__["conntrack.timeouts"]() if plan["timeouts"] else {}  # noqa: F821
+            for short, seconds in sorted(plan["timeouts"].items()):
+                if short not in now:
+                    raise CommandExecutionError(f"this kernel has no {short} timeout while conntrack is loaded")
+                if now[short] != seconds:
+                    ret["changes"][f"timeout {short}"] = {"old": now[short], "new": seconds}
+                    if not test:
+                        __salt__["conntrack.set_timeout"](short, seconds)  # noqa: F821
+                        done.append(f"timeout {short}")
+        else:
+            wanted = {k: plan[k] for k in ("max", "buckets") if plan[k] is not None}
+            wanted.update({f"timeout {k}": v for k, v in plan["timeouts"].items()})
+            if wanted:
+                pending = (
+                    f"conntrack is not loaded, so {', '.join(sorted(wanted))} "
+                    "are persisted and pending: they apply when the module loads"
+                )
+        if plan["sysctl"]:
+            res = __salt__["conntrack_files.persist_sysctl"](  # noqa: F821
+                plan["sysctl"], path=plan["persist"], test=test
+            )
+            _file_changes(ret, res)
+        if survive_reload:
+            module = plan["flavour"]
+            if plan["buckets"] is not None:
+                res = __salt__["conntrack_files.module_options"](  # noqa: F821
+                    module, {"hashsize": plan["buckets"]}, test=test
+                )
+                _file_changes(ret, res)
+            if plan["sysctl"] and __salt__["conntrack_files.udev_running"]():  # noqa: F821
+                _file_changes(ret, __salt__["conntrack_files.udev_rule"](module, test=test))  # noqa: F821
+            for path, key in (
+                ("/etc/sysconfig/iptables-config", "IPTABLES_SYSCTL_LOAD_LIST"),
+                ("/etc/sysconfig/ip6tables-config", "IP6TABLES_SYSCTL_LOAD_LIST"),
+            ):
+                if plan["sysctl"] and path in plan["rhel_configs"]:
+                    res = __salt__["conntrack_files.iptables_config"](  # noqa: F821
+                        {}, path=path, add_tokens={key: f".{module}"}, test=test
+                    )
+                    _file_changes(ret, res)
+    except ERRORS as err:
+        return _fail(ret, err, done)
+    return _finish(ret, "conntrack tuning", pending)
+
+
+def iptables_config(name="/etc/sysconfig/iptables-config", settings=None, **kwargs):
+    """
+    Enforce keys of a RHEL ``iptables-config`` (or ``ip6tables-config``) file.
+
+    The file is a shell script sourced by root, so values are checked first:
+    yes/no keys take only yes/no, ``IPTABLES_MODULES`` only module names,
+    ``IPTABLES_SYSCTL_LOAD_LIST`` only sysctl name parts, ``*_RESTORE_WAIT*``
+    only digits. Anything else is refused before the file is touched. Written
+    as ``KEY="value"``; a commented default (``#KEY=...``) is replaced in
+    place; every other line stays byte for byte. Keys can be given in
+    ``settings`` or directly as arguments.
+
+    .. code-block:: yaml
+
+        /etc/sysconfig/iptables-config:
+          conntrack.iptables_config:
+            - settings:
+                IPTABLES_MODULES_UNLOAD: "no"
+                IPTABLES_SYSCTL_LOAD_LIST: ".nf_conntrack"
+    """
+    ret = _ret(name)
+    wanted = dict(settings or {}) if isinstance(settings, (dict, type(None))) else settings
+    if isinstance(wanted, dict):
+        wanted.update({k: v for k, v in kwargs.items() if k.startswith(("IPTABLES_", "IP6TABLES_"))})
+    try:
+        if not wanted:
+            raise SaltInvocationError("iptables_config needs settings: a mapping of IPTABLES_* keys")
+        res = __salt__["conntrack_files.iptables_config"](wanted, path=name, test=_test())  # noqa: F821
+    except ERRORS as err:
+        return _fail(ret, err)
+    ret["changes"] = res["changes"]
+    return _finish(ret, name)
+
+
+def _blacklist(name, names, hard, path, present):
+    ret = _ret(name)
+    try:
+        res = __salt__["conntrack_files.blacklist"](  # noqa: F821
+            names or name, hard=hard, present=present, path=path, test=_test()
+        )
+    except ERRORS as err:
+        return _fail(ret, err)
+    ret["changes"] = res["changes"]
+    _finish(ret, path)
+    if res.get("elsewhere"):
+        where = "; ".join(f"{m} in {', '.join(p)}" for m, p in res["elsewhere"].items())
+        ret["result"] = False
+        ret["comment"] += f". Still blacklisted by other files this state does not own: {where}"
+    return ret
+
+
+def blacklisted(name, names=None, hard=False, path="/etc/modprobe.d/conntrack-blacklist.conf"):
+    """
+    Blacklist kernel modules in a modprobe.d file.
+
+    ``blacklist NAME`` alone only stops loading by alias; ``hard: true`` also
+    writes ``install NAME /bin/false`` so explicit loads fail too. Module names
+    are checked (letters, digits, ``_``, ``-``).
+
+    .. code-block:: yaml
+
+        no-conntrack:
+          conntrack.blacklisted:
+            - names: [nf_conntrack, xt_state, xt_conntrack]
+            - hard: true
+    """
+    return _blacklist(name, names, hard, path, True)
+
+
+def not_blacklisted(name, names=None, path="/etc/modprobe.d/conntrack-blacklist.conf"):
+    """
+    Remove ``blacklist NAME`` and ``install NAME /bin/false`` lines from a
+    modprobe.d file. Fails (after cleaning its own file) when another file in
+    ``/etc/modprobe.d`` still blacklists a module.
+
+    .. code-block:: yaml
+
+        conntrack-allowed:
+          conntrack.not_blacklisted:
+            - names: [nf_conntrack]
+    """
+    return _blacklist(name, names, False, path, False)
+
+
+def unloaded(name, force=False):
+    """
+    Unload the conntrack module chain, consumers first, in the order the
+    kernel's reference counts give (``/sys/module/*/holders``, ``refcnt``).
+
+    Refuses while ``conntrack.dependents`` shows rules that need conntrack,
+    unless ``force: true``. On a kernel with conntrack built in it fails and
+    says so: nothing can be unloaded there.
+
+    .. code-block:: yaml
+
+        conntrack-gone:
+          conntrack.unloaded:
+            - force: false
+    """
+    ret = _ret(name)
+    plan = {}
+    try:
+        if not isinstance(force, bool):
+            raise SaltInvocationError(f"force must be true or false, got {force!r}")
+        plan = __salt__["conntrack_fw.unload_plan"]()  # noqa: F821
+        if plan["builtin"]:
+            return _fail(ret, plan["reason"])
+        if not plan["loaded"]:
+            ret["comment"] = f"{plan['module']} is not loaded"
+            return ret
+        res = __salt__["conntrack_fw.unload"](force=force, test=_test())  # noqa: F821
+    except ERRORS as err:
+        _fail(ret, err)
+        if not _test() and plan.get("order"):
+            # Report what did go before the failure: never more, never less.
+            try:
+                left = __salt__["conntrack_fw.unload_plan"]()["order"]  # noqa: F821
+            except ERRORS:
+                left = None
+            if left is not None and left != plan["order"]:
+                ret["changes"] = {"loaded modules": {"old": plan["order"], "new": left}}
+        return ret
+    order = res["order"]
+    ret["changes"] = {"loaded modules": {"old": order, "new": []}}
+    _finish(ret, "conntrack modules")
+    ret["comment"] += f" (unload order: {', '.join(order)})"
+    return ret
+
+
+def stateless(name="/etc/sysconfig/iptables", mode="comment"):
+    """
+    Keep a saved iptables rules file free of state and conntrack matches.
+
+    Each rule using ``-m state``/``--state``/``-m conntrack``/``--ctstate`` is
+    commented out (``mode: comment``) or removed (``mode: remove``); the
+    changes list each rule. Where ``iptables-restore --test`` exists, a result
+    it rejects is never written.
+
+    .. code-block:: yaml
+
+        /etc/sysconfig/iptables:
+          conntrack.stateless:
+            - mode: comment
+    """
+    ret = _ret(name)
+    try:
+        res = __salt__["conntrack_files.stateless"](name, mode=mode, test=_test())  # noqa: F821
+    except ERRORS as err:
+        return _fail(ret, err)
+    ret["changes"] = res["changes"]
+    _finish(ret, name)
+    if res.get("checked_with"):
+        ret["comment"] += f" (checked with {res['checked_with']} --test)"
+    return ret
+
+
+def notrack(name, flows, backend=None, persist=None):
+    """
+    Exempt flows from connection tracking in both directions.
+
+    flows
+        ``[{proto: udp, port: 53}, {proto: tcp, ports: [80, 443]}]``.
+
+    backend
+        ``nft`` (table ``inet conntrack_notrack``, priority -300) or
+        ``iptables`` (raw table chain ``CONNTRACK_NOTRACK``); default: what
+        the host uses.
+
+    persist
+        ``true`` for the default file (``/etc/nftables.d/conntrack-notrack.nft``
+        or ``/etc/iptables/conntrack-notrack.rules``), a path, or nothing.
+
+    .. code-block:: yaml
+
+        dns-untracked:
+          conntrack.notrack:
+            - flows:
+                - proto: udp
+                  port: 53
+            - persist: true
+    """
+    ret = _ret(name)
+    test = _test()
+    try:
+        if backend not in (None, "nft", "iptables"):
+            raise SaltInvocationError(f"backend must be nft or iptables, got {backend!r}")
+        # Validate everything before the live change.
+        __salt__["conntrack_files.notrack_rules"](flows, backend or "nft")  # noqa: F821
+        if persist not in (None, False, True) and not isinstance(persist, str):
+            raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}")
+        chosen = backend or __salt__["conntrack_fw.backend"]()  # noqa: F821
+        if isinstance(persist, str):
+            __salt__["conntrack_files.notrack_persist"](flows, chosen, path=persist, test=True)  # noqa: F821
+        res = __salt__["conntrack_fw.notrack"](flows, backend=chosen, test=test)  # noqa: F821
+        ret["changes"].update(res["changes"])
+        if persist:
+            saved = __salt__["conntrack_files.notrack_persist"](  # noqa: F821
+                flows, chosen, path=None if persist is True else persist, test=test
+            )
+            ret["changes"].update(saved["changes"])
+    except ERRORS as err:
+        return _fail(ret, err)
+    return _finish(ret, f"notrack ({chosen})")

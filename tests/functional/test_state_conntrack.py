@@ -1,0 +1,300 @@
+"""The conntrack states through the real Salt loader (state.single), on fixture hosts."""
+
+import os
+import stat
+
+import pytest
+
+from tests.support.hosts import MODULES_IN_USE, SAVED_RULES, fake_bin, host_root, modular_kernel, tree_snapshot
+
+
+def read(root, rel):
+    with open(os.path.join(str(root), rel), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def knob(root, name):
+    return int(read(root, f"proc/sys/net/netfilter/nf_conntrack_{name}"))
+
+
+@pytest.fixture
+def host(tmp_path, make_loaders):
+    root = host_root(tmp_path / "root", udev=True, rhel=True, maximum=65536, buckets=16384,
+                     mem_kb=16 * 1024 * 1024)  # fmt: skip
+    return root, make_loaders(root)
+
+
+def test_tuned_applies_persists_and_survives_reload(host):
+    root, loaders = host
+    states = loaders.states
+    # sysctl.d file with a foreign line that must stay byte for byte
+    with open(os.path.join(root, "etc/sysctl.d/90-conntrack.conf"), "w", encoding="utf-8") as fh:
+        fh.write("# mine\nnet.netfilter.nf_conntrack_max=1000\nvm.overcommit_memory = 1\n")
+    os.chmod(os.path.join(root, "etc/sysctl.d/90-conntrack.conf"), 0o640)
+    args = {"name": "size", "max": "auto", "buckets": 131072, "timeouts": {"tcp_established": 3600, "udp": 45}}
+    before = tree_snapshot(root)
+    dry = states.conntrack.tuned(test=True, **args)
+    assert dry.result is None
+    assert tree_snapshot(root) == before, "test=True wrote something"
+    ret = states.conntrack.tuned(**args)
+    assert ret.result is True, ret.comment
+    # test=True reported exactly what the real run changed
+    assert dry.changes == ret.changes
+    # 16 GiB on 64-bit: 16 GiB / 16384 / 2
+    assert ret.changes["max"] == {"old": 65536, "new": 524288}
+    assert ret.changes["timeout tcp_established"] == {"old": 432000, "new": 3600}
+    assert knob(root, "max") == 524288 and knob(root, "tcp_timeout_established") == 3600
+    assert knob(root, "udp_timeout") == 45
+    assert int(read(root, "sys/module/nf_conntrack/parameters/hashsize")) == 131072
+    sysctl = read(root, "etc/sysctl.d/90-conntrack.conf")
+    assert sysctl.startswith("# mine\nnet.netfilter.nf_conntrack_max = 524288\nvm.overcommit_memory = 1\n")
+    assert "net.netfilter.nf_conntrack_tcp_timeout_established = 3600\n" in sysctl
+    assert "net.netfilter.nf_conntrack_udp_timeout = 45\n" in sysctl
+    assert stat.S_IMODE(os.stat(os.path.join(root, "etc/sysctl.d/90-conntrack.conf")).st_mode) == 0o640
+    assert "options nf_conntrack hashsize=131072\n" in read(root, "etc/modprobe.d/conntrack.conf")
+    rule = read(root, "etc/udev/rules.d/90-conntrack-sysctl.rules")
+    assert 'KERNEL=="nf_conntrack"' in rule and "--prefix=/net/netfilter" in rule
+    cfg = read(root, "etc/sysconfig/iptables-config")
+    assert 'IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack"\n' in cfg and "#IPTABLES_SYSCTL_LOAD_LIST" not in cfg
+    assert 'IP6TABLES_SYSCTL_LOAD_LIST=".nf_conntrack"' in read(root, "etc/sysconfig/ip6tables-config")
+    again = states.conntrack.tuned(**args)
+    assert again.result is True and again.changes == {}
+    assert states.conntrack.tuned(test=True, **args).result is True
+
+
+def test_tuned_test_mode_sees_a_wrong_file_value(host):
+    """sysctl.present's test mode misses a wrong value in the file; this does not."""
+    root, loaders = host
+    args = {"name": "t", "timeouts": {"tcp_established": 3600}, "survive_reload": False}
+    assert loaders.states.conntrack.tuned(**args).result is True
+    path = os.path.join(root, "etc/sysctl.d/90-conntrack.conf")
+    text = read(root, "etc/sysctl.d/90-conntrack.conf").replace("= 3600", "= 99")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    dry = loaders.states.conntrack.tuned(test=True, **args)
+    assert dry.result is None
+    assert dry.changes == {"/etc/sysctl.d/90-conntrack.conf": {
+        "old": {"net.netfilter.nf_conntrack_tcp_timeout_established": "99"},
+        "new": {"net.netfilter.nf_conntrack_tcp_timeout_established": "3600"}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"max": -5}, "max must be between"),
+        ({"max": "lots"}, "max must be an integer"),
+        ({"max": 1.5}, "max must be an integer"),
+        ({"timeouts": {"tcp_forever": 10}}, "unknown conntrack timeout"),
+        ({"timeouts": {"udp": 0}}, "between 1"),
+        ({"max": 1000, "persist": "/etc/../root/x"}, "'..'"),
+    ],
+)
+def test_tuned_bad_input_touches_nothing(host, args, message):
+    root, loaders = host
+    before = tree_snapshot(root)
+    ret = loaders.states.conntrack.tuned(name="bad", **args)
+    assert ret.result is False
+    assert message in ret.comment
+    assert tree_snapshot(root) == before
+
+
+def test_tuned_not_loaded_is_pending_centos5_sysctl_conf(tmp_path, make_loaders):
+    root = host_root(tmp_path / "r", era="centos5", sysctl_d=False, loaded=False)
+    states = make_loaders(root).states
+    ret = states.conntrack.tuned(name="pending", max=131072, timeouts={"tcp_established": 3600}, survive_reload=False)
+    assert ret.result is True, ret.comment
+    assert "pending" in ret.comment
+    text = read(root, "etc/sysctl.conf")
+    # centos5 has no sysctl.d: /etc/sysctl.conf, original lines kept
+    assert text.startswith("# System defaults\nvm.swappiness = 10\n")
+    assert "net.netfilter.nf_conntrack_max = 131072\n" in text
+    assert "net.netfilter.nf_conntrack_tcp_timeout_established = 3600\n" in text
+    again = states.conntrack.tuned(name="pending", max=131072, timeouts={"tcp_established": 3600}, survive_reload=False)
+    assert again.result is True and again.changes == {}
+
+
+def test_tuned_legacy_names_on_centos5(tmp_path, make_loaders):
+    root = host_root(tmp_path / "r", era="centos5", sysctl_d=False, maximum=65536)
+    ret = make_loaders(root).states.conntrack.tuned(name="c5", max=70000, timeouts={"tcp_established": 7200}, survive_reload=False)
+    assert ret.result is True, ret.comment
+    text = read(root, "etc/sysctl.conf")
+    assert "net.ipv4.netfilter.ip_conntrack_max = 70000\n" in text
+    assert "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established = 7200\n" in text
+    assert int(read(root, "proc/sys/net/ipv4/netfilter/ip_conntrack_max")) == 70000
+
+
+def test_iptables_config(host):
+    root, loaders = host
+    states = loaders.states
+    path = "/etc/sysconfig/iptables-config"
+    original = read(root, "etc/sysconfig/iptables-config")
+    settings = {"IPTABLES_MODULES_UNLOAD": False, "IPTABLES_SYSCTL_LOAD_LIST": ".nf_conntrack",
+                "IPTABLES_RESTORE_WAIT": 600, "IPTABLES_MODULES": "nf_conntrack_ftp nf_nat_ftp"}  # fmt: skip
+    dry = states.conntrack.iptables_config(name=path, settings=settings, test=True)
+    assert dry.result is None and read(root, "etc/sysconfig/iptables-config") == original
+    ret = states.conntrack.iptables_config(name=path, settings=settings)
+    assert ret.result is True, ret.comment
+    assert ret.changes == dry.changes
+    assert ret.changes["IPTABLES_MODULES_UNLOAD"] == {"old": "yes", "new": "no"}
+    text = read(root, "etc/sysconfig/iptables-config")
+    expected = (
+        original.replace('IPTABLES_MODULES=""', 'IPTABLES_MODULES="nf_conntrack_ftp nf_nat_ftp"')
+        .replace('IPTABLES_MODULES_UNLOAD="yes"', 'IPTABLES_MODULES_UNLOAD="no"')
+        .replace('#IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack"', 'IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack"')
+        .replace("#IPTABLES_RESTORE_WAIT=600", 'IPTABLES_RESTORE_WAIT="600"')
+    )
+    assert text == expected  # commented defaults replaced in place, everything else byte for byte
+    assert stat.S_IMODE(os.stat(os.path.join(root, "etc/sysconfig/iptables-config")).st_mode) == 0o600
+    assert states.conntrack.iptables_config(name=path, settings=settings).changes == {}
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"IPTABLES_MODULES_UNLOAD": "no; rm -rf /"}, "only yes or no"),
+        ({"IPTABLES_MODULES": "nf_nat $(reboot)"}, "only module names"),
+        ({"IPTABLES_MODULES": "nf_nat`id`"}, "only module names"),
+        ({"IPTABLES_RESTORE_WAIT": "10s"}, "only digits"),
+        ({"IPTABLES_SYSCTL_LOAD_LIST": '.nf_conntrack"; echo pwned; "'}, "sysctl name parts"),
+        ({"IPTABLES_BOGUS": "yes"}, "unknown iptables-config key"),
+        ({"IPTABLES_SAVE_ON_STOP": "yes", "IPTABLES_MODULES": "a|b"}, "only module names"),
+    ],
+)
+def test_iptables_config_refuses_shell(host, settings, message):
+    root, loaders = host
+    before = tree_snapshot(root)
+    ret = loaders.states.conntrack.iptables_config(name="/etc/sysconfig/iptables-config", settings=settings)
+    assert ret.result is False and message in ret.comment
+    assert tree_snapshot(root) == before
+
+
+def test_blacklist_and_lift(host):
+    root, loaders = host
+    states = loaders.states
+    path = os.path.join(root, "etc/modprobe.d/conntrack-blacklist.conf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("# local\nblacklist pcspkr\n")
+    ret = states.conntrack.blacklisted(name="nf_conntrack", names=["nf_conntrack", "xt_state"], hard=True)
+    assert ret.result is True, ret.comment
+    assert read(root, "etc/modprobe.d/conntrack-blacklist.conf") == (
+        "# local\nblacklist pcspkr\nblacklist nf_conntrack\ninstall nf_conntrack /bin/false\n"
+        "blacklist xt_state\ninstall xt_state /bin/false\n"
+    )
+    assert set(ret.changes) == {"blacklist nf_conntrack", "install nf_conntrack /bin/false",
+                                "blacklist xt_state", "install xt_state /bin/false"}  # fmt: skip
+    assert states.conntrack.blacklisted(name="x", names=["nf_conntrack", "xt_state"], hard=True).changes == {}
+    # hard: false drops the install line it no longer wants
+    soft = states.conntrack.blacklisted(name="x", names=["nf_conntrack"], hard=False)
+    assert soft.changes == {"install nf_conntrack /bin/false": {"old": "present", "new": "absent"}}
+    lift = states.conntrack.not_blacklisted(name="nf_conntrack", test=True)
+    assert lift.result is None and "blacklist nf_conntrack" in read(root, "etc/modprobe.d/conntrack-blacklist.conf")
+    lift = states.conntrack.not_blacklisted(name="nf_conntrack")
+    assert lift.result is True and lift.changes == {"blacklist nf_conntrack": {"old": "present", "new": "absent"}}
+    assert read(root, "etc/modprobe.d/conntrack-blacklist.conf") == (
+        "# local\nblacklist pcspkr\nblacklist xt_state\ninstall xt_state /bin/false\n"
+    )
+    # a blacklist in a file the state does not own: reported, not hidden
+    with open(os.path.join(root, "etc/modprobe.d/other.conf"), "w", encoding="utf-8") as fh:
+        fh.write("blacklist xt_state\n")
+    ret = states.conntrack.not_blacklisted(name="xt_state")
+    assert ret.result is False and "other.conf" in ret.comment
+    before = tree_snapshot(root)
+    for bad in ("nf conntrack", "../../etc/passwd", "nf_conntrack/x", ""):
+        ret = states.conntrack.blacklisted(name=bad)
+        assert ret.result is False and "not a kernel module name" in ret.comment, bad
+    assert tree_snapshot(root) == before
+
+
+def test_unloaded_follows_refcounts(tmp_path, make_loaders, monkeypatch):
+    root = modular_kernel(host_root(tmp_path / "r"))
+    bindir, log = fake_bin(tmp_path, root)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    loaders = make_loaders(root)
+    plan = loaders.modules.conntrack_fw.unload_plan()
+    order = plan["order"]
+    assert order == ["iptable_nat", "nf_conntrack_ipv4", "nf_conntrack_netlink", "xt_CT", "xt_MASQUERADE",
+                     "xt_conntrack", "xt_state", "nf_nat", "nf_conntrack"]  # fmt: skip
+    assert "nf_defrag_ipv4" not in order and "x_tables" not in order  # dependencies, not consumers
+    assert plan["in_use"] == []
+    dry = loaders.states.conntrack.unloaded(name="ct", test=True)
+    assert dry.result is None and not os.path.exists(log)
+    ret = loaders.states.conntrack.unloaded(name="ct")
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"loaded modules": {"old": order, "new": []}}
+    with open(log, encoding="utf-8") as fh:
+        assert fh.read().split() == order
+    assert "nf_conntrack " not in read(root, "proc/modules")
+    again = loaders.states.conntrack.unloaded(name="ct")
+    assert again.result is True and again.changes == {} and "not loaded" in again.comment
+
+
+def test_unloaded_refuses_with_dependents_and_stops_on_rmmod_failure(tmp_path, make_loaders, monkeypatch):
+    root = modular_kernel(host_root(tmp_path / "r"), MODULES_IN_USE)
+    bindir, log = fake_bin(tmp_path, root)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    os.makedirs(os.path.join(root, "etc/sysconfig"), exist_ok=True)
+    with open(os.path.join(root, "etc/sysconfig/iptables"), "w", encoding="utf-8") as fh:
+        fh.write(SAVED_RULES)
+    states = make_loaders(root).states
+    ret = states.conntrack.unloaded(name="ct")
+    assert ret.result is False and "need conntrack" in ret.comment and "force" in ret.comment
+    assert not os.path.exists(log)
+    plan = make_loaders(root).modules.conntrack_fw.unload_plan()
+    # rules hold xt_conntrack: it goes last among the consumers, and is flagged
+    assert plan["order"][-3:] == ["nf_nat", "xt_conntrack", "nf_conntrack"]
+    assert plan["in_use"] == ["xt_conntrack"]
+    # force passes the rule check, but rmmod refuses a module rules hold, like the kernel:
+    # the state fails and reports exactly the modules that did go.
+    ret = states.conntrack.unloaded(name="ct", force=True)
+    assert ret.result is False
+    assert "rmmod xt_conntrack failed" in ret.comment
+    with open(log, encoding="utf-8") as fh:
+        gone = fh.read().split()
+    assert gone == plan["order"][:-2]
+    assert ret.changes == {"loaded modules": {"old": plan["order"], "new": ["xt_conntrack", "nf_conntrack"]}}
+
+
+def test_unloaded_builtin_fails_honestly(tmp_path, make_loaders):
+    root = host_root(tmp_path / "r")  # no /proc/modules, /sys/module/nf_conntrack exists
+    assert not os.path.exists(os.path.join(root, "proc/modules"))
+    ret = make_loaders(root).states.conntrack.unloaded(name="ct")
+    assert ret.result is False and "built in" in ret.comment and ret.changes == {}
+
+
+@pytest.mark.parametrize("mode", ["comment", "remove"])
+def test_stateless_rewrites_saved_rules(tmp_path, make_loaders, mode):
+    root = host_root(tmp_path / "r")
+    path = os.path.join(root, "etc/sysconfig/iptables")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(SAVED_RULES)
+    os.chmod(path, 0o600)
+    states = make_loaders(root).states
+    dry = states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode, test=True)
+    assert dry.result is None and read(root, "etc/sysconfig/iptables") == SAVED_RULES
+    ret = states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode)
+    assert ret.result is True, ret.comment
+    assert ret.changes == dry.changes
+    assert set(ret.changes) == {"line 6", "line 8", "line 10"}
+    assert ret.changes["line 6"]["old"] == "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT"
+    text = read(root, "etc/sysconfig/iptables")
+    active = [line for line in text.splitlines() if line.startswith("-A")]
+    assert active == ["-A INPUT -i lo -j ACCEPT", "-A INPUT -p udp --sport 53 -j ACCEPT"]
+    if mode == "comment":
+        assert "# conntrack.stateless: -A FORWARD -m conntrack --ctstate INVALID -j DROP\n" in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "iptables-restore --test" in ret.comment
+    assert states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode).changes == {}
+
+
+def test_stateless_never_writes_what_restore_rejects(tmp_path, make_loaders):
+    root = host_root(tmp_path / "r")
+    path = os.path.join(root, "etc/sysconfig/iptables")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    broken = SAVED_RULES.replace("-A INPUT -i lo -j ACCEPT", "-A INPUT -i lo --no-such-option -j ACCEPT")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(broken)
+    ret = make_loaders(root).states.conntrack.stateless(name="/etc/sysconfig/iptables")
+    assert ret.result is False and "--test rejects" in ret.comment
+    assert read(root, "etc/sysconfig/iptables") == broken
