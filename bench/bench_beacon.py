@@ -1,0 +1,105 @@
+"""The conntrack beacon's cost per run, in-process (no root needed).
+
+Prints:
+- an idle run: a log file source with no new line, the counters not due
+  (``status_interval``); the target is under 100 microseconds;
+- an idle run that also reads the counters (``status_interval: 0``), and
+  ``conntrack.status`` alone, which is what that costs on top;
+- an idle run on /dev/kmsg where it is readable;
+- a run that meets 10,000 new table-full lines (with rate-limit lines among
+  them): one ``table_full`` event out, and the time it took.
+
+    .venv/bin/python bench/bench_beacon.py
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.support.loaderfile import load  # noqa: E402
+
+LINES = 10_000
+FULL = "2026-11-25T11:00:{sec:02d}.{usec:06d}+00:00 vm kernel: nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n"
+
+
+def fresh(cachedir, status):
+    beacon = load("_beacons/conntrack.py", name=f"bench_beacon_{time.perf_counter_ns()}")
+    beacon.__opts__ = {"cachedir": cachedir, "conntrack.root": "/"}
+    beacon.__context__ = {}
+    beacon.__salt__ = {"conntrack.status": status}
+    return beacon
+
+
+def per_call(fn, n):
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - start) / n)
+    return statistics.median(samples)
+
+
+def main():
+    ct = load("_modules/conntrack.py", name="bench_conntrack_module")
+    ct.__opts__ = {"conntrack.root": "/"}
+    ct.__grains__ = {"kernel": "Linux"}
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "kern.log")
+        with open(log, "w", encoding="utf-8") as fh:
+            fh.write("Nov 25 10:00:00 vm kernel: booting\n" * 1000)
+
+        config = [{"source": log}, {"status_interval": 3600}, {"min_interval": 0}]
+        beacon = fresh(tmp, ct.status)
+        assert beacon.validate(config)[0]
+        beacon.beacon(config)
+        idle = per_call(lambda: beacon.beacon(config), 20000)
+        print(f"idle run, log file, counters not due:   {idle * 1e6:8.1f} us   (target < 100 us)")
+
+        polled = [{"source": log}, {"status_interval": 0}, {"min_interval": 0}]
+        beacon.beacon(polled)
+        idle_status = per_call(lambda: beacon.beacon(polled), 2000)
+        print(f"idle run, log file, counters every run: {idle_status * 1e6:8.1f} us")
+        print(f"conntrack.status alone:                 {per_call(ct.status, 2000) * 1e6:8.1f} us")
+        print(f"validate(config):                       {per_call(lambda: beacon.validate(config), 20000) * 1e6:8.1f} us")
+
+        try:
+            os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
+            kconf = [{"source": "kmsg"}, {"status_interval": 3600}, {"persist": False}]
+            kbeacon = fresh(tmp, ct.status)
+            kbeacon.beacon(kconf)
+            print(f"idle run, /dev/kmsg, counters not due:  {per_call(lambda: kbeacon.beacon(kconf), 20000) * 1e6:8.1f} us")
+        except OSError as err:
+            print(f"idle run, /dev/kmsg: not readable here ({err.strerror})")
+
+        burst = []
+        for i in range(LINES):
+            burst.append(FULL.format(sec=i // 1000, usec=i))
+            if i % 10 == 9:
+                burst.append("Nov 25 11:00:00 vm kernel: net_ratelimit: 431 callbacks suppressed\n")
+        text = "".join(burst)
+        times = []
+        for _ in range(5):
+            b = fresh(tmp, ct.status)
+            b.beacon(config)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(text)
+            start = time.perf_counter()
+            events = b.beacon(config)
+            times.append(time.perf_counter() - start)
+            full = [e for e in events if e["tag"] == "table_full"]
+            assert len(full) == 1 and full[0]["matched"] == LINES, events
+            assert full[0]["suppressed"] == 431 * (LINES // 10)
+        print(
+            f"run meeting {LINES:,} table-full lines:   {statistics.median(times) * 1e3:8.2f} ms   "
+            f"(one event: matched {full[0]['matched']}, suppressed {full[0]['suppressed']}, "
+            f"{len(text) / 2**20:.1f} MiB read)"
+        )
+
+
+if __name__ == "__main__":
+    main()
