@@ -105,6 +105,9 @@ def modular_kernel(root, modules=MODULES):
         for holder in holders:
             _write(root, f"sys/module/{name}/holders/{holder}", "")
     _write(root, "proc/modules", "\n".join(lines) + "\n")
+    # a modular kernel lists its loadable modules in modules.dep
+    _write(root, f"lib/modules/{os.uname().release}/modules.dep",
+           "".join(f"kernel/net/netfilter/{name}.ko:\n" for name in modules))
     return root
 
 
@@ -120,7 +123,7 @@ def fake_bin(tmp_path, root):
     ``rmmod NAME`` refuses (like the kernel) while NAME's refcnt is above 0,
     else removes NAME from the root's /proc/modules and from every holders
     directory (dropping those modules' refcnt by one), and logs NAME to
-    ``rmmod.log``. The ruleset dumpers
+    ``rmmod.log``; the conntrack sysctls vanish with nf_conntrack. The ruleset dumpers
     print empty rulesets, so the host's live rules do not leak in.
     """
     bindir = os.path.join(str(tmp_path), "fakebin")
@@ -141,10 +144,27 @@ def fake_bin(tmp_path, root):
             echo $(( $(cat "$mod/refcnt") - 1 )) > "$mod/refcnt"
         done
         rm -rf "$root/sys/module/$1"
+        # the conntrack sysctls go with the module
+        [ "$1" = nf_conntrack ] && rm -rf "$root/proc/sys/net/netfilter" "$root/proc/sys/net/nf_conntrack_max"
+        exit 0
         """,
     )
-    for cmd in ("iptables-save", "ip6tables-save", "nft"):
+    for cmd in ("iptables-save", "ip6tables-save"):
         _script(os.path.join(bindir, cmd), "exit 0\n")
+    # nft keeps one table in a state file: `-f -` stores the script's table
+    # body, `list table|ruleset` prints it back.
+    _script(
+        os.path.join(bindir, "nft"),
+        f"""\
+        state='{root}/.nft-state'
+        case "$1 $2" in
+        "-f -") grep -v '^#' | grep -v '^table inet conntrack_notrack$' | grep -v '^delete table' > "$state" ;;
+        "list ruleset") [ -f "$state" ] && cat "$state"; exit 0 ;;
+        "list table") [ -f "$state" ] && exec cat "$state"; echo "Error: No such file or directory" >&2; exit 1 ;;
+        *) echo "fake nft: unsupported: $*" >&2; exit 2 ;;
+        esac
+        """,
+    )
     return bindir, log
 
 
