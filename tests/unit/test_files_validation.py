@@ -1,0 +1,87 @@
+"""Pure helpers of conntrack_files: the validation layer and the notrack renderer."""
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from tests.support.loaderfile import load
+
+files = load("_modules/conntrack_files.py")
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("IPTABLES_MODULES_UNLOAD", False, "no"),
+        ("IPTABLES_MODULES_UNLOAD", "yes", "yes"),
+        ("IP6TABLES_SAVE_COUNTER", True, "yes"),
+        ("IPTABLES_MODULES", ["nf_nat_ftp", "nf_conntrack_ftp"], "nf_nat_ftp nf_conntrack_ftp"),
+        ("IPTABLES_MODULES", "", ""),
+        ("IPTABLES_SYSCTL_LOAD_LIST", ".nf_conntrack .ip_conntrack", ".nf_conntrack .ip_conntrack"),
+        ("IPTABLES_RESTORE_WAIT_INTERVAL", 1000000, "1000000"),
+    ],
+)
+def test_iptables_values_accepted(key, value, expected):
+    assert files._valid_iptables_value(key, value) == expected
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("IPTABLES_MODULES_UNLOAD", "Yes"),
+        ("IPTABLES_MODULES_UNLOAD", 1),
+        ("IPTABLES_MODULES", "nf_nat\nreboot"),
+        ("IPTABLES_MODULES", "nf_nat;reboot"),
+        ("IPTABLES_SYSCTL_LOAD_LIST", "${IFS}"),
+        ("IPTABLES_RESTORE_WAIT", -1),
+        ("IPTABLES_RESTORE_WAIT", "0x10"),
+        ("IPTABLES_RESTORE_WAIT", True),
+        ("iptables_modules", "x"),
+        ("PATH", "/tmp"),
+    ],
+)
+def test_iptables_values_refused(key, value):
+    with pytest.raises(SaltInvocationError):
+        files._valid_iptables_value(key, value)
+
+
+@pytest.mark.parametrize(
+    "key, ok",
+    [
+        ("net.netfilter.nf_conntrack_max", True),
+        ("net.nf_conntrack_max", True),
+        ("net.ipv4.netfilter.ip_conntrack_tcp_timeout_established", True),
+        ("net.ipv4.ip_forward", False),
+        ("net.netfilter.nf_conntrack_max/../../ip_forward", False),
+        ("net.netfilter.nf_log.2", False),
+        ("kernel.core_pattern", False),
+    ],
+)
+def test_sysctl_keys_stay_in_conntrack(key, ok):
+    if ok:
+        assert files._valid_sysctl_key(key) == key
+    else:
+        with pytest.raises(SaltInvocationError, match="not a conntrack sysctl key"):
+            files._valid_sysctl_key(key)
+
+
+def test_timeout_keys_for_both_flavours():
+    assert files._timeout_key("tcp_established") == "net.netfilter.nf_conntrack_tcp_timeout_established"
+    assert files._timeout_key("udp") == "net.netfilter.nf_conntrack_udp_timeout"
+    assert files._timeout_key("udp_stream", "ip_conntrack") == "net.ipv4.netfilter.ip_conntrack_udp_timeout_stream"
+
+
+def test_notrack_rules_both_directions_and_validation():
+    rules = files.notrack_rules([{"proto": "udp", "port": 53}, {"proto": "tcp", "ports": [80, 80, 443]}])
+    assert rules == ["udp dport 53 notrack", "udp sport 53 notrack", "tcp dport 80 notrack",
+                     "tcp sport 80 notrack", "tcp dport 443 notrack", "tcp sport 443 notrack"]  # fmt: skip
+    ipt = files.notrack_rules({"proto": "udp", "port": 53}, "iptables")
+    assert ipt == ["-A CONNTRACK_NOTRACK -p udp -m udp --dport 53 -j CT --notrack",
+                   "-A CONNTRACK_NOTRACK -p udp -m udp --sport 53 -j CT --notrack"]  # fmt: skip
+    script = files.notrack_script([{"proto": "udp", "port": 53}])
+    assert script.count("priority -300") == 2
+    for bad in ([{"proto": "icmp", "port": 1}], [{"proto": "udp"}], [{"proto": "udp", "port": "53; drop"}],
+                [{"proto": "udp", "port": 0}], [{"proto": "udp", "port": 53, "iface": "eth0"}], []):  # fmt: skip
+        with pytest.raises(SaltInvocationError):
+            files.notrack_rules(bad)
+    with pytest.raises(SaltInvocationError):
+        files.notrack_rules([{"proto": "udp", "port": 53}], "pf")
