@@ -323,6 +323,27 @@ def _set_line(text, pattern, line):
     return "".join(lines)
 
 
+def _set_hashsize(text, module, value):
+    """Set hashsize in the module's last ``options`` line, keeping its other
+    options; append a line when there is none."""
+    import re  # pylint: disable=import-outside-toplevel
+
+    lines = text.splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if re.match(rf"^\s*options\s+{module}\s", line)]
+    if not hits:
+        return _set_line(text, r"(?!)", f"options {module} hashsize={value}")
+    i = hits[-1]
+    line = lines[i].rstrip("\n")
+    if re.search(r"(^|\s)hashsize=\S*", line):
+        line = re.sub(r"(^|\s)hashsize=\S*", rf"\g<1>hashsize={value}", line)
+    else:
+        line += f" hashsize={value}"
+    for j in hits[:-1]:
+        lines[j] = re.sub(r"\s+hashsize=\S*", "", lines[j])
+    lines[i] = line + "\n"
+    return "".join(lines)
+
+
 def _persist(flavour, new_max, new_buckets, sysctl_file, modprobe_file):
     """Write the new values to the sysctl and modprobe files, never lowering
     what they already hold. Lines the project does not manage stay as they are."""
@@ -344,8 +365,7 @@ def _persist(flavour, new_max, new_buckets, sysctl_file, modprobe_file):
         pattern = rf"^\s*options\s+{module}\s+(?:.*\s)?hashsize=([0-9]+)\b"
         held, text = _persisted_value(path, pattern)
         if held is None or held < new_buckets:
-            line = f"options {module} hashsize={new_buckets}"
-            _atomic_write(path, _set_line(text, rf"^\s*options\s+{module}\s+hashsize=", line))
+            _atomic_write(path, _set_hashsize(text, module, new_buckets))
             done["modprobe"] = {"file": path, "old": held, "new": new_buckets}
         else:
             done["modprobe"] = {"file": path, "old": held, "new": held}
@@ -423,6 +443,14 @@ def remediate(
     persist = _option("persist", persist)
     persist = persist if isinstance(persist, bool) else str(persist).lower() in ("1", "true", "yes")
     sysctl_file = _option("sysctl_file", sysctl_file)
+    if sysctl_file == "default":
+        sysctl_file = None
+    if sysctl_file is None or sysctl_file == DEFAULTS["sysctl_file"]:
+        # Where conntrack.tuned persists (conntrack_files): one file, one truth.
+        if "conntrack_files.default_sysctl_file" in __salt__:  # noqa: F821
+            sysctl_file = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
+        else:
+            sysctl_file = DEFAULTS["sysctl_file"]
     modprobe_file = _option("modprobe_file", modprobe_file)
 
     with _locked():

@@ -93,9 +93,15 @@ def test_persisted_value_is_never_lowered(netns, global_knobs, rmod, host_root):
     path = f"{host_root}/etc/sysctl.d/90-conntrack.conf"
     with open(path, "w", encoding="ascii") as fh:
         fh.write("# operator's\nnet.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_max = 999999\n")
+    modprobe = f"{host_root}/etc/modprobe.d/conntrack.conf"
+    with open(modprobe, "w", encoding="ascii") as fh:
+        fh.write("options nf_conntrack hashsize=512 acct=1\n")
     _fill(netns, global_knobs)
     ret = rmod.conntrack_remediate.remediate(cap=4096, fire_event=False)
     assert ret["remediated"] is True
+    hashsize = global_knobs[HASHSIZE]
+    with open(modprobe, encoding="ascii") as fh:
+        assert fh.read() == f"options nf_conntrack hashsize={hashsize} acct=1\n"  # other options kept
     with open(path, encoding="ascii") as fh:
         text = fh.read()
     assert text == "# operator's\nnet.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_max = 999999\n"
