@@ -46,8 +46,10 @@ def test_fleet_reports_all_three(salt_cli, salt_run_cli, three_minions):
     assert live.returncode == 0, live
     assert sorted(r["minion"] for r in live.data) == ids
     assert {r["source"] for r in live.data} == {"live"}
-    # Same host, same kernel: the live max is the one the mine saw (all minions share it).
-    assert {r["max"] for r in live.data} == {rows[0]["max"]}
+    for row in live.data:
+        assert row["verdict"] in ("ok", "warning", "critical") and row["max"] > 0, row
+    # Same host, same kernel: every minion reports the one global max.
+    assert len({r["max"] for r in live.data}) == 1
 
 
 def test_fleet_lists_minion_without_mine_data_as_unknown(salt_cli, salt_run_cli, three_minions):
