@@ -25,7 +25,6 @@ import re
 import shutil
 import struct
 import subprocess
-import threading
 from collections import Counter
 from operator import itemgetter
 
@@ -568,61 +567,46 @@ class _HeavyHitters:
         return [[key, count] for key, count in self.counts.most_common(n)]
 
 
-def _chunks(path):
-    """Yield the file in newline-aligned chunks; a second thread reads ahead so
-    the kernel's walk of the table overlaps with parsing."""
-    queue = []
-    cond = threading.Condition()
-    done = []
-    stopped = []
+def _blocks(path):
+    """The table file as a stream of raw blocks.
 
-    def reader():
-        try:
-            with open(path, "rb", buffering=0) as fh:
-                while True:
-                    block = fh.read(_CHUNK)
-                    with cond:
-                        # Bounded read-ahead keeps memory flat on huge tables.
-                        while len(queue) >= 4 and not stopped:
-                            cond.wait()
-                        if stopped:
-                            return
-                        queue.append(block)
-                        cond.notify_all()
-                    if not block:
-                        return
-        except OSError as err:
-            with cond:
-                done.append(err)
-                queue.append(b"")
-                cond.notify_all()
-
-    thread = threading.Thread(target=reader, name="conntrack-summary", daemon=True)
-    thread.start()
-    tail = b""
+    A ``cat`` child walks the table in the kernel (the expensive part) on
+    another CPU while this process parses: a reader thread could not overlap
+    as well, since it needs the GIL after every read. Without ``cat``, read
+    in-process.
+    """
+    cat = shutil.which("cat")
+    if cat is None:
+        with open(path, "rb", buffering=0) as fh:
+            yield from iter(lambda: fh.read(_CHUNK), b"")
+        return
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [cat, "--", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+    )
     try:
-        while True:
-            with cond:
-                while not queue:
-                    cond.wait()
-                block = queue.pop(0)
-                cond.notify_all()
-            if not block:
-                break
-            block = tail + block
-            cut = block.rfind(b"\n") + 1
-            tail = block[cut:]
-            yield block[:cut]
-        if tail:
-            yield tail
+        yield from iter(lambda: proc.stdout.read(_CHUNK), b"")
+        error = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise OSError(error or f"cat exited with {proc.returncode}")
     finally:
-        # The consumer may stop early: release a reader waiting for room.
-        with cond:
-            stopped.append(True)
-            cond.notify_all()
-        thread.join()
-    if done:
-        raise done[0]
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+        proc.wait()
+
+
+def _chunks(path):
+    """Yield the table in chunks that end on a line boundary."""
+    tail = b""
+    for block in _blocks(path):
+        block = tail + block
+        cut = block.rfind(b"\n") + 1
+        tail = block[cut:]
+        if cut:
+            yield block[:cut]
+    if tail:
+        yield tail
 
 
 def summary(top=10):

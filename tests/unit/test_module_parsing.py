@@ -94,3 +94,22 @@ def test_timeout_short_names(tmp_path):
     finally:
         del ct.__opts__
     assert sorted(names) == ["tcp_established", "udp", "udp_stream"]
+
+
+@pytest.mark.parametrize("with_cat", [True, False])
+def test_chunks_end_on_lines_with_and_without_cat(tmp_path, monkeypatch, with_cat):
+    lines = [("ipv4     2 " + TABLE_LINES[i % len(TABLE_LINES)]).encode() for i in range(20000)]
+    path = tmp_path / "table"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    if not with_cat:
+        monkeypatch.setattr(ct.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ct, "_CHUNK", 4096)
+    chunks = list(ct._chunks(str(path)))
+    assert len(chunks) > 10
+    assert all(chunk.endswith(b"\n") for chunk in chunks)
+    assert b"".join(chunks).split(b"\n")[:-1] == lines
+
+
+def test_chunks_missing_file_is_an_error(tmp_path):
+    with pytest.raises(OSError, match="No such file"):
+        list(ct._chunks(str(tmp_path / "missing")))
