@@ -373,7 +373,7 @@ def default_sysctl_file():
 _SYSCTL_LINE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*=\s*(.*?)\s*$")
 
 
-def persist_sysctl(values, path=None, test=False):
+def persist_sysctl(values, path=None, test=False, lower=True):
     """
     Persist conntrack sysctls in a sysctl file, editing only their lines.
 
@@ -381,8 +381,9 @@ def persist_sysctl(values, path=None, test=False):
     ``net.ipv4.netfilter.ip_conntrack_*`` and ``net.nf_conntrack_max``) to
     integers. A key already in the file has its line rewritten in place (every
     line for that key, so the last one cannot override); a new key is
-    appended. Returns ``path``, ``changes`` (``{key: {old, new}}``) and
-    ``written``.
+    appended. With ``lower=False`` a value already in the file that is larger
+    stays (the auto-remediation never undoes a bigger size). Returns ``path``,
+    ``changes`` (``{key: {old, new}}``) and ``written``.
 
     CLI Example:
 
@@ -408,7 +409,10 @@ def persist_sysctl(values, path=None, test=False):
         if key not in values:
             continue
         seen.add(key)
-        if match.group(2) != str(values[key]):
+        held = match.group(2)
+        if not lower and held.isdigit() and int(held) >= values[key]:
+            continue
+        if held != str(values[key]):
             changes[key] = {"old": match.group(2), "new": str(values[key])}
             lines[i] = f"{match.group(1)} = {values[key]}" + ("\n" if line.endswith("\n") else "")
     missing = [k for k in values if k not in seen]
@@ -459,13 +463,14 @@ def _modprobe_edit(path, wanted, unwanted, test):
     return _finish(path, text, _joined(keep), changes, test, exists=exists)
 
 
-def module_options(module, options, path=MODPROBE_FILE, test=False):
+def module_options(module, options, path=MODPROBE_FILE, test=False, lower=True):
     """
     Keep ``options MODULE key=value ...`` in a modprobe.d file.
 
-    The options given replace the module's ``options`` line in that file (so
-    ``hashsize`` survives a reload of the module). Keys are module parameter
-    names, values integers.
+    The options given are set in the module's ``options`` line (so
+    ``hashsize`` survives a reload of the module); other options on that line
+    stay. Keys are module parameter names, values integers. With
+    ``lower=False`` a larger value already there stays.
 
     CLI Example:
 
@@ -474,16 +479,29 @@ def module_options(module, options, path=MODPROBE_FILE, test=False):
         salt '*' conntrack_files.module_options nf_conntrack '{"hashsize": 131072}'
     """
     (module,) = _valid_modules(module)
+    lower = _bool(lower, "lower")
     if not isinstance(options, dict) or not options:
         raise SaltInvocationError(f"options must be a non-empty mapping, got {options!r}")
-    parts = []
-    for key, value in sorted(options.items()):
+    wanted = {}
+    for key, value in options.items():
         if not isinstance(key, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", key):
             raise SaltInvocationError(f"{key!r} is not a module parameter name")
-        parts.append(f"{key}={_valid_integer(value, key, 0, INT_MAX)}")
-    line = f"options {module} {' '.join(parts)}"
+        wanted[key] = _valid_integer(value, key, 0, INT_MAX)
     rx = re.compile(rf"options\s+{re.escape(module)}(\s.*)?")
-    return _modprobe_edit(path, [(line, rx)], [], test)
+    text, _ = _read_text(path)
+    # Every options line of the module folds into one, in the order met.
+    merged = {}
+    for line in _lines(text):
+        if rx.fullmatch(line.strip()):
+            for token in line.split()[2:]:
+                key, _, value = token.partition("=")
+                merged[key] = value
+    for key, value in wanted.items():
+        held = merged.get(key, "")
+        if lower or not held.isdigit() or int(held) < value:
+            merged[key] = str(value)
+    parts = [f"{key}={value}" if value else key for key, value in merged.items()]
+    return _modprobe_edit(path, [(f"options {module} {' '.join(parts)}", rx)], [], test)
 
 
 def blacklist(names, hard=False, present=True, path=BLACKLIST_FILE, test=False):

@@ -78,7 +78,6 @@ _NS_FILES = {
     "nf_conntrack": ("net/stat/nf_conntrack", "proc/sys/net/netfilter/nf_conntrack_count"),
     "ip_conntrack": ("net/stat/ip_conntrack", "proc/sys/net/ipv4/netfilter/ip_conntrack_count"),
 }
-_MODULE = {"nf_conntrack": "nf_conntrack", "ip_conntrack": "ip_conntrack"}
 
 
 def __virtual__():
@@ -291,84 +290,15 @@ def _evidence(seen, baselines, threshold):
 # Persisting
 
 
-def _persisted_value(path, pattern):
-    import re  # pylint: disable=import-outside-toplevel
-
-    try:
-        text = _read_text(path)
-    except OSError:
-        return None, ""
-    match = None
-    for match in re.finditer(pattern, text, re.M):
-        pass
-    return (int(match.group(1)) if match else None), text
-
-
-def _set_line(text, pattern, line):
-    """Replace the last line matching ``pattern`` (dropping earlier ones), or append."""
-    import re  # pylint: disable=import-outside-toplevel
-
-    lines = text.splitlines(keepends=True)
-    hits = [i for i, current in enumerate(lines) if re.match(pattern, current)]
-    if hits:
-        for i in hits[:-1]:
-            lines[i] = ""
-        lines[hits[-1]] = line + "\n"
-    else:
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        if not lines:
-            lines.append("# Managed in part by saltext-conntrack (conntrack_remediate).\n")
-        lines.append(line + "\n")
-    return "".join(lines)
-
-
-def _set_hashsize(text, module, value):
-    """Set hashsize in the module's last ``options`` line, keeping its other
-    options; append a line when there is none."""
-    import re  # pylint: disable=import-outside-toplevel
-
-    lines = text.splitlines(keepends=True)
-    hits = [i for i, line in enumerate(lines) if re.match(rf"^\s*options\s+{module}\s", line)]
-    if not hits:
-        return _set_line(text, r"(?!)", f"options {module} hashsize={value}")
-    i = hits[-1]
-    line = lines[i].rstrip("\n")
-    if re.search(r"(^|\s)hashsize=\S*", line):
-        line = re.sub(r"(^|\s)hashsize=\S*", rf"\g<1>hashsize={value}", line)
-    else:
-        line += f" hashsize={value}"
-    for j in hits[:-1]:
-        lines[j] = re.sub(r"\s+hashsize=\S*", "", lines[j])
-    lines[i] = line + "\n"
-    return "".join(lines)
-
-
 def _persist(flavour, new_max, new_buckets, sysctl_file, modprobe_file):
-    """Write the new values to the sysctl and modprobe files, never lowering
-    what they already hold. Lines the project does not manage stay as they are."""
-    done = {}
-    names = __salt__["conntrack.sysctl_names"]()  # noqa: F821
-    key = names["max"]
-    escaped = key.replace(".", r"\.")
-    path = _path(sysctl_file)
-    pattern = rf"^\s*{escaped}\s*=\s*([0-9]+)\s*$"
-    held, text = _persisted_value(path, pattern)
-    if held is None or held < new_max:
-        _atomic_write(path, _set_line(text, rf"^\s*{escaped}\s*=", f"{key} = {new_max}"))
-        done["sysctl"] = {"file": path, "key": key, "old": held, "new": new_max}
-    else:
-        done["sysctl"] = {"file": path, "key": key, "old": held, "new": held}
+    """Write the new values where ``conntrack.tuned`` keeps them, through the
+    same editor, never lowering what the files already hold."""
+    key = __salt__["conntrack.sysctl_names"]()["max"]  # noqa: F821
+    done = {"sysctl": __salt__["conntrack_files.persist_sysctl"]({key: new_max}, path=sysctl_file, lower=False)}  # noqa: F821
     if new_buckets:
-        module = _MODULE[flavour]
-        path = _path(modprobe_file)
-        pattern = rf"^\s*options\s+{module}\s+(?:.*\s)?hashsize=([0-9]+)\b"
-        held, text = _persisted_value(path, pattern)
-        if held is None or held < new_buckets:
-            _atomic_write(path, _set_hashsize(text, module, new_buckets))
-            done["modprobe"] = {"file": path, "old": held, "new": new_buckets}
-        else:
-            done["modprobe"] = {"file": path, "old": held, "new": held}
+        done["modprobe"] = __salt__["conntrack_files.module_options"](  # noqa: F821
+            flavour, {"hashsize": new_buckets}, path=modprobe_file, lower=False
+        )
     return done
 
 
@@ -446,11 +376,8 @@ def remediate(
     if sysctl_file == "default":
         sysctl_file = None
     if sysctl_file is None or sysctl_file == DEFAULTS["sysctl_file"]:
-        # Where conntrack.tuned persists (conntrack_files): one file, one truth.
-        if "conntrack_files.default_sysctl_file" in __salt__:  # noqa: F821
-            sysctl_file = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
-        else:
-            sysctl_file = DEFAULTS["sysctl_file"]
+        # Where conntrack.tuned persists: one file, one truth.
+        sysctl_file = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
     modprobe_file = _option("modprobe_file", modprobe_file)
 
     with _locked():
@@ -544,7 +471,7 @@ def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_fi
             ret["persisted"] = _persist(
                 status["flavour"], ret["new"]["max"], ret["new"]["buckets"], sysctl_file, modprobe_file
             )
-        except OSError as err:
+        except (CommandExecutionError, SaltInvocationError) as err:
             errors.append(f"not persisted: {err}")
     if errors:
         ret["errors"] = errors
