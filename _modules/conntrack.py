@@ -108,7 +108,10 @@ def _read(rel):
 
 
 def _read_int(rel):
-    return int(_read(rel).split()[0])
+    try:
+        return int(_read(rel).split()[0])
+    except (OSError, ValueError, IndexError) as err:
+        raise CommandExecutionError(f"cannot read a number from {_path(rel)}: {err}") from err
 
 
 def _flavour():
@@ -226,7 +229,7 @@ def status():
     for key, rel in (("buckets", _knob(spec, "buckets")), ("hashsize", spec["hashsize"])):
         try:
             ret[key] = _read_int(rel)
-        except (OSError, ValueError, IndexError):
+        except CommandExecutionError:
             pass
     if ret["buckets"] is None:
         ret["buckets"] = ret["hashsize"]
@@ -234,7 +237,7 @@ def status():
         ret["hashsize"] = ret["buckets"]
     try:
         ret["stats"] = _parse_stat(_read(spec["stat"]))
-    except OSError:
+    except (OSError, ValueError):
         log.debug("conntrack: no stat file at %s", _path(spec["stat"]))
     return ret
 
@@ -350,7 +353,11 @@ def _parse_ram(ram):
 
 
 def _host_ram():
-    for line in _read("proc/meminfo").decode().splitlines():
+    try:
+        text = _read("proc/meminfo").decode()
+    except OSError as err:
+        raise CommandExecutionError(f"cannot read {_path('proc/meminfo')}: {err}") from err
+    for line in text.splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     raise CommandExecutionError(f"no MemTotal in {_path('proc/meminfo')}")
@@ -823,14 +830,16 @@ def _check_ceiling(value, what, force):
         )
 
 
-def set_max(value, force=False):
+def set_max(value, force=False, test=False):
     """
     Set the conntrack table limit (``nf_conntrack_max``) at runtime.
 
     Integers only, 1 to 2147483647. A value above the RAM formula's ceiling
-    (see :py:func:`recommend`) is refused unless ``force=True``. The limit is
-    global: inside a network namespace other than the host's it is read-only,
-    and asking there is an error. Not persisted; see the ``conntrack.tuned`` state.
+    (see :py:func:`recommend`), or below the number of entries the table holds
+    now (it would be full at once), is refused unless ``force=True``. The limit
+    is global: inside a network namespace other than the host's it is
+    read-only, and asking there is an error. ``test=True`` makes every check
+    and writes nothing. Not persisted; see the ``conntrack.tuned`` state.
 
     CLI Example:
 
@@ -838,24 +847,33 @@ def set_max(value, force=False):
 
         salt '*' conntrack.set_max 524288
         salt '*' conntrack.set_max 8000000 force=True
+        salt '*' conntrack.set_max 524288 test=True
     """
     value = _integer(value, "max", 1, INT_MAX)
     _, spec = _spec()
     _require_global(spec, "max")
     _check_ceiling(value, "max", force)
+    count = _read_int(_knob(spec, "count"))
+    if value < count and not force:
+        raise SaltInvocationError(
+            f"max {value} is below the {count} entries the table holds now: it would be full at "
+            "once and drop every new flow; pass force=True to set it anyway"
+        )
     old = _read_int(_knob(spec, "max"))
-    new = old if old == value else _write_knob(_knob(spec, "max"), value)
-    return {"old": old, "new": new}
+    if test or old == value:
+        return {"old": old, "new": value}
+    return {"old": old, "new": _write_knob(_knob(spec, "max"), value)}
 
 
-def set_buckets(value, force=False):
+def set_buckets(value, force=False, test=False):
     """
     Resize the conntrack hash table (the module's ``hashsize``) at runtime.
 
     Integers only, 1 to 268435455 (the kernel's limit). More buckets than the
     RAM formula's ``max`` ceiling is refused unless ``force=True``. Global, like
     ``max``; on kernels whose ``hashsize`` parameter is read-only it can only be
-    set at module load (``options nf_conntrack hashsize=N``).
+    set at module load (``options nf_conntrack hashsize=N``). ``test=True``
+    makes every check and writes nothing.
 
     CLI Example:
 
@@ -874,16 +892,18 @@ def set_buckets(value, force=False):
             f"the module loads (options {spec['module']} hashsize={value} in /etc/modprobe.d)"
         )
     old = _read_int(spec["hashsize"])
-    new = old if old == value else _write_knob(spec["hashsize"], value)
-    return {"old": old, "new": new}
+    if test or old == value:
+        return {"old": old, "new": value}
+    return {"old": old, "new": _write_knob(spec["hashsize"], value)}
 
 
-def set_timeout(name, seconds):
+def set_timeout(name, seconds, test=False):
     """
     Set one conntrack timeout of this network namespace, in seconds.
 
     ``name`` is a short name from :py:func:`timeouts` (``tcp_established``,
-    ``udp``, ...); ``seconds`` an integer from 1 to 2147483.
+    ``udp``, ...); ``seconds`` an integer from 1 to 2147483. ``test=True``
+    checks and writes nothing.
 
     CLI Example:
 
@@ -899,5 +919,6 @@ def set_timeout(name, seconds):
         )
     seconds = _integer(seconds, "seconds", 1, TIMEOUT_MAX)
     old = _read_int(files[name])
-    new = old if old == seconds else _write_knob(files[name], seconds)
-    return {"old": old, "new": new}
+    if test or old == seconds:
+        return {"old": old, "new": seconds}
+    return {"old": old, "new": _write_knob(files[name], seconds)}

@@ -154,3 +154,31 @@ def test_no_conntrack_at_all_disables_the_module(make_loaders, tmp_path):
     mods = make_loaders(tmp_path).modules
     assert "conntrack.status" not in mods
     assert "no connection tracking" in mods.missing_fun_string("conntrack.status")
+
+
+def test_test_mode_checks_everything_and_writes_nothing(make_loaders, tmp_path):
+    root = build_root(tmp_path, count=500, maximum=1000, buckets=1000, mem_kb=64 * 1024 * 1024)
+    mods = make_loaders(root).modules
+    assert mods.conntrack.set_max(4000, test=True) == {"old": 1000, "new": 4000}
+    assert mods.conntrack.set_buckets(4096, test=True) == {"old": 1000, "new": 4096}
+    assert mods.conntrack.set_timeout("udp", 60, test=True) == {"old": 30, "new": 60}
+    with pytest.raises(SaltInvocationError, match="ceiling"):
+        mods.conntrack.set_max(2097153, test=True)
+    assert (tmp_path / "proc/sys/net/netfilter/nf_conntrack_max").read_text() == "1000\n"
+    assert (tmp_path / "sys/module/nf_conntrack/parameters/hashsize").read_text() == "1000\n"
+    assert (tmp_path / "proc/sys/net/netfilter/nf_conntrack_udp_timeout").read_text() == "30\n"
+
+
+def test_max_below_the_entries_held_is_refused(make_loaders, tmp_path):
+    mods = make_loaders(build_root(tmp_path, count=500, maximum=1000)).modules
+    with pytest.raises(SaltInvocationError, match="500 entries"):
+        mods.conntrack.set_max(100)
+    assert (tmp_path / "proc/sys/net/netfilter/nf_conntrack_max").read_text() == "1000\n"
+    assert mods.conntrack.set_max(100, force=True) == {"old": 1000, "new": 100}
+
+
+def test_unreadable_numbers_are_command_errors(make_loaders, tmp_path):
+    root = build_root(tmp_path)
+    (tmp_path / "proc/sys/net/netfilter/nf_conntrack_count").write_text("garbage\n")
+    with pytest.raises(CommandExecutionError, match="cannot read a number"):
+        make_loaders(root).modules.conntrack.status()

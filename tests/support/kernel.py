@@ -52,15 +52,24 @@ def write_int(path, value):
 
 @contextlib.contextmanager
 def saved_globals(paths=GLOBAL_KNOBS):
-    """Restore every global knob in ``paths`` on exit, even on failure."""
+    """Restore every global knob in ``paths`` on exit, even on failure.
+
+    Each knob is restored on its own, so one failed write cannot leave the
+    other at a test's value.
+    """
     saved = {path: read_int(path) for path in paths if os.path.exists(path)}
     try:
         yield saved
     finally:
-        # hashsize first: resizing is the slow one and max does not depend on it.
+        errors = []
         for path, value in saved.items():
-            if read_int(path) != value:
-                write_int(path, value)
+            try:
+                if read_int(path) != value:
+                    write_int(path, value)
+            except OSError as err:
+                errors.append(f"{path}: {err}")
+        if errors:
+            raise RuntimeError("could not restore " + "; ".join(errors))
 
 
 class Netns:
