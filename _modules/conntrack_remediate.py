@@ -37,6 +37,25 @@ How it decides, under one lock (``<cachedir>/conntrack/remediate.lock``):
    already persisted), then fire ``conntrack/remediated`` with the old and new
    values, or ``conntrack/remediation_refused`` with the reason.
 
+Partial failures are reported, never hidden: ``result`` is False whenever
+``errors`` is non-empty (or the max is at its ceiling).
+
+* The max was raised but the bucket resize or the persisting failed: the
+  runtime fix holds, so ``remediated`` is True, the rate limit starts, and
+  ``conntrack/remediated`` carries ``errors``.
+* Raising the max failed (after the buckets may already have grown): nothing
+  relieves the table, so ``remediated`` is False, ``refused`` is
+  ``apply_failed``, and ``conntrack/remediation_refused`` carries ``errors``
+  and the partial ``new`` (the grown buckets, the unchanged max). The rate
+  limit does not start, so the next confirmed event tries again.
+
+Baselines (the drop counters of the previous look) move only when the
+evidence was evaluated: a call refused as ``rate_limited`` (or outside the
+initial netns) records only namespaces it had never seen, so drops during the
+rate-limit window still confirm the first call after it. A recorded last
+remediation in the future (the clock went back) is clamped to now: it
+neither blocks until the clock catches up nor opens the limit.
+
 :configuration: every argument of :py:func:`remediate` can also be set as a
     minion option or pillar key under ``conntrack:remediate`` (``threshold``,
     ``interval``, ``hash_ratio``, ``cap``, ``target``, ``persist``,
@@ -329,11 +348,15 @@ def remediate(
     full table; at most once per ``interval`` seconds. Takes no input from any
     event: every value is this host's own or its configuration's.
 
-    Returns ``remediated`` (bool), ``refused`` (``None``, ``rate_limited``,
-    ``not_confirmed`` or ``at_ceiling``), ``reason``, ``evidence``, ``old`` and
-    ``new`` (``max``, ``buckets``), ``persisted`` and ``namespaces`` (what was
-    read). Fires ``conntrack/remediated`` or ``conntrack/remediation_refused``
-    with the same data.
+    Returns ``result`` (False when anything failed, see ``errors``, or the
+    max is at its ceiling), ``remediated`` (bool: the max was raised),
+    ``refused`` (``None``, ``not_initial_netns``, ``rate_limited``,
+    ``not_confirmed``, ``at_ceiling`` or ``apply_failed``), ``reason``,
+    ``evidence``, ``old`` and ``new`` (``max``, ``buckets``: what the kernel
+    has now, partial changes included), ``errors`` (only when something
+    failed), ``persisted`` and ``namespaces`` (what was read). Fires
+    ``conntrack/remediated`` or ``conntrack/remediation_refused`` with the
+    same data.
 
     threshold
         Usage percent of any namespace that confirms the incident. Default 90.
@@ -398,8 +421,15 @@ def remediate(
             ],
             "time": now,
         }
-        state["drops"] = {item["key"]: item["drop"] for item in seen if item["drop"] is not None}
+        drops = {item["key"]: item["drop"] for item in seen if item["drop"] is not None}
+        evaluated = False
         last = state.get("last_remediation")
+        if isinstance(last, bool) or not isinstance(last, (int, float)):
+            last = None
+        elif last > now:
+            # The wall clock went back: count the interval from now, once.
+            log.warning("conntrack_remediate: last remediation is %.0f s in the future; clamped", last - now)
+            last = state["last_remediation"] = now
         try:
             if not status.get("initial_netns"):
                 ret["refused"] = "not_initial_netns"
@@ -414,6 +444,7 @@ def remediate(
                     f"{interval} s (next allowed in {int(interval - (now - last)) + 1} s)"
                 )
             else:
+                evaluated = True
                 ret["evidence"] = _evidence(seen, baselines, threshold)
                 if not ret["evidence"]:
                     ret["refused"] = "not_confirmed"
@@ -426,13 +457,18 @@ def remediate(
                     if ret["remediated"]:
                         state["last_remediation"] = now
         finally:
+            if evaluated:
+                state["drops"] = drops
+            else:
+                # Not looked at: keep every baseline, so the drops of this
+                # window still count; only learn namespaces never seen.
+                state["drops"] = {**drops, **baselines}
             _save_state(state)
 
+    ret["result"] = not ret.get("errors") and ret["refused"] not in ("at_ceiling", "apply_failed")
     if fire_event:
         event = {k: v for k, v in ret.items() if k != "namespaces"}
         _fire(TAG_REMEDIATED if ret["remediated"] else TAG_REFUSED, event)
-    if ret["refused"] == "at_ceiling":
-        ret["result"] = False
     return ret
 
 
@@ -458,9 +494,20 @@ def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_fi
         # Resize first: the bigger table should not land in the old, smaller hash.
         try:
             ret["new"]["buckets"] = __salt__["conntrack.set_buckets"](new_buckets)["new"]  # noqa: F821
-        except (CommandExecutionError, SaltInvocationError) as err:
-            errors.append(f"buckets not resized: {err}")
-    ret["new"]["max"] = __salt__["conntrack.set_max"](new_max)["new"]  # noqa: F821
+        except Exception as err:  # pylint: disable=broad-except
+            errors.append(f"buckets not resized: {_describe(err)}")
+    try:
+        ret["new"]["max"] = __salt__["conntrack.set_max"](new_max)["new"]  # noqa: F821
+    except Exception as err:  # pylint: disable=broad-except
+        # Whatever it was, the event must say what did change (the buckets).
+        errors.append(f"max not raised: {_describe(err)}")
+        ret["errors"] = errors
+        ret["refused"] = "apply_failed"
+        ret["reason"] = (
+            f"could not raise max from {current} to {new_max}: {_describe(err)}"
+            + (f"; buckets already resized to {ret['new']['buckets']}" if ret["new"]["buckets"] != buckets else "")
+        )
+        return
     ret["remediated"] = True
     ret["reason"] = (
         f"max raised from {current} to {ret['new']['max']} "
@@ -471,10 +518,17 @@ def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_fi
             ret["persisted"] = _persist(
                 status["flavour"], ret["new"]["max"], ret["new"]["buckets"], sysctl_file, modprobe_file
             )
-        except (CommandExecutionError, SaltInvocationError) as err:
-            errors.append(f"not persisted: {err}")
+        except Exception as err:  # pylint: disable=broad-except
+            errors.append(f"not persisted: {_describe(err)}")
     if errors:
         ret["errors"] = errors
+        ret["reason"] += "; but " + "; ".join(errors)
+
+
+def _describe(err):
+    if isinstance(err, (CommandExecutionError, SaltInvocationError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
 
 
 def status():

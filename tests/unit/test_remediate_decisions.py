@@ -1,0 +1,189 @@
+"""conntrack_remediate.remediate's decisions with a fake execution module:
+partial failures are reported (result False, an event carrying the partial
+change), baselines survive rate-limited calls, and a clock that went back is
+clamped."""
+
+import json
+import os
+import time
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+from tests.support.loaderfile import load
+
+
+class Host:
+    """What the fake execution module reports and records."""
+
+    def __init__(self):
+        self.max, self.buckets, self.count, self.drop = 1000, 128, 10, 0
+        self.fail = set()
+        self.events = []
+        self.calls = []
+
+    def status(self):
+        return {
+            "flavour": "nf_conntrack",
+            "max": self.max,
+            "buckets": self.buckets,
+            "count": self.count,
+            "stats": {"drop": self.drop},
+            "initial_netns": True,
+        }
+
+    def setter(self, name):
+        def set_value(value, **_):
+            self.calls.append((name, value))
+            if name in self.fail:
+                raise CommandExecutionError(f"cannot write {name}")
+            old = getattr(self, name)
+            setattr(self, name, value)
+            return {"old": old, "new": value}
+
+        return set_value
+
+    def persist(self, name):
+        def write(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            if name in self.fail:
+                raise CommandExecutionError(f"cannot write the {name} file")
+            return {"path": kwargs.get("path"), "changes": {}}
+
+        return write
+
+    def salt(self):
+        return {
+            "conntrack.status": self.status,
+            "config.get": lambda key, default=None: default,
+            "conntrack_files.default_sysctl_file": lambda: "/etc/sysctl.d/90-conntrack.conf",
+            "conntrack.recommend": lambda **_: {"max": 65536, "hashsize": 8192},
+            "conntrack.sysctl_names": lambda: {"max": "net.netfilter.nf_conntrack_max"},
+            "conntrack.set_buckets": self.setter("buckets"),
+            "conntrack.set_max": self.setter("max"),
+            "conntrack_files.persist_sysctl": self.persist("sysctl"),
+            "conntrack_files.module_options": self.persist("modprobe"),
+            "event.send": lambda tag, data: self.events.append((tag, data)),
+        }
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    mod = load("_modules/conntrack_remediate.py", name="unit_conntrack_remediate_decisions")
+    fake = Host()
+    root = tmp_path / "root"
+    root.mkdir()
+    monkeypatch.setattr(mod, "__salt__", fake.salt(), raising=False)
+    monkeypatch.setattr(mod, "__opts__", {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(root)}, raising=False)
+    monkeypatch.setattr(mod, "__grains__", {"kernel": "Linux"}, raising=False)
+    fake.mod = mod
+    fake.state_file = tmp_path / "cache" / "conntrack" / "remediate.json"
+    return fake
+
+
+def _state(host):
+    with open(host.state_file, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _set_state(host, **values):
+    data = _state(host)
+    data.update(values)
+    with open(host.state_file, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+
+
+def test_failed_persist_is_not_a_success(host):
+    host.count = 1000  # full
+    host.fail = {"sysctl"}
+    ret = host.mod.remediate()
+    assert ret["remediated"] is True and ret["new"]["max"] == 65536  # the runtime fix holds
+    assert ret["result"] is False, ret
+    assert any("not persisted" in e and "cannot write the sysctl file" in e for e in ret["errors"]), ret
+    ((tag, data),) = host.events
+    assert tag == "conntrack/remediated" and data["result"] is False and data["errors"] == ret["errors"]
+
+
+def test_failed_bucket_resize_is_not_a_success(host):
+    host.count = 1000
+    host.fail = {"buckets"}
+    ret = host.mod.remediate()
+    assert ret["remediated"] is True and ret["result"] is False, ret
+    assert ret["new"] == {"max": 65536, "buckets": 128}
+    assert any(e.startswith("buckets not resized") for e in ret["errors"])
+
+
+def test_set_max_failure_after_resize_is_reported_with_the_partial_change(host):
+    host.count = 1000
+    host.fail = {"max"}
+    ret = host.mod.remediate()  # must not raise
+    assert ret["remediated"] is False and ret["refused"] == "apply_failed" and ret["result"] is False, ret
+    assert ret["old"] == {"max": 1000, "buckets": 128}
+    assert ret["new"] == {"max": 1000, "buckets": 8192}  # the buckets did grow
+    assert any("max not raised" in e for e in ret["errors"])
+    assert "buckets already resized to 8192" in ret["reason"]
+    ((tag, data),) = host.events
+    assert tag == "conntrack/remediation_refused" and data["new"] == ret["new"] and data["errors"]
+    assert not [c for c in host.calls if c[0] in ("sysctl", "modprobe")]  # nothing persisted
+    # No rate limit after a failure: the next confirmed event tries again.
+    host.fail = set()
+    again = host.mod.remediate()
+    assert again["remediated"] is True and again["result"] is True, again
+
+
+def test_success_has_result_true(host):
+    host.count = 1000
+    ret = host.mod.remediate()
+    assert ret["remediated"] is True and ret["result"] is True and "errors" not in ret, ret
+
+
+def test_drops_during_the_rate_limit_window_still_confirm_later(host):
+    host.count = 1000
+    assert host.mod.remediate()["remediated"] is True
+    assert _state(host)["drops"]["initial"] == 0
+    # Inside the window the table overflows again (the max was put back by
+    # hand), then empties.
+    host.drop, host.count, host.max = 7, 10, 1000
+    limited = host.mod.remediate()
+    assert limited["refused"] == "rate_limited"
+    assert _state(host)["drops"]["initial"] == 0, "a rate-limited call moved the baseline"
+    # The window is over: the drops seen during it confirm now.
+    _set_state(host, last_remediation=time.time() - 601)
+    ret = host.mod.remediate()
+    assert ret["remediated"] is True, ret
+    assert any("drop counter rose from 0 to 7" in ev for ev in ret["evidence"]), ret
+    assert _state(host)["drops"]["initial"] == 7
+
+
+def test_rate_limited_call_learns_only_new_namespaces(host):
+    host.mod.remediate()  # healthy: baseline recorded
+    _set_state(host, last_remediation=time.time(), drops={})
+    host.drop = 3
+    assert host.mod.remediate()["refused"] == "rate_limited"
+    assert _state(host)["drops"] == {"initial": 3}
+
+
+def test_clock_that_went_back_is_clamped(host):
+    host.mod.remediate()
+    future = time.time() + 10**6  # last remediation "in 11 days": the clock went back
+    _set_state(host, last_remediation=future)
+    before = time.time()
+    ret = host.mod.remediate(interval=600)
+    assert ret["refused"] == "rate_limited", ret
+    last = _state(host)["last_remediation"]
+    assert before <= last <= time.time(), "not clamped: the limit would hold until the clock catches up"
+    assert "next allowed in 601 s" in ret["reason"] or "next allowed in 600 s" in ret["reason"], ret
+    # Once the interval from the clamp has passed, it acts again (no endless block).
+    host.count = 1000
+    _set_state(host, last_remediation=last - 601)
+    assert host.mod.remediate(interval=600)["remediated"] is True
+
+
+def test_not_initial_netns_keeps_baselines(host):
+    host.mod.remediate()
+    host.drop = 4
+    original = host.status
+    host.mod.__salt__["conntrack.status"] = lambda: {**original(), "initial_netns": False}
+    assert host.mod.remediate()["refused"] == "not_initial_netns"
+    assert _state(host)["drops"] == {"initial": 0}
+    assert os.path.exists(host.state_file)
