@@ -30,6 +30,7 @@ import logging
 
 import salt.client
 import salt.utils.minions
+from salt.exceptions import SaltInvocationError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,32 @@ def _int(value):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"not an integer: {value!r}")
     return value
+
+
+def _percent(value, name):
+    """A threshold argument as a float from 0 to 100, or SaltInvocationError."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SaltInvocationError(f"{name} must be a usage percent from 0 to 100, got {value!r}") from None
+    if not 0 <= number <= 100:
+        raise SaltInvocationError(f"{name} must be a usage percent from 0 to 100, got {value!r}")
+    return number
+
+
+def _count(value, name, low):
+    """A count argument as an int of at least ``low``, or SaltInvocationError."""
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        number = int(str(value).strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise SaltInvocationError(f"{name} must be a whole number of at least {low}, got {value!r}") from None
+    if number < low:
+        raise SaltInvocationError(f"{name} must be a whole number of at least {low}, got {value!r}")
+    return number
 
 
 def _row(minion, status, warning, critical, source):
@@ -177,12 +204,16 @@ def fleet(
         salt-run conntrack.fleet live=True timeout=10
         salt-run conntrack.fleet tgt='G@role:lb' tgt_type=compound verdict=warning limit=50
     """
-    warning = float(warning)
-    critical = float(critical)
+    warning = _percent(warning, "warning")
+    critical = _percent(critical, "critical")
+    if warning > critical:
+        raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
     if verdict is not None and verdict not in RANK:
-        raise ValueError(f"verdict must be one of {', '.join(RANK)}, got {verdict!r}")
+        raise SaltInvocationError(f"verdict must be one of {', '.join(RANK)}, got {verdict!r}")
+    if limit is not None:
+        limit = _count(limit, "limit", 0)
     if live:
-        timeout = int(timeout or __opts__.get("timeout", 5))  # noqa: F821
+        timeout = _count(timeout if timeout is not None else __opts__.get("timeout", 5), "timeout", 1)  # noqa: F821
         data = _live(tgt, tgt_type, timeout)
         source = "live"
     else:
@@ -209,5 +240,5 @@ def fleet(
     if verdict is not None:
         rows = [r for r in rows if RANK[r["verdict"]] >= RANK[verdict]]
     if limit is not None:
-        rows = rows[: int(limit)]
+        rows = rows[:limit]
     return rows
