@@ -727,21 +727,72 @@ def _restore_test(path, text):
     return cmd
 
 
-def stateless(path="/etc/sysconfig/iptables", mode="comment", test=False):
+_STATE_MATCH = re.compile(r"\s+-m\s+(state|conntrack)(?=\s|$)")
+_NEW_ONLY = re.compile(r"\s+--(ct)?state\s+NEW(?=\s|$)")
+_CHAIN_LINE = re.compile(r"^:(\S+)\s+(\S+)")
+_TARGET = re.compile(r"(?:^|\s)-j\s+(\S+)")
+
+
+def _tokens(rule):
+    import shlex  # pylint: disable=import-outside-toplevel
+
+    try:
+        return shlex.split(rule)
+    except ValueError:
+        return rule.split()
+
+
+def _new_only_stripped(rule):
+    """The rule without its state match when its only conntrack condition is
+    ``--state NEW``/``--ctstate NEW`` on an ACCEPT rule, else None."""
+    tokens = _tokens(rule)
+    if _target(rule) != "ACCEPT":
+        return None
+    state_mods = [i for i, t in enumerate(tokens[:-1]) if t == "-m" and tokens[i + 1] in ("state", "conntrack")]
+    options = [t for t in tokens if t.startswith("--ct") or t == "--state"]
+    if len(state_mods) != 1 or options not in (["--state"], ["--ctstate"]):
+        return None
+    i = tokens.index(options[0])
+    if i + 1 >= len(tokens) or tokens[i + 1] != "NEW" or (i > 0 and tokens[i - 1] == "!"):
+        return None
+    if (tokens[state_mods[0] + 1] == "state") != (options[0] == "--state"):
+        return None
+    stripped = _NEW_ONLY.sub("", _STATE_MATCH.sub("", rule, count=1), count=1)
+    expected = [t for j, t in enumerate(tokens) if j not in (state_mods[0], state_mods[0] + 1, i, i + 1)]
+    if _tokens(stripped) != expected:
+        return None
+    return stripped
+
+
+def _target(rule):
+    match = _TARGET.search(rule)
+    return match.group(1) if match else None
+
+
+def stateless(path="/etc/sysconfig/iptables", mode="comment", force=False, test=False):
     """
     Rewrite a saved iptables rules file so no rule uses state or conntrack matches.
 
-    Each ``-A`` rule with ``-m state``, ``--state``, ``-m conntrack`` or
-    ``--ctstate``/``--ctstatus`` is commented out (``mode=comment``, the line
-    becomes ``# conntrack.stateless: <rule>``) or dropped (``mode=remove``).
-    Every other line stays byte for byte. Where ``iptables-restore --test``
-    exists (``ip6tables-restore`` for files whose name has a 6), a result it
-    rejects is never written. Rules that only drop state matches would change
-    meaning (``-m state --state ESTABLISHED -j ACCEPT`` would accept
-    everything), so whole rules go.
+    An ACCEPT rule whose only conntrack condition is ``--state NEW`` (or
+    ``--ctstate NEW``) keeps its place and loses just that match
+    (``-A INPUT -m state --state NEW -m tcp -p tcp --dport 22 -j ACCEPT``
+    becomes ``-A INPUT -m tcp -p tcp --dport 22 -j ACCEPT``), so the service
+    stays reachable. Every other rule with ``-m state``, ``--state``,
+    ``-m conntrack`` or ``--ctstate``/``--ctstatus`` is commented out
+    (``mode=comment``, the line becomes ``# conntrack.stateless: <rule>``) or
+    dropped (``mode=remove``): dropping only its match would change its meaning
+    (``-m state --state ESTABLISHED -j ACCEPT`` would accept everything).
+
+    Taking an ACCEPT rule out of a chain whose policy is DROP, or whose last
+    rule drops or rejects, takes traffic away from the host (typically the
+    replies to its own connections, or SSH): that is refused unless
+    ``force=True``. Every other line stays byte for byte. Where
+    ``iptables-restore --test`` exists (``ip6tables-restore`` for files whose
+    name has a 6), a result it rejects is never written. ``test=True`` gives
+    the same verdict and writes nothing.
 
     Returns ``path``, ``changes`` keyed by ``line N`` (``{old: rule, new:
-    commented line or None}``), ``checked_with`` and ``written``.
+    rewritten rule, commented line or None}``), ``checked_with`` and ``written``.
 
     CLI Example:
 
@@ -749,24 +800,57 @@ def stateless(path="/etc/sysconfig/iptables", mode="comment", test=False):
 
         salt '*' conntrack_files.stateless
         salt '*' conntrack_files.stateless /etc/sysconfig/ip6tables mode=remove test=True
+        salt '*' conntrack_files.stateless force=True
     """
     if mode not in ("comment", "remove"):
         raise SaltInvocationError(f"mode must be comment or remove, got {mode!r}")
+    force = _bool(force, "force")
     _path(path)
     text, exists = _read_text(path)
     if not exists:
         raise CommandExecutionError(f"no saved rules file at {_path(path)}")
     lines = _lines(text)
-    out, changes = [], {}
+    # chain policies and last rules, per table
+    table, policy, last = None, {}, {}
+    for line in lines:
+        bare = line.strip()
+        if bare.startswith("*"):
+            table = bare[1:]
+        elif _CHAIN_LINE.match(bare):
+            chain, pol = _CHAIN_LINE.match(bare).groups()
+            policy[(table, chain)] = pol
+        elif bare.startswith("-A "):
+            last[(table, bare.split()[1])] = bare
+    out, changes, dropped = [], {}, []
+    table = None
     for number, line in enumerate(lines, 1):
         rule = line.rstrip("\n")
-        if rule.lstrip().startswith("-A ") and _STATEFUL.search(rule):
-            new = None if mode == "remove" else STATELESS_MARK + rule.strip()
-            changes[f"line {number}"] = {"old": rule.strip(), "new": new}
+        bare = rule.strip()
+        if bare.startswith("*"):
+            table = bare[1:]
+        if bare.startswith("-A ") and _STATEFUL.search(rule):
+            stripped = _new_only_stripped(bare)
+            if stripped is not None:
+                changes[f"line {number}"] = {"old": bare, "new": stripped}
+                out.append(stripped + ("\n" if line.endswith("\n") else ""))
+                continue
+            chain = bare.split()[1]
+            closing = _target(last.get((table, chain), "")) in ("DROP", "REJECT")
+            if _target(bare) == "ACCEPT" and (policy.get((table, chain)) == "DROP" or closing):
+                dropped.append(f"line {number}: {bare}")
+            new = None if mode == "remove" else STATELESS_MARK + bare
+            changes[f"line {number}"] = {"old": bare, "new": new}
             if new is not None:
                 out.append(new + ("\n" if line.endswith("\n") else ""))
             continue
         out.append(line)
+    if dropped and not force:
+        raise CommandExecutionError(
+            f"{path}: taking out {'; '.join(dropped)} removes an ACCEPT from a chain that "
+            "drops what it does not accept, so after the next restore the host would lose "
+            "traffic those rules let in (e.g. replies to its own connections, or SSH). "
+            "Add stateless rules for that traffic first, or pass force=True"
+        )
     new_text = "".join(out)
     ret = {"path": path, "changes": changes, "written": False, "checked_with": None}
     if changes:

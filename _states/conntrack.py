@@ -330,24 +330,33 @@ def unloaded(name, force=False):
     return ret
 
 
-def stateless(name="/etc/sysconfig/iptables", mode="comment"):
+def stateless(name="/etc/sysconfig/iptables", mode="comment", force=False):
     """
     Keep a saved iptables rules file free of state and conntrack matches.
 
-    Each rule using ``-m state``/``--state``/``-m conntrack``/``--ctstate`` is
-    commented out (``mode: comment``) or removed (``mode: remove``); the
-    changes list each rule. Where ``iptables-restore --test`` exists, a result
-    it rejects is never written.
+    An ACCEPT rule whose only conntrack condition is ``--state NEW`` (or
+    ``--ctstate NEW``) keeps its place without that match, so the service it
+    opens stays open. Every other rule using ``-m state``/``--state``/
+    ``-m conntrack``/``--ctstate`` is commented out (``mode: comment``) or
+    removed (``mode: remove``); the changes list each rule.
+
+    Taking an ACCEPT rule (``--state ESTABLISHED,RELATED -j ACCEPT``) out of a
+    chain whose policy is DROP, or that ends with a DROP or REJECT rule, would
+    cut the host off from traffic it gets now (the replies to its own
+    connections, SSH): the state fails and names those rules unless
+    ``force: true``, in test mode too. Where ``iptables-restore --test``
+    exists, a result it rejects is never written.
 
     .. code-block:: yaml
 
         /etc/sysconfig/iptables:
           conntrack.stateless:
             - mode: comment
+            - force: false
     """
     ret = _ret(name)
     try:
-        res = __salt__["conntrack_files.stateless"](name, mode=mode, test=_test())  # noqa: F821
+        res = __salt__["conntrack_files.stateless"](name, mode=mode, force=force, test=_test())  # noqa: F821
     except ERRORS as err:
         return _fail(ret, err)
     ret["changes"] = res["changes"]

@@ -262,30 +262,80 @@ def test_unloaded_builtin_fails_honestly(tmp_path, make_loaders):
     assert ret.result is False and "built in" in ret.comment and ret.changes == {}
 
 
-@pytest.mark.parametrize("mode", ["comment", "remove"])
-def test_stateless_rewrites_saved_rules(tmp_path, make_loaders, mode):
-    root = host_root(tmp_path / "r")
+def saved(root, text=SAVED_RULES):
     path = os.path.join(root, "etc/sysconfig/iptables")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(SAVED_RULES)
+        fh.write(text)
     os.chmod(path, 0o600)
+    return path
+
+
+def test_stateless_refuses_the_lockout(tmp_path, make_loaders):
+    """INPUT's policy is DROP: taking out the ESTABLISHED,RELATED ACCEPT would cut
+    the host off from the replies to its own connections after the next restore."""
+    root = host_root(tmp_path / "r")
+    saved(root)
     states = make_loaders(root).states
-    dry = states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode, test=True)
+    before = tree_snapshot(root)
+    for test in (True, False):
+        ret = states.conntrack.stateless(name="/etc/sysconfig/iptables", test=test)
+        assert ret.result is False, test
+        assert "replies to its own connections" in ret.comment and "force" in ret.comment
+        assert "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT" in ret.comment
+        assert ret.changes == {}
+    assert tree_snapshot(root) == before
+
+
+@pytest.mark.parametrize("tail", ["", "-A INPUT -j REJECT --reject-with icmp-host-prohibited\n"])
+def test_stateless_keeps_ssh_rule_without_its_new_match(tmp_path, make_loaders, tail):
+    """A NEW-only ACCEPT keeps its place without the match; an ESTABLISHED ACCEPT in a chain
+    that accepts by policy may go, unless the chain ends with a REJECT."""
+    rules = (
+        "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A INPUT -m state --state NEW -m tcp -p tcp --dport 22 -j ACCEPT\n"
+        "-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\n" + tail + "COMMIT\n"
+    )
+    root = host_root(tmp_path / "r")
+    path = saved(root, rules)
+    ret = make_loaders(root).states.conntrack.stateless(name="/etc/sysconfig/iptables")
+    if tail:
+        assert ret.result is False and "line 5" in ret.comment and "line 4" not in ret.comment
+        assert open(path, encoding="utf-8").read() == rules
+        return
+    assert ret.result is True, ret.comment
+    assert ret.changes["line 4"] == {"old": "-A INPUT -m state --state NEW -m tcp -p tcp --dport 22 -j ACCEPT",
+                                     "new": "-A INPUT -m tcp -p tcp --dport 22 -j ACCEPT"}  # fmt: skip
+    text = open(path, encoding="utf-8").read()
+    assert "-A INPUT -m tcp -p tcp --dport 22 -j ACCEPT\n" in text
+
+
+@pytest.mark.parametrize("mode", ["comment", "remove"])
+def test_stateless_rewrites_saved_rules_with_force(tmp_path, make_loaders, mode):
+    root = host_root(tmp_path / "r")
+    path = saved(root)
+    states = make_loaders(root).states
+    args = {"name": "/etc/sysconfig/iptables", "mode": mode, "force": True}
+    dry = states.conntrack.stateless(test=True, **args)
     assert dry.result is None and read(root, "etc/sysconfig/iptables") == SAVED_RULES
-    ret = states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode)
+    ret = states.conntrack.stateless(**args)
     assert ret.result is True, ret.comment
     assert ret.changes == dry.changes
     assert set(ret.changes) == {"line 6", "line 8", "line 10"}
     assert ret.changes["line 6"]["old"] == "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT"
+    # the SSH rule keeps its place: only its NEW match goes
+    assert ret.changes["line 8"]["new"] == "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"
     text = read(root, "etc/sysconfig/iptables")
     active = [line for line in text.splitlines() if line.startswith("-A")]
-    assert active == ["-A INPUT -i lo -j ACCEPT", "-A INPUT -p udp --sport 53 -j ACCEPT"]
+    assert active == ["-A INPUT -i lo -j ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
+                      "-A INPUT -p udp --sport 53 -j ACCEPT"]  # fmt: skip
     if mode == "comment":
         assert "# conntrack.stateless: -A FORWARD -m conntrack --ctstate INVALID -j DROP\n" in text
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert "iptables-restore --test" in ret.comment
-    assert states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode).changes == {}
+    assert states.conntrack.stateless(**args).changes == {}
+    # nothing stateful left: a run without force has nothing to refuse
+    assert states.conntrack.stateless(name="/etc/sysconfig/iptables", mode=mode).result is True
 
 
 def test_stateless_never_writes_what_restore_rejects(tmp_path, make_loaders):
@@ -295,6 +345,6 @@ def test_stateless_never_writes_what_restore_rejects(tmp_path, make_loaders):
     broken = SAVED_RULES.replace("-A INPUT -i lo -j ACCEPT", "-A INPUT -i lo --no-such-option -j ACCEPT")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(broken)
-    ret = make_loaders(root).states.conntrack.stateless(name="/etc/sysconfig/iptables")
+    ret = make_loaders(root).states.conntrack.stateless(name="/etc/sysconfig/iptables", force=True)
     assert ret.result is False and "--test rejects" in ret.comment
     assert read(root, "etc/sysconfig/iptables") == broken

@@ -11,6 +11,9 @@ conntrack-size:
 /etc/sysconfig/iptables:
   conntrack.stateless:
     - mode: comment
+    # INPUT drops by policy: taking out its ESTABLISHED,RELATED accept is a
+    # lockout the state refuses unless told
+    - force: true
 
 # Declared after stateless and before notrack: the state refuses while saved
 # or live rules need conntrack (the notrack rules do too).
