@@ -270,8 +270,10 @@ def tuning_plan(max=None, buckets=None, timeouts=None, persist=None):  # pylint:
     """
     Validate a ``conntrack.tuned`` request and resolve it to concrete values.
 
-    ``max`` and ``buckets`` take an integer or ``auto`` (the size
-    ``conntrack.recommend`` gives); ``timeouts`` maps short names
+    ``max`` and ``buckets`` take an integer or ``auto``: the size
+    ``conntrack.recommend`` gives, or what the kernel has now where that is
+    larger (``auto`` never lowers; an explicit integer may, and still goes
+    through ``conntrack.set_max``'s checks); ``timeouts`` maps short names
     (``tcp_established``, ``udp``, ...) to seconds. Returns the runtime
     values, the sysctl keys and values to persist (under the names the running
     kernel understands), the module name, whether conntrack is loaded and the
@@ -294,9 +296,14 @@ def tuning_plan(max=None, buckets=None, timeouts=None, persist=None):  # pylint:
         if value is None:
             return None
         if value == "auto":
+            # auto never lowers: the larger of what the kernel has and the recommendation
             if recommended is None:
                 recommended = __salt__["conntrack.recommend"]()  # noqa: F821
             value = recommended[key]
+            held = (recommended.get("current") or {}).get(key)
+            if isinstance(held, int) and not isinstance(held, bool) and held > value:
+                value = held
+            value = min(value, high)
         return _valid_integer(value, name, 1, high)
 
     plan = {

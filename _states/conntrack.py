@@ -98,10 +98,12 @@ def tuned(
 
     max
         Table limit (``nf_conntrack_max``): an integer or ``auto`` (the size
-        ``conntrack.recommend`` gives for this host's RAM).
+        ``conntrack.recommend`` gives for this host's RAM, or the current
+        limit where that is larger: ``auto`` never lowers). An explicit
+        integer may lower it, within ``conntrack.set_max``'s checks.
 
     buckets
-        Hash table size (``hashsize``): an integer or ``auto``.
+        Hash table size (``hashsize``): an integer or ``auto`` (never lowers either).
 
     timeouts
         Mapping of short timeout names (``tcp_established``, ``udp``, ...) to seconds.
@@ -150,21 +152,26 @@ def tuned(
             status = __salt__["conntrack.status"]()  # noqa: F821
             current = {"max": status["max"], "buckets": status["hashsize"]}
             setters = {"max": "conntrack.set_max", "buckets": "conntrack.set_buckets"}
+            # The setters make every check in test mode too (ceiling, read-only in a
+            # netns, below the count), so a refusal shows as a failure there as well;
+            # a change is recorded only from what the setter returns.
             for key in ("max", "buckets"):
                 if plan[key] is not None and current[key] != plan[key]:
-                    ret["changes"][key] = {"old": current[key], "new": plan[key]}
-                    if not test:
-                        __salt__[setters[key]](plan[key], force=force)  # noqa: F821
-                        done.append(key)
+                    res = __salt__[setters[key]](plan[key], force=force, test=test)  # noqa: F821
+                    if res["old"] != res["new"]:
+                        ret["changes"][key] = {"old": res["old"], "new": res["new"]}
+                        if not test:
+                            done.append(key)
             now = __salt__["conntrack.timeouts"]() if plan["timeouts"] else {}  # noqa: F821
             for short, seconds in sorted(plan["timeouts"].items()):
                 if short not in now:
                     raise CommandExecutionError(f"this kernel has no {short} timeout while conntrack is loaded")
                 if now[short] != seconds:
-                    ret["changes"][f"timeout {short}"] = {"old": now[short], "new": seconds}
-                    if not test:
-                        __salt__["conntrack.set_timeout"](short, seconds)  # noqa: F821
-                        done.append(f"timeout {short}")
+                    res = __salt__["conntrack.set_timeout"](short, seconds, test=test)  # noqa: F821
+                    if res["old"] != res["new"]:
+                        ret["changes"][f"timeout {short}"] = {"old": res["old"], "new": res["new"]}
+                        if not test:
+                            done.append(f"timeout {short}")
         else:
             wanted = {k: plan[k] for k in ("max", "buckets") if plan[k] is not None}
             wanted.update({f"timeout {k}": v for k, v in plan["timeouts"].items()})

@@ -348,3 +348,41 @@ def test_stateless_never_writes_what_restore_rejects(tmp_path, make_loaders):
     ret = make_loaders(root).states.conntrack.stateless(name="/etc/sysconfig/iptables", force=True)
     assert ret.result is False and "--test rejects" in ret.comment
     assert read(root, "etc/sysconfig/iptables") == broken
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_tuned_refusal_reports_no_change_in_either_mode(tmp_path, make_loaders, test):
+    """A max below the entries held is refused by set_max: test mode says so too, and the
+    failed real run reports no change it never made."""
+    root = host_root(tmp_path / "r", maximum=65536, count=50000, mem_kb=16 * 1024 * 1024)
+    states = make_loaders(root).states
+    before = tree_snapshot(root)
+    ret = states.conntrack.tuned(name="size", max=40000, survive_reload=False, test=test)
+    assert ret.result is False, ret.comment
+    assert "below the 50000 entries" in ret.comment
+    assert ret.changes == {}
+    assert knob(root, "max") == 65536
+    assert tree_snapshot(root) == before
+    # above the RAM ceiling: the same verdict in both modes
+    ret = states.conntrack.tuned(name="size", max=10**9, survive_reload=False, test=test)
+    assert ret.result is False and "ceiling" in ret.comment and ret.changes == {}
+
+
+def test_tuned_auto_never_lowers(tmp_path, make_loaders):
+    """24 GiB: recommend gives max 786432 and hashsize 98304, the kernel has 262144 buckets."""
+    root = host_root(tmp_path / "r", maximum=262144, buckets=262144, mem_kb=24 * 1024 * 1024)
+    loaders = make_loaders(root)
+    assert loaders.modules.conntrack.recommend()["hashsize"] < 262144
+    plan = loaders.modules.conntrack_files.tuning_plan(max="auto", buckets="auto")
+    assert plan["buckets"] == 262144
+    assert plan["max"] == loaders.modules.conntrack.recommend()["max"] > 262144
+    ret = loaders.states.conntrack.tuned(name="size", max="auto", buckets="auto", survive_reload=False)
+    assert ret.result is True, ret.comment
+    assert "buckets" not in ret.changes
+    assert int(read(root, "sys/module/nf_conntrack/parameters/hashsize")) == 262144
+    # a max above the recommendation stays too
+    with open(os.path.join(root, "proc/sys/net/netfilter/nf_conntrack_max"), "w", encoding="utf-8") as fh:
+        fh.write("900000\n")
+    assert loaders.modules.conntrack_files.tuning_plan(max="auto")["max"] == 900000
+    # an explicit integer is the operator's choice: it may lower
+    assert loaders.modules.conntrack_files.tuning_plan(buckets=65536)["buckets"] == 65536
