@@ -29,7 +29,8 @@ INT_MAX = 2**31 - 1
 TIMEOUT_MAX = INT_MAX // 1000
 HASHSIZE_MAX = INT_MAX // 8
 
-MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A module name never starts with "-": the init script runs `modprobe $mod`.
+MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # Keys a conntrack sysctl file may hold: nothing outside these namespaces.
 SYSCTL_KEY = re.compile(
     r"net\.netfilter\.nf_conntrack_[a-z0-9_]{1,64}"
@@ -48,6 +49,24 @@ KNOWN_TIMEOUTS = (
     "dccp_partopen", "dccp_open", "dccp_closereq", "dccp_closing", "dccp_timewait",
     "gre", "gre_stream",
 )  # fmt: skip
+# CentOS 5's ip_conntrack knows only these (no icmpv6, dccp, sctp, gre, udplite):
+# persisting another would make `sysctl -p` fail there.
+KNOWN_TIMEOUTS_IP_CONNTRACK = (
+    "tcp_established", "tcp_syn_sent", "tcp_syn_recv", "tcp_fin_wait", "tcp_close_wait",
+    "tcp_last_ack", "tcp_time_wait", "tcp_close", "tcp_max_retrans", "udp", "udp_stream",
+    "icmp", "generic",
+)  # fmt: skip
+
+# Bounds of a persisted sysctl, by the knob's name after the flavour prefix.
+_SYSCTL_BOUNDS = (
+    (re.compile(r"max|expect_max"), 1, INT_MAX),
+    (re.compile(r"buckets"), 1, HASHSIZE_MAX),
+    (re.compile(r"[a-z0-9_]*timeout[a-z0-9_]*"), 1, TIMEOUT_MAX),
+    (re.compile(r"tcp_loose|tcp_be_liberal|tcp_ignore_invalid_rst|acct|timestamp|checksum|helper"), 0, 1),
+    (re.compile(r"events"), 0, 2),
+    (re.compile(r"log_invalid"), 0, 255),
+    (re.compile(r"tcp_max_retrans"), 0, 255),
+)
 
 # iptables-config: the file is sourced by root's init script, so every value is code.
 _YESNO = ("MODULES_UNLOAD", "SAVE_ON_STOP", "SAVE_ON_RESTART", "SAVE_COUNTER",
@@ -251,6 +270,19 @@ def _valid_iptables_value(key, value):
     return " ".join(tokens)
 
 
+def _valid_sysctl_value(key, value):
+    """``value`` for ``key`` within that knob's bounds; an unknown knob is refused."""
+    _valid_sysctl_key(key)
+    knob = re.sub(r"^(net\.netfilter\.nf_conntrack_|net\.ipv4\.netfilter\.ip_conntrack_|net\.nf_conntrack_|net\.ipv4\.ip_conntrack_)", "", key)
+    for rx, low, high in _SYSCTL_BOUNDS:
+        if rx.fullmatch(knob):
+            return _valid_integer(value, key, low, high)
+    raise SaltInvocationError(
+        f"{key} is not a conntrack sysctl this module knows the bounds of "
+        "(max, expect_max, buckets, timeouts, tcp_loose, tcp_be_liberal, acct, events, ...)"
+    )
+
+
 def _timeout_key(short, flavour="nf_conntrack"):
     """The sysctl key of a timeout short name (``tcp_established``)."""
     proto, _, rest = short.partition("_")
@@ -327,7 +359,7 @@ def tuning_plan(max=None, buckets=None, timeouts=None, persist=None):  # pylint:
         raise SaltInvocationError(f"timeouts must be a mapping of short names to seconds, got {timeouts!r}")
     known = {short for short, key in names.items() if "_timeout" in key}
     if not plan["loaded"] or not known:
-        known |= set(KNOWN_TIMEOUTS)
+        known |= set(KNOWN_TIMEOUTS_IP_CONNTRACK if flavour == "ip_conntrack" else KNOWN_TIMEOUTS)
     for short, seconds in timeouts.items():
         if short not in known:
             raise SaltInvocationError(
@@ -401,7 +433,7 @@ def persist_sysctl(values, path=None, test=False, lower=True):
     """
     if not isinstance(values, dict):
         raise SaltInvocationError(f"values must be a mapping of sysctl keys to integers, got {values!r}")
-    values = {_valid_sysctl_key(k): _valid_integer(v, k, 0, INT_MAX) for k, v in values.items()}
+    values = {k: _valid_sysctl_value(k, v) for k, v in values.items()}
     path = path or default_sysctl_file()
     _path(path)
     text, exists = _read_text(path)
@@ -689,8 +721,9 @@ def iptables_config(settings, path="/etc/sysconfig/iptables-config", add_tokens=
         new_line = f'{key}="{value}"'
         active = [i for i, line in enumerate(lines) if re.match(rf"^{key}=", line)]
         if active:
-            if current.get(key) == value and all(lines[i].rstrip("\n") == new_line for i in active):
-                continue
+            held = [_shell_value(lines[i].rstrip("\n").split("=", 1)[1]) for i in active]
+            if all(v == value for v in held):
+                continue  # already holds the value (quoted or not): the line stays as it is
             changes[key] = {"old": current.get(key), "new": value}
             for i in active:
                 lines[i] = new_line + ("\n" if lines[i].endswith("\n") else "")

@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+from salt.exceptions import SaltInvocationError
 
 from tests.support.hosts import MODULES_IN_USE, SAVED_RULES, fake_bin, host_root, modular_kernel, tree_snapshot
 
@@ -107,10 +108,28 @@ def test_tuned_not_loaded_is_pending_centos5_sysctl_conf(tmp_path, make_loaders)
     text = read(root, "etc/sysctl.conf")
     # centos5 has no sysctl.d: /etc/sysctl.conf, original lines kept
     assert text.startswith("# System defaults\nvm.swappiness = 10\n")
-    assert "net.netfilter.nf_conntrack_max = 131072\n" in text
-    assert "net.netfilter.nf_conntrack_tcp_timeout_established = 3600\n" in text
+    # ip_conntrack.ko is what modules.dep has: the legacy names, which sysctl -p knows there
+    assert "net.ipv4.netfilter.ip_conntrack_max = 131072\n" in text
+    assert "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established = 3600\n" in text
+    assert "nf_conntrack" not in text
     again = states.conntrack.tuned(name="pending", max=131072, timeouts={"tcp_established": 3600}, survive_reload=False)
     assert again.result is True and again.changes == {}
+    # timeouts ip_conntrack never had are refused, not persisted for sysctl -p to fail on
+    before = tree_snapshot(root)
+    for short in ("icmpv6", "dccp_open", "gre", "sctp_established", "tcp_unacknowledged"):
+        ret = states.conntrack.tuned(name="pending", timeouts={short: 30}, survive_reload=False)
+        assert ret.result is False and "unknown conntrack timeout" in ret.comment, short
+    assert tree_snapshot(root) == before
+    ok = states.conntrack.tuned(name="pending", timeouts={"udp_stream": 180, "generic": 600}, survive_reload=False)
+    assert ok.result is True, ok.comment
+    assert "net.ipv4.netfilter.ip_conntrack_udp_timeout_stream = 180\n" in read(root, "etc/sysctl.conf")
+
+
+def test_tuned_not_loaded_modern_knows_every_timeout(tmp_path, make_loaders):
+    root = host_root(tmp_path / "r", loaded=False)
+    ret = make_loaders(root).states.conntrack.tuned(name="p", timeouts={"icmpv6": 30}, survive_reload=False)
+    assert ret.result is True, ret.comment
+    assert "net.netfilter.nf_conntrack_icmpv6_timeout = 30\n" in read(root, "etc/sysctl.d/90-conntrack.conf")
 
 
 def test_tuned_legacy_names_on_centos5(tmp_path, make_loaders):
@@ -166,6 +185,34 @@ def test_iptables_config_refuses_shell(host, settings, message):
     ret = loaders.states.conntrack.iptables_config(name="/etc/sysconfig/iptables-config", settings=settings)
     assert ret.result is False and message in ret.comment
     assert tree_snapshot(root) == before
+
+
+def test_iptables_config_unquoted_value_already_held_is_no_change(host):
+    root, loaders = host
+    path = os.path.join(root, "etc/sysconfig/iptables-config")
+    text = read(root, "etc/sysconfig/iptables-config").replace('IPTABLES_SAVE_ON_STOP="no"', "IPTABLES_SAVE_ON_STOP=no")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    before = tree_snapshot(root)
+    for test in (True, False):
+        ret = loaders.states.conntrack.iptables_config(
+            name="/etc/sysconfig/iptables-config", settings={"IPTABLES_SAVE_ON_STOP": False}, test=test
+        )
+        assert ret.result is True and ret.changes == {}, ret.changes
+    assert tree_snapshot(root) == before  # the line stays as the operator wrote it
+
+
+def test_persist_sysctl_bounds_per_key(host):
+    root, loaders = host
+    files = loaders.modules.conntrack_files
+    before = tree_snapshot(root)
+    for values in ({"net.netfilter.nf_conntrack_max": 0}, {"net.netfilter.nf_conntrack_udp_timeout": 0},
+                   {"net.netfilter.nf_conntrack_buckets": 2**31 - 1},
+                   {"net.netfilter.nf_conntrack_tcp_timeout_established": 2**31 - 1}):  # fmt: skip
+        with pytest.raises(SaltInvocationError):
+            files.persist_sysctl(values)
+    assert tree_snapshot(root) == before
+    assert files.persist_sysctl({"net.netfilter.nf_conntrack_max": 1})["written"] is True
 
 
 def test_blacklist_and_lift(host):

@@ -88,9 +88,13 @@ def host_root(tmp_path, era="6.17", sysctl_d=True, udev=False, rhel=False, loade
         for rel in ("proc/sys/net/nf_conntrack_max", "proc/net/nf_conntrack"):
             if os.path.exists(os.path.join(root, rel)):
                 os.unlink(os.path.join(root, rel))
-        # The kernel can load it: it is in modules.dep.
-        _write(root, f"lib/modules/{os.uname().release}/modules.dep",
-               "kernel/net/netfilter/nf_conntrack.ko: kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko\n")
+        # The kernel can load it: it is in modules.dep (ip_conntrack on CentOS 5).
+        dep = (
+            "kernel/net/ipv4/netfilter/ip_conntrack.ko:\n"
+            if era == "centos5"
+            else "kernel/net/netfilter/nf_conntrack.ko: kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko\n"
+        )
+        _write(root, f"lib/modules/{os.uname().release}/modules.dep", dep)
     return root
 
 

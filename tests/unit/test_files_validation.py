@@ -85,3 +85,45 @@ def test_notrack_rules_both_directions_and_validation():
             files.notrack_rules(bad)
     with pytest.raises(SaltInvocationError):
         files.notrack_rules([{"proto": "udp", "port": 53}], "pf")
+
+
+@pytest.mark.parametrize("value", ["-r --force", "-r", "--force nf_nat", "-", "-a"])
+def test_module_names_never_start_with_a_dash(value):
+    """The init script runs ``modprobe $mod``: a leading '-' would be an option."""
+    with pytest.raises(SaltInvocationError, match="only module names"):
+        files._valid_iptables_value("IPTABLES_MODULES", value)
+    with pytest.raises(SaltInvocationError, match="not a kernel module name"):
+        files._valid_modules(value.split()[0])
+
+
+def test_module_names_accepted():
+    assert files._valid_modules(["nf_conntrack", "nf-nat", "9p"]) == ["nf_conntrack", "nf-nat", "9p"]
+    with pytest.raises(SaltInvocationError):
+        files._valid_modules("x" * 65)
+
+
+@pytest.mark.parametrize(
+    "key, value, ok",
+    [
+        ("net.netfilter.nf_conntrack_max", 0, False),
+        ("net.netfilter.nf_conntrack_max", 2**31 - 1, True),
+        ("net.nf_conntrack_max", 1, True),
+        ("net.netfilter.nf_conntrack_expect_max", 0, False),
+        ("net.netfilter.nf_conntrack_buckets", (2**31 - 1) // 8, True),
+        ("net.netfilter.nf_conntrack_buckets", (2**31 - 1) // 8 + 1, False),
+        ("net.netfilter.nf_conntrack_tcp_timeout_established", 0, False),
+        ("net.netfilter.nf_conntrack_tcp_timeout_established", (2**31 - 1) // 1000, True),
+        ("net.netfilter.nf_conntrack_tcp_timeout_established", (2**31 - 1) // 1000 + 1, False),
+        ("net.ipv4.netfilter.ip_conntrack_udp_timeout_stream", 2**31 - 1, False),
+        ("net.netfilter.nf_conntrack_tcp_loose", 0, True),
+        ("net.netfilter.nf_conntrack_tcp_loose", 2, False),
+        ("net.netfilter.nf_conntrack_count", 5, False),  # read-only: no bounds known, refused
+        ("net.netfilter.nf_conntrack_whatever", 1, False),
+    ],
+)
+def test_persisted_sysctl_values_bounded_per_key(key, value, ok):
+    if ok:
+        assert files._valid_sysctl_value(key, value) == value
+    else:
+        with pytest.raises(SaltInvocationError):
+            files._valid_sysctl_value(key, value)
