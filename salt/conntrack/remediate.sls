@@ -3,9 +3,10 @@
     event: conntrack_remediate.remediate confirms the incident from this
     host's own counters, sizes from its own RAM, rate-limits itself and fires
     conntrack/remediated or conntrack/remediation_refused.
-    Pillar: conntrack:remediate (threshold, interval, hash_ratio, cap, persist,
-    modprobe_file); conntrack:max as the target size, conntrack:persist as the
-    sysctl file. -#}
+    Pillar: conntrack:remediate (threshold, interval, hash_ratio, cap, persist);
+    conntrack:max as the target size, conntrack:persist as the sysctl file.
+    The hashsize goes to the modprobe file conntrack.tuned keeps (the module's
+    default, /etc/modprobe.d/conntrack.conf): no second file to disagree. -#}
 {%- from "conntrack/map.jinja" import conntrack with context %}
 {%- set r = conntrack.remediate %}
 {%- set target = conntrack.max if conntrack.max is number else none %}
@@ -20,4 +21,3 @@ conntrack-remediate:
       - target: {{ target|json }}
       - persist: {{ r.persist|json }}
       - sysctl_file: {{ (conntrack.persist or 'default')|json }}
-      - modprobe_file: {{ r.modprobe_file|json }}

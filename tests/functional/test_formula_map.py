@@ -42,10 +42,43 @@ def test_layers(render):
     args = args_of(render(CENTOS5, "conntrack.blacklist", pillar), "conntrack-blacklisted")
     assert args["names"] == ["xt_state"] and args["hard"] is False
 
-    # CentOS 5 keeps module options in /etc/modprobe.conf; max auto means no target
+    # Remediation writes hashsize where conntrack.tuned does (the module's
+    # default): no per-OS modprobe file; max auto means no target
     rem = args_of(render(CENTOS5, "conntrack.remediate"), "conntrack-remediate", "conntrack_remediate.remediate")
-    assert rem["modprobe_file"] == "/etc/modprobe.conf" and rem["target"] is None
+    assert "modprobe_file" not in rem and rem["target"] is None
 
     # iptables-config exists only on the RHEL family
     assert render(DEBIAN, "conntrack.iptables_config") == {}
     assert "conntrack-iptables-config-/etc/sysconfig/iptables-config" in render(RHEL9, "conntrack.iptables_config")
+
+
+IPT = "conntrack-iptables-config-/etc/sysconfig/iptables-config"
+
+
+def test_sysctl_load_list_has_one_owner_and_the_kernels_token(render):
+    # survive_reload (default true): conntrack.tuned owns the list, as a token;
+    # iptables_config.sls must not set it exactly, or the two flap.
+    for grains in (RHEL9, CENTOS5):
+        settings = args_of(render(grains, "conntrack.iptables_config"), IPT)["settings"]
+        assert settings == {"IPTABLES_MODULES_UNLOAD": "no"}, (grains, settings)
+
+    # Without survive_reload, iptables_config.sls sets it, with the token of
+    # the OS's kernel: CentOS 5 must not inherit the family's .nf_conntrack.
+    off = {"conntrack": {"survive_reload": False}}
+    for grains, token in ((RHEL9, ".nf_conntrack"), (CENTOS5, ".ip_conntrack")):
+        settings = args_of(render(grains, "conntrack.iptables_config", off), IPT)["settings"]
+        assert settings == {"IPTABLES_MODULES_UNLOAD": "no", "IPTABLES_SYSCTL_LOAD_LIST": token}, (grains, settings)
+
+
+def test_no_unused_map_values(render, make_loaders):
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    from tests.conftest import REPO as repo  # pylint: disable=import-outside-toplevel
+
+    sls = "\n".join(p.read_text(encoding="utf-8") for p in (repo / "salt" / "conntrack").glob("*.sls"))
+    layers = [yaml.safe_load((repo / "salt/conntrack/defaults.yaml").read_text())["conntrack"]]
+    for name in ("osfamilymap.yaml", "osmap.yaml"):
+        layers.extend(yaml.safe_load((repo / "salt/conntrack" / name).read_text()).values())
+    for layer in layers:
+        for key in layer:
+            assert f"conntrack.{key}" in sls, f"map value {key!r} is used by no SLS"

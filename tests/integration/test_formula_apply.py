@@ -75,14 +75,63 @@ def test_apply_twice_second_run_has_no_changes(salt_cli, formula_minion):
 
 def test_rhel_iptables_config_from_the_map(salt_cli, formula_minion):
     minion, root = formula_minion
-    first = apply(salt_cli, minion.id, "conntrack.iptables_config")
+    first = apply(salt_cli, minion.id, "conntrack,conntrack.iptables_config")
     res = first["conntrack-iptables-config-/etc/sysconfig/iptables-config"]
     assert res["result"] is True and res["changes"], res
     with open(os.path.join(root, "etc/sysconfig/iptables-config"), encoding="utf-8") as fh:
         text = fh.read()
     assert 'IPTABLES_MODULES_UNLOAD="no"' in text and 'IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack"' in text
-    second = apply(salt_cli, minion.id, "conntrack.iptables_config")
+    second = apply(salt_cli, minion.id, "conntrack,conntrack.iptables_config")
     assert all(r["changes"] == {} and r["result"] is True for r in second.values()), second
+
+
+@pytest.fixture(scope="module")
+def centos5_minion(master, tmp_path_factory):
+    root = host_root(
+        tmp_path_factory.mktemp("centos5") / "root",
+        era="centos5",
+        sysctl_d=False,
+        rhel=True,
+        maximum=65536,
+        buckets=8192,
+    )
+    factory = master.salt_minion_daemon(
+        random_string("centos5-"),
+        overrides={**LOADER_DIRS, "conntrack.root": root, "grains": {"os_family": "RedHat", "osfinger": "CentOS-5"}},
+    )
+    with factory.started():
+        yield factory, root
+
+
+def test_centos5_highstate_does_not_flap(salt_cli, centos5_minion):
+    """conntrack (tuned) and conntrack.iptables_config together on a CentOS 5
+    host: the legacy token, one modprobe file, and no changes on a second run."""
+    minion, root = centos5_minion
+    first = apply(salt_cli, minion.id, "conntrack,conntrack.iptables_config")
+    assert all(r["result"] is True for r in first.values()), first
+    assert first["conntrack-tuned"]["changes"], first
+    with open(os.path.join(root, "etc/sysconfig/iptables-config"), encoding="utf-8") as fh:
+        text = fh.read()
+    assert 'IPTABLES_MODULES_UNLOAD="no"' in text
+    assert 'IPTABLES_SYSCTL_LOAD_LIST=".ip_conntrack"' in text and "nf_conntrack" not in text.replace(
+        '#IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack"', ""
+    ), text
+    with open(os.path.join(root, "etc/sysctl.conf"), encoding="ascii") as fh:
+        assert "net.ipv4.netfilter.ip_conntrack_max = 131072" in fh.read()
+    with open(os.path.join(root, "etc/modprobe.d/conntrack.conf"), encoding="ascii") as fh:
+        assert "options ip_conntrack hashsize=16384" in fh.read()
+    assert not os.path.exists(os.path.join(root, "etc/modprobe.conf"))
+
+    before = tree_snapshot(root)
+    second = apply(salt_cli, minion.id, "conntrack,conntrack.iptables_config")
+    assert all(r["changes"] == {} and r["result"] is True for r in second.values()), second
+    assert tree_snapshot(root) == before
+
+    # Remediation on this host persists hashsize to the same modprobe file.
+    rem = show(salt_cli, minion.id, "conntrack.remediate")
+    call = rem["conntrack-remediate"]["module"]
+    args = next(arg["conntrack_remediate.remediate"] for arg in call if isinstance(arg, dict) and "conntrack_remediate.remediate" in arg)
+    assert "modprobe_file" not in {k for arg in args for k in arg}
 
 
 def test_rendered_disable_order_and_remediate_args(salt_cli, formula_minion):
