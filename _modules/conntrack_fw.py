@@ -175,7 +175,10 @@ def unload(force=False, test=False):
     Unload the conntrack module chain, consumers first, in :py:func:`unload_plan` order.
 
     Refuses while ``conntrack.dependents`` finds rules that need conntrack,
-    unless ``force=True`` (``rmmod`` still refuses a module that rules hold).
+    unless ``force=True``. Refuses, even with ``force=True`` and before the
+    first ``rmmod``, when :py:func:`unload_plan` lists a module ``in_use``
+    (rules or sockets hold it, so ``rmmod`` would fail partway and leave a
+    half-removed chain); ``test=True`` gives the same verdicts.
     On a kernel with conntrack built in it raises: nothing can be unloaded
     there. Runs ``rmmod NAME`` (from ``PATH``) for each module and checks
     ``/proc/modules`` afterwards; returns ``order`` and ``removed``.
@@ -202,6 +205,15 @@ def unload(force=False, test=False):
         raise CommandExecutionError(
             f"{len(deps)} firewall rule(s) need conntrack, so it stays loaded: {shown}. "
             "Remove them first (see conntrack.stateless) or pass force=True"
+        )
+    if plan["in_use"]:
+        # rmmod would refuse these once it reaches them, after unloading the
+        # consumers before them: a half-removed chain. Refuse before the first.
+        held = ", ".join(f"{n} (refcnt {plan['refcnt'].get(n)})" for n in plan["in_use"])
+        raise CommandExecutionError(
+            f"{held} in use by rules or sockets, so rmmod would refuse it partway through "
+            f"the unload order ({', '.join(plan['order'])}): nothing was unloaded. "
+            "Remove what holds it first (force does not override this)"
         )
     if test:
         return ret
@@ -287,8 +299,8 @@ def notrack(flows, backend=None, test=False):  # pylint: disable=redefined-outer
     ``flows``: ``[{proto: udp, port: 53}, {proto: tcp, ports: [80, 443]}]``.
     ``backend``: ``nft`` (table ``inet conntrack_notrack``, chains at priority
     -300 on prerouting and output) or ``iptables`` (chain ``CONNTRACK_NOTRACK``
-    in the raw table, jumped to from PREROUTING and OUTPUT, for iptables and
-    ip6tables); default: what the host uses (:py:func:`backend`). The managed
+    in the raw table, jumped to once from PREROUTING and once from OUTPUT,
+    duplicate jumps removed, for iptables and ip6tables); default: what the host uses (:py:func:`backend`). The managed
     table or chain is replaced as a whole, atomically. Returns ``backend`` and
     ``changes``.
 
@@ -326,5 +338,7 @@ def notrack(flows, backend=None, test=False):  # pylint: disable=redefined-outer
             for hook in ("PREROUTING", "OUTPUT"):
                 if hook not in have:
                     text += f"-I {hook} -j {_IPT_CHAIN}\n"
+                # one jump per hook: duplicates (from an earlier run or by hand) go
+                text += f"-D {hook} -j {_IPT_CHAIN}\n" * max(0, have.count(hook) - 1)
             _run([f"{cmd}-restore", "--noflush"], stdin=text + "COMMIT\n")
     return {"backend": chosen, "changes": changes}

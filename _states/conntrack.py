@@ -298,7 +298,9 @@ def unloaded(name, force=False):
     kernel's reference counts give (``/sys/module/*/holders``, ``refcnt``).
 
     Refuses while ``conntrack.dependents`` shows rules that need conntrack,
-    unless ``force: true``. On a kernel with conntrack built in it fails and
+    unless ``force: true``; refuses before unloading anything, even with
+    ``force: true``, while rules or sockets hold a module of the chain (rmmod
+    would stop halfway). On a kernel with conntrack built in it fails and
     says so: nothing can be unloaded there.
 
     .. code-block:: yaml

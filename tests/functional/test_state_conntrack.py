@@ -291,15 +291,16 @@ def test_unloaded_refuses_with_dependents_and_stops_on_rmmod_failure(tmp_path, m
     # rules hold xt_conntrack: it goes last among the consumers, and is flagged
     assert plan["order"][-3:] == ["nf_nat", "xt_conntrack", "nf_conntrack"]
     assert plan["in_use"] == ["xt_conntrack"]
-    # force passes the rule check, but rmmod refuses a module rules hold, like the kernel:
-    # the state fails and reports exactly the modules that did go.
-    ret = states.conntrack.unloaded(name="ct", force=True)
-    assert ret.result is False
-    assert "rmmod xt_conntrack failed" in ret.comment
-    with open(log, encoding="utf-8") as fh:
-        gone = fh.read().split()
-    assert gone == plan["order"][:-2]
-    assert ret.changes == {"loaded modules": {"old": plan["order"], "new": ["xt_conntrack", "nf_conntrack"]}}
+    # force passes the rule check, but rmmod would refuse xt_conntrack (rules hold it)
+    # after unloading the consumers before it: refused before the first rmmod, in
+    # test mode too, and nothing is reported as changed.
+    for test in (True, False):
+        ret = states.conntrack.unloaded(name="ct", force=True, test=test)
+        assert ret.result is False, test
+        assert "xt_conntrack (refcnt 3) in use" in ret.comment and "nothing was unloaded" in ret.comment
+        assert ret.changes == {}
+    assert not os.path.exists(log)
+    assert make_loaders(root).modules.conntrack_fw.unload_plan()["order"] == plan["order"]
 
 
 def test_unloaded_builtin_fails_honestly(tmp_path, make_loaders):
@@ -433,3 +434,59 @@ def test_tuned_auto_never_lowers(tmp_path, make_loaders):
     assert loaders.modules.conntrack_files.tuning_plan(max="auto")["max"] == 900000
     # an explicit integer is the operator's choice: it may lower
     assert loaders.modules.conntrack_files.tuning_plan(buckets=65536)["buckets"] == 65536
+
+
+FAKE_IPT = """\
+#!{python}
+import os, sys
+me = os.path.basename(sys.argv[0])
+state = os.path.join({bindir!r}, me.split("-")[0] + ".raw")
+rules = open(state).read().splitlines() if os.path.exists(state) else []
+if me.endswith("-save"):
+    print("*raw")
+    print("\\n".join(rules))
+    print("COMMIT")
+    sys.exit(0)
+with open(os.path.join({bindir!r}, "restore.log"), "a") as log:
+    text = sys.stdin.read()
+    log.write(me + "\\n" + text)
+for line in text.splitlines():
+    words = line.split()
+    if line.startswith("-F "):
+        rules = [r for r in rules if not r.startswith("-A " + words[1] + " ")]
+    elif line.startswith("-A "):
+        rules.append(line)
+    elif line.startswith("-I "):
+        rules.insert(0, "-A " + line[3:])
+    elif line.startswith("-D "):
+        rules.remove("-A " + line[3:])
+open(state, "w").write("\\n".join(rules) + "\\n")
+"""
+
+
+def test_notrack_iptables_removes_duplicate_jumps(tmp_path, make_loaders, monkeypatch):
+    import sys
+
+    root = host_root(tmp_path / "r")
+    bindir = tmp_path / "ipt"
+    bindir.mkdir()
+    for cmd in ("iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"):
+        (bindir / cmd).write_text(FAKE_IPT.format(python=sys.executable, bindir=str(bindir)))
+        (bindir / cmd).chmod(0o755)
+    for fam in ("iptables", "ip6tables"):
+        (bindir / f"{fam}.raw").write_text(
+            "-A PREROUTING -j CONNTRACK_NOTRACK\n-A OUTPUT -j CONNTRACK_NOTRACK\n"
+            "-A PREROUTING -j CONNTRACK_NOTRACK\n-A OUTPUT -j CONNTRACK_NOTRACK\n"
+            "-A OUTPUT -j CONNTRACK_NOTRACK\n"
+        )
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    states = make_loaders(root).states
+    flows = [{"proto": "udp", "port": 53}]
+    ret = states.conntrack.notrack(name="dns", flows=flows, backend="iptables")
+    assert ret.result is True and ret.changes, ret.comment
+    for fam in ("iptables", "ip6tables"):
+        saved = (bindir / f"{fam}.raw").read_text().splitlines()
+        assert saved.count("-A PREROUTING -j CONNTRACK_NOTRACK") == 1, saved
+        assert saved.count("-A OUTPUT -j CONNTRACK_NOTRACK") == 1, saved
+    again = states.conntrack.notrack(name="dns", flows=flows, backend="iptables")
+    assert again.result is True and again.changes == {}, again.changes
