@@ -44,7 +44,10 @@ Event data
                            # "printk: N messages suppressed." that belong to the burst
     total: 434             # matched + suppressed: the burst's true size
     lost: 0                # kmsg records overwritten before they were read, plus
-                           # rotations whose unread rest could not be found
+                           # rotations whose unread rest could not be found, plus
+                           # journal cursors journalctl refused (vacuumed away)
+    errors: 0              # runs whose read of the log failed since the last event
+                           # (logged; the counters are still read and reported)
     netns:                 # namespaces named in the lines; inode null: the line names
       - inode: 4026532177  # none (the initial netns on 6.17+, any netns before)
         name: blue         # the name under /run/netns, null when there is none
@@ -70,14 +73,17 @@ Options
     ``kmsg``: ``/dev/kmsg``, non-blocking, starting at its end on first run,
     following sequence numbers; when the kernel overwrites records before
     they were read it resyncs and counts them in ``lost``. Only records of the
-    kernel facility count (user space cannot write those).
+    kernel facility count (user space cannot write those). Before Linux 3.5
+    (CentOS 5 and 6) /dev/kmsg cannot be read: asking for it there is an error.
     ``journal``: kernel messages (``_TRANSPORT=kernel``) from journald via
-    ``journalctl``, resumed from a cursor; costs a process per run.
+    ``journalctl`` (systemd 219 and later), resumed from a cursor; costs a
+    process per run. A cursor journalctl refuses is dropped: reading starts
+    again at the journal's end, counted in ``lost``.
     An absolute path (``/var/log/kern.log``, ``/var/log/messages``): a cursor
     (inode, offset and the last bytes read) that follows rename rotation
     (finishing the old file first) and ``copytruncate`` (finishing the rest
     from the copy), without losing or repeating lines.
-    ``auto``: kmsg where readable, else the journal, else the first of
+    ``auto``: kmsg where a record can be read, else the journal, else the first of
     ``/var/log/kern.log``, ``/var/log/messages``, ``/var/log/syslog`` that
     exists (kmsg and these files are looked up under ``conntrack.root``).
 ``min_interval`` (default 60)
@@ -383,10 +389,34 @@ class KmsgSource:
     def _read(self, fd):
         return os.read(fd, 8192)
 
+    def _close_fd(self, fd):
+        os.close(fd)
+
+    def probe(self):
+        """None when records can be read here, else the OSError that says why not.
+
+        Opening is not enough: before Linux 3.5 /dev/kmsg exists but is for
+        writing only, and read() fails with EINVAL (CentOS 5 and 6). Reads one
+        record on a descriptor of its own, so the reader's position is untouched.
+        """
+        try:
+            fd = self._open()
+        except OSError as err:
+            return err
+        try:
+            self._read(fd)
+        except (BlockingIOError, BrokenPipeError, InterruptedError):
+            pass  # an empty ring, an overrun, a signal: records can be read
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EPIPE, errno.EINTR):
+                return err
+        finally:
+            self._close_fd(fd)
+        return None
 
     def close(self):
         if self.fd is not None:
-            os.close(self.fd)
+            self._close_fd(self.fd)
             self.fd = None
 
     def state(self):
@@ -415,13 +445,18 @@ class KmsgSource:
         if self.fd is None:
             self.fd = self._open()
             saved = self.saved
-            if saved and saved.get("boot_id") == self.boot_id and isinstance(saved.get("seq"), int):
-                # Same boot: read from the oldest record, skip what was seen.
-                self.seq = saved["seq"]
-            else:
-                # Start at the end, but by reading to it: SEEK_END would leave the
-                # sequence number unknown, and with it the count of an overrun.
-                self._fast_forward()
+            try:
+                if saved and saved.get("boot_id") == self.boot_id and isinstance(saved.get("seq"), int):
+                    # Same boot: read from the oldest record, skip what was seen.
+                    self.seq = saved["seq"]
+                else:
+                    # Start at the end, but by reading to it: SEEK_END would leave the
+                    # sequence number unknown, and with it the count of an overrun.
+                    self._fast_forward()
+            except BaseException:
+                # Not at the end yet: a later run must start over, not read the whole ring as news.
+                self.close()
+                raise
             self.saved = None
         fd = self.fd
         used = 0
@@ -478,6 +513,7 @@ class FileSource:
     """
 
     kind = "file"
+    chunk = 1 << 20  # bytes per read when finishing a rotated or truncated file
 
     def __init__(self, path, saved=None):
         self.path = path
@@ -539,13 +575,25 @@ class FileSource:
         return found
 
     def _drain(self, fd, offset, chunks):
-        """Read a finished file from offset to its end (a last line without newline included)."""
+        """Read a finished file from offset to its end (a last line without newline included).
+
+        Chunks end at a newline: a line that straddles two reads is carried
+        over whole, not cut in two (which would lose a table-full line).
+        """
+        rest = b""
         while True:
-            data = os.pread(fd, 1 << 20, offset)
+            data = os.pread(fd, self.chunk, offset)
             if not data:
-                return
+                break
             offset += len(data)
-            chunks.append(data if data.endswith(b"\n") else data + b"\n")
+            if rest:
+                data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                chunks.append(data if cut == len(data) else data[:cut])
+            rest = data[cut:]
+        if rest:
+            chunks.append(rest + b"\n")
 
     def _drain_path(self, path, offset, chunks):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -656,7 +704,13 @@ class FileSource:
 
 
 class JournalSource:
-    """Kernel messages from journald, through ``journalctl`` and a cursor."""
+    """Kernel messages from journald, through ``journalctl`` and a cursor.
+
+    Only options journalctl has had since systemd 219 (CentOS 7): no
+    ``--output-fields`` (236+). A cursor journalctl refuses (its entry was
+    vacuumed away, or the saved one is garbled) is dropped: reading starts
+    again at the journal's end and the gap counts as one in ``lost``.
+    """
 
     kind = "journal"
 
@@ -675,18 +729,35 @@ class JournalSource:
     def state(self):
         return {"kind": "journal", "cursor": self.cursor} if self.cursor else None
 
+    @staticmethod
+    def _journalctl(args):
+        cmd = ["journalctl", "--no-pager", "-q", "-o", "json", *args, "_TRANSPORT=kernel"]
+        return subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+
     def read(self, budget):
-        cmd = ["journalctl", "--no-pager", "-q", "-o", "json", "--output-fields=MESSAGE,__REALTIME_TIMESTAMP"]
         first = not self.started
-        self.started = True
         if self.cursor:
-            cmd += ["--after-cursor", self.cursor]
+            proc = self._journalctl(["--after-cursor", self.cursor])
+            if proc.returncode != 0 and b"cursor" in proc.stderr.lower():
+                log.warning(
+                    "conntrack beacon: journalctl refused the cursor %s (%s); starting again at the "
+                    "journal's end, the gap counted in lost",
+                    self.cursor,
+                    proc.stderr.decode(errors="replace").strip(),
+                )
+                self.cursor = None
+                self.lost += 1
+                first = True
+                self.started = False  # should this fail too, the next run still starts at the end
+                proc = self._journalctl(["-n", "1"])
         elif first:
-            cmd += ["-n", "1"]  # only to learn where the end is
-        cmd.append("_TRANSPORT=kernel")
-        proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+            proc = self._journalctl(["-n", "1"])  # only to learn where the end is
+        else:
+            proc = self._journalctl([])
         if proc.returncode != 0:
             raise RuntimeError(f"journalctl failed: {proc.stderr.decode(errors='replace').strip()}")
+        # Only now: a first run that failed must not make the next one read the whole journal.
+        self.started = True
         hits = []
         used = 0
         for line in proc.stdout.splitlines():
@@ -727,18 +798,21 @@ def _boot_id():
 
 def _make_source(conf, saved):
     source = conf["source"]
-    if source == "kmsg":
-        return KmsgSource(_root_path(KMSG), saved, _boot_id())
     if source == "journal":
         return JournalSource(saved)
-    if source != "auto":
+    if source not in ("auto", "kmsg"):
         return FileSource(source, saved)
-    kmsg = _root_path(KMSG)
-    try:
-        os.close(os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-        return KmsgSource(kmsg, saved, _boot_id())
-    except OSError:
-        pass
+    kmsg = KmsgSource(_root_path(KMSG), saved, _boot_id())
+    err = kmsg.probe()
+    if err is None:
+        return kmsg
+    if source == "kmsg":
+        hint = " (kernels before 3.5 only let it be written)" if err.errno == errno.EINVAL else ""
+        raise RuntimeError(
+            f"source kmsg: {kmsg.path} cannot be read: {err.strerror or err}{hint}; "
+            "use source: journal, or a log file that receives kernel messages such as /var/log/messages"
+        )
+    log.debug("conntrack beacon: %s cannot be read (%s); trying the journal and log files", kmsg.path, err)
     root = __opts__.get("conntrack.root", "/") or "/"  # noqa: F821
     if os.path.abspath(root) == "/" and shutil.which("journalctl") and (
         os.path.isdir("/run/log/journal") or os.path.isdir("/var/log/journal")
@@ -830,10 +904,33 @@ class _State:
         self.status_at = 0.0
         self.saved_key = None
         self.lost_reported = 0
+        self.read_error = None  # text of the last failed read while the source keeps failing
 
 
 def _new_acc():
-    return {"matched": 0, "suppressed": 0, "netns": {}, "first": None, "last": None, "lost": 0}
+    return {"matched": 0, "suppressed": 0, "netns": {}, "first": None, "last": None, "lost": 0, "errors": 0}
+
+
+def _read_source(state, budget):
+    """The source's new hits; a failed read is logged and counted, never raised.
+
+    The counters (usage, drops) must keep working when the log does not. A
+    failure is logged as a warning when it starts or changes, then at debug
+    level while it goes on, and its end is logged too.
+    """
+    source = state.source
+    try:
+        hits = source.read(budget)
+    except Exception as err:  # pylint: disable=broad-except
+        text = f"{type(err).__name__}: {err}"
+        level = logging.DEBUG if text == state.read_error else logging.WARNING
+        log.log(level, "conntrack beacon: cannot read %s: %s", source.name, text)
+        state.read_error = text
+        return [], True
+    if state.read_error is not None:
+        log.warning("conntrack beacon: reading %s again", source.name)
+        state.read_error = None
+    return hits, False
 
 
 def _coalesce(acc, hits, now, open_now):
@@ -896,10 +993,11 @@ def beacon(config):
 
     # 1. The log: table-full lines and suppression counts.
     source = state.source
-    hits = source.read(conf["max_read"])
+    hits, failed = _read_source(state, conf["max_read"])
     lost = source.lost - state.lost_reported
-    if hits or lost:
+    if hits or lost or failed:
         acc = state.acc or _new_acc()
+        acc["errors"] += int(failed)
         if _coalesce(acc, hits, now, now < state.open_until):
             state.open_until = now + conf["incident_gap"]
             inc = state.incident
@@ -942,6 +1040,7 @@ def beacon(config):
                 "suppressed": acc["suppressed"],
                 "total": acc["matched"] + acc["suppressed"],
                 "lost": acc["lost"],
+                "errors": acc["errors"],
                 "netns": [
                     {"inode": ino, "name": names.get(ino), "matched": n}
                     for ino, n in sorted(acc["netns"].items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))
