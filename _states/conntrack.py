@@ -117,7 +117,10 @@ def tuned(
         ``/etc/modprobe.d/conntrack.conf`` (when buckets is given), a udev rule
         re-applying the sysctls when the module loads (where udev runs), and
         ``IPTABLES_SYSCTL_LOAD_LIST`` in ``/etc/sysconfig/ip(6)tables-config``
-        (where those files exist).
+        (where those files exist). Where conntrack is built into the kernel
+        (``modules.builtin``, or no ``/proc/modules``) the modprobe options
+        and the udev rule are skipped, since they would never apply, and the
+        comment says so.
 
     force
         Allow sizes above the RAM formula's ceiling.
@@ -187,13 +190,24 @@ def tuned(
             _file_changes(ret, res)
         if survive_reload:
             module = plan["flavour"]
-            if plan["buckets"] is not None:
-                res = __salt__["conntrack_files.module_options"](  # noqa: F821
-                    module, {"hashsize": plan["buckets"]}, test=test
+            fw = __salt__["conntrack_fw.unload_plan"]()  # noqa: F821
+            if fw["builtin"]:
+                # A built-in module never loads: modprobe options and a udev rule
+                # on module load would never apply, so none are written.
+                skipped = (
+                    f"{fw['module']} is built into this kernel, so no modprobe.d options or "
+                    "udev rule were written (they apply only when a module loads); the sysctl "
+                    "file applies at boot"
                 )
-                _file_changes(ret, res)
-            if plan["sysctl"] and __salt__["conntrack_files.udev_running"]():  # noqa: F821
-                _file_changes(ret, __salt__["conntrack_files.udev_rule"](module, test=test))  # noqa: F821
+                pending = f"{pending}. {skipped}" if pending else skipped
+            else:
+                if plan["buckets"] is not None:
+                    res = __salt__["conntrack_files.module_options"](  # noqa: F821
+                        module, {"hashsize": plan["buckets"]}, test=test
+                    )
+                    _file_changes(ret, res)
+                if plan["sysctl"] and __salt__["conntrack_files.udev_running"]():  # noqa: F821
+                    _file_changes(ret, __salt__["conntrack_files.udev_rule"](module, test=test))  # noqa: F821
             for path, key in (
                 ("/etc/sysconfig/iptables-config", "IPTABLES_SYSCTL_LOAD_LIST"),
                 ("/etc/sysconfig/ip6tables-config", "IP6TABLES_SYSCTL_LOAD_LIST"),

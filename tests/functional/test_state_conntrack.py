@@ -20,9 +20,27 @@ def knob(root, name):
 
 @pytest.fixture
 def host(tmp_path, make_loaders):
-    root = host_root(tmp_path / "root", udev=True, rhel=True, maximum=65536, buckets=16384,
-                     mem_kb=16 * 1024 * 1024)  # fmt: skip
+    # a modular kernel: modprobe.d options and the udev rule apply on module load
+    root = modular_kernel(host_root(tmp_path / "root", udev=True, rhel=True, maximum=65536, buckets=16384,
+                                    mem_kb=16 * 1024 * 1024))  # fmt: skip
     return root, make_loaders(root)
+
+
+def test_tuned_builtin_kernel_skips_modprobe_and_udev(tmp_path, make_loaders):
+    """No /proc/modules, /sys/module/nf_conntrack present: conntrack is built in (as on this VM)."""
+    root = host_root(tmp_path / "root", udev=True, rhel=True, maximum=65536, buckets=16384, mem_kb=16 * 1024 * 1024)
+    assert not os.path.exists(os.path.join(root, "proc/modules"))
+    states = make_loaders(root).states
+    args = {"name": "size", "max": 131072, "buckets": 32768}
+    dry = states.conntrack.tuned(test=True, **args)
+    ret = states.conntrack.tuned(**args)
+    assert ret.result is True, ret.comment
+    assert dry.changes == ret.changes
+    assert "built into this kernel" in ret.comment and "built into this kernel" in dry.comment
+    assert not os.path.exists(os.path.join(root, "etc/modprobe.d/conntrack.conf"))
+    assert not os.path.exists(os.path.join(root, "etc/udev/rules.d/90-conntrack-sysctl.rules"))
+    assert not any(path.startswith(("/etc/modprobe.d", "/etc/udev")) for path in ret.changes)
+    assert "net.netfilter.nf_conntrack_max = 131072\n" in read(root, "etc/sysctl.d/90-conntrack.conf")
 
 
 def test_tuned_applies_persists_and_survives_reload(host):
