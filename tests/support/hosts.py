@@ -80,6 +80,12 @@ def host_root(tmp_path, era="6.17", sysctl_d=True, udev=False, rhel=False, loade
     if rhel:
         _write(root, "etc/sysconfig/iptables-config", RHEL_IPTABLES_CONFIG, 0o600)
         _write(root, "etc/sysconfig/ip6tables-config", RHEL_IPTABLES_CONFIG.replace("IPTABLES_", "IP6TABLES_"), 0o600)
+    if era == "centos5":
+        # CentOS 5 kernels are modular: ip_conntrack is a loadable module, never built in.
+        mods = "ip_conntrack 53409 0 - Live 0xffffffff88600000\n" if loaded else ""
+        _write(root, "proc/modules", mods + "ext3 123337 2 - Live 0xffffffff88000000\n")
+        if loaded:
+            _write(root, "sys/module/ip_conntrack/refcnt", "0\n")
     if not loaded:
         import shutil  # pylint: disable=import-outside-toplevel
 
