@@ -110,6 +110,28 @@ def _path(path):
     return os.path.join(_root(), path.lstrip("/"))
 
 
+# The files each function may write, as host paths ("*" is one file name).
+_ALLOWED = {
+    "sysctl": ("/etc/sysctl.d/*.conf", "/etc/sysctl.conf"),
+    "modprobe": ("/etc/modprobe.d/*.conf", "/etc/modprobe.conf"),
+    "udev": ("/etc/udev/rules.d/*.rules",),
+    "iptables-config": ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config"),
+    "saved rules": ("/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables",
+                    "/etc/iptables/rules.v4", "/etc/iptables/rules.v6"),
+    "notrack": ("/etc/nftables.d/*.nft", "/etc/iptables/*.rules"),
+}  # fmt: skip
+
+
+def _allowed(path, kind):
+    """``path`` when it is one of the files a ``kind`` function may write, else SaltInvocationError."""
+    _path(path)
+    for pattern in _ALLOWED[kind]:
+        rx = re.escape(pattern).replace(r"\*", r"[A-Za-z0-9_.@+-]+")
+        if re.fullmatch(rx, path) and not os.path.basename(path).startswith("."):
+            return path
+    raise SaltInvocationError(f"a {kind} file must be {' or '.join(_ALLOWED[kind])}, got {path!r}")
+
+
 def _read_text(path):
     """(text, exists) of a host path; a missing file is empty."""
     try:
@@ -128,6 +150,15 @@ def _atomic_write(path, text, mode=0o644):
     and owner are kept, a new file gets ``mode``. Not a public function of
     the module (it takes a resolved path); other functions here call it.
     """
+    # A symlink stays a symlink: write through to its target, which must stay
+    # under conntrack.root.
+    root = os.path.realpath(_root())
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise CommandExecutionError(
+            f"{path} resolves to {real}, outside {root} (conntrack.root): not written"
+        )
+    path = real
     directory = os.path.dirname(path) or "."
     try:
         os.makedirs(directory, exist_ok=True)
@@ -352,7 +383,7 @@ def tuning_plan(max=None, buckets=None, timeouts=None, persist=None):  # pylint:
             if os.path.isfile(_path(p))
         ],
     }
-    _path(plan["persist"])
+    _allowed(plan["persist"], "sysctl")
     if timeouts is None:
         timeouts = {}
     if not isinstance(timeouts, dict):
@@ -434,8 +465,7 @@ def persist_sysctl(values, path=None, test=False, lower=True):
     if not isinstance(values, dict):
         raise SaltInvocationError(f"values must be a mapping of sysctl keys to integers, got {values!r}")
     values = {k: _valid_sysctl_value(k, v) for k, v in values.items()}
-    path = path or default_sysctl_file()
-    _path(path)
+    path = _allowed(path or default_sysctl_file(), "sysctl")
     text, exists = _read_text(path)
     lines = _lines(text)
     changes = {}
@@ -526,6 +556,7 @@ def module_options(module, options, path=MODPROBE_FILE, test=False, lower=True):
         if not isinstance(key, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", key):
             raise SaltInvocationError(f"{key!r} is not a module parameter name")
         wanted[key] = _valid_integer(value, key, 0, INT_MAX)
+    _allowed(path, "modprobe")
     rx = re.compile(rf"options\s+{re.escape(module)}(\s.*)?")
     text, _ = _read_text(path)
     # Every options line of the module folds into one, in the order met.
@@ -564,6 +595,7 @@ def blacklist(names, hard=False, present=True, path=BLACKLIST_FILE, test=False):
     names = _valid_modules(names)
     hard = _bool(hard, "hard")
     present = _bool(present, "present")
+    _allowed(path, "modprobe")
     wanted, unwanted = [], []
     for name in names:
         bl = re.compile(rf"blacklist\s+{re.escape(name)}")
@@ -641,6 +673,7 @@ def udev_rule(module="nf_conntrack", present=True, path=UDEV_RULE_FILE, test=Fal
     """
     (module,) = _valid_modules(module)
     present = _bool(present, "present")
+    _allowed(path, "udev")
     prefix = "/net/ipv4/netfilter" if module == "ip_conntrack" else "/net/netfilter"
     rule = (
         f'ACTION=="add", SUBSYSTEM=="module", KERNEL=="{module}", '
@@ -704,7 +737,7 @@ def iptables_config(settings, path="/etc/sysconfig/iptables-config", add_tokens=
         if _iptables_key(key) not in ("modules", "sysctl_list"):
             raise SaltInvocationError(f"{key} is not a list key")
         _valid_iptables_value(key, tokens)
-    _path(path)
+    _allowed(path, "iptables-config")
     text, exists = _read_text(path)
     lines = _lines(text)
     current = {}
@@ -845,7 +878,7 @@ def stateless(path="/etc/sysconfig/iptables", mode="comment", force=False, test=
     if mode not in ("comment", "remove"):
         raise SaltInvocationError(f"mode must be comment or remove, got {mode!r}")
     force = _bool(force, "force")
-    _path(path)
+    _allowed(path, "saved rules")
     text, exists = _read_text(path)
     if not exists:
         raise CommandExecutionError(f"no saved rules file at {_path(path)}")
@@ -1016,7 +1049,7 @@ def notrack_persist(flows, backend="nft", path=None, test=False):
             if backend == "nft"
             else "/etc/iptables/conntrack-notrack.rules"
         )
-    _path(path)
+    _allowed(path, "notrack")
     text, exists = _read_text(path)
     changes = {} if text == script else {path: {"old": text or None, "new": script}}
     return _finish(path, text, script, changes, test, exists=exists)

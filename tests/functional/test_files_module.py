@@ -1,5 +1,10 @@
 """conntrack_files editors shared by conntrack.tuned and the auto-remediation."""
 
+import os
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 from tests.support.fixtures import build_root
 
 
@@ -31,3 +36,72 @@ def test_persist_sysctl_lower_false_keeps_a_bigger_value(make_loaders, tmp_path)
     ret = files.persist_sysctl({key: 2000000}, path="/etc/sysctl.d/90-conntrack.conf", lower=False)
     assert ret["changes"] == {key: {"old": "999999", "new": "2000000"}}
     assert conf.read_text() == "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_max = 2000000\n"
+
+
+@pytest.mark.parametrize(
+    "call, path",
+    [
+        ("persist_sysctl", "/etc/passwd"),
+        ("persist_sysctl", "/etc/sysctl.d/sub/x.conf"),
+        ("persist_sysctl", "/etc/sysctl.d/x.sh"),
+        ("module_options", "/etc/modprobe.d/conntrack"),
+        ("blacklist", "/etc/profile.d/x.conf"),
+        ("udev_rule", "/etc/udev/rules.d/90-x.conf"),
+        ("iptables_config", "/etc/profile"),
+        ("stateless", "/etc/shadow"),
+        ("notrack_persist", "/etc/cron.d/conntrack"),
+        ("notrack_persist", "/etc/nftables.d/x.sh"),
+    ],
+)
+def test_each_function_writes_only_its_own_files(make_loaders, tmp_path, call, path):
+    root = build_root(tmp_path)
+    files = make_loaders(root).modules.conntrack_files
+    args = {
+        "persist_sysctl": ({"net.netfilter.nf_conntrack_max": 4096},),
+        "module_options": ("nf_conntrack", {"hashsize": 4096}),
+        "blacklist": ("nf_conntrack",),
+        "udev_rule": (),
+        "iptables_config": ({"IPTABLES_MODULES_UNLOAD": "no"},),
+        "stateless": (),
+        "notrack_persist": ([{"proto": "udp", "port": 53}],),
+    }[call]
+    with pytest.raises(SaltInvocationError, match="file must be"):
+        getattr(files, call)(*args, path=path)
+    assert not os.path.exists(os.path.join(root, path.lstrip("/")))
+
+
+def test_allowed_paths_accepted(make_loaders, tmp_path):
+    root = build_root(tmp_path)
+    files = make_loaders(root).modules.conntrack_files
+    assert files.persist_sysctl({"net.netfilter.nf_conntrack_max": 4096}, path="/etc/sysctl.conf")["written"]
+    assert files.module_options("nf_conntrack", {"hashsize": 4096}, path="/etc/modprobe.conf")["written"]
+    assert files.notrack_persist([{"proto": "udp", "port": 53}], backend="iptables",
+                                 path="/etc/iptables/notrack.rules")["written"]  # fmt: skip
+
+
+def test_symlinked_file_written_through_and_kept_a_symlink(make_loaders, tmp_path):
+    root = build_root(tmp_path)
+    real = tmp_path / "etc/conntrack/sysctl.conf"
+    real.parent.mkdir(parents=True)
+    real.write_text("vm.swappiness = 10\n")
+    (tmp_path / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    link = tmp_path / "etc/sysctl.d/90-conntrack.conf"
+    link.symlink_to("../conntrack/sysctl.conf")
+    files = make_loaders(root).modules.conntrack_files
+    files.persist_sysctl({"net.netfilter.nf_conntrack_max": 4096}, path="/etc/sysctl.d/90-conntrack.conf")
+    assert link.is_symlink()
+    assert real.read_text() == "vm.swappiness = 10\nnet.netfilter.nf_conntrack_max = 4096\n"
+
+
+def test_symlink_out_of_root_is_not_followed(make_loaders, tmp_path):
+    root = tmp_path / "root"
+    build_root(root)
+    outside = tmp_path / "outside.conf"
+    outside.write_text("# not ours\n")
+    (root / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    link = root / "etc/sysctl.d/90-conntrack.conf"
+    link.symlink_to(outside)
+    files = make_loaders(root).modules.conntrack_files
+    with pytest.raises(CommandExecutionError, match="outside"):
+        files.persist_sysctl({"net.netfilter.nf_conntrack_max": 4096}, path="/etc/sysctl.d/90-conntrack.conf")
+    assert outside.read_text() == "# not ours\n" and link.is_symlink()
