@@ -11,6 +11,15 @@ any file is touched. Paths are resolved against the minion option
 Every writing function takes ``test=True``: it then returns exactly what
 would change and writes nothing.
 
+Each function writes only its own kind of file (anything else is a
+``SaltInvocationError``): sysctl ``/etc/sysctl.d/*.conf`` or
+``/etc/sysctl.conf``; modprobe ``/etc/modprobe.d/*.conf`` or
+``/etc/modprobe.conf``; udev ``/etc/udev/rules.d/*.rules``; iptables-config
+``/etc/sysconfig/ip(6)tables-config``; saved rules ``/etc/sysconfig/ip(6)tables``
+or ``/etc/iptables/rules.v4``/``rules.v6``; notrack ``/etc/nftables.d/*.nft`` or
+``/etc/iptables/*.rules``. A symlink is written through to its target (which
+must stay under ``conntrack.root``), never replaced by a file.
+
 :depends: Linux
 """
 
@@ -449,7 +458,9 @@ def persist_sysctl(values, path=None, test=False, lower=True):
 
     ``values`` maps full keys (only ``net.netfilter.nf_conntrack_*``,
     ``net.ipv4.netfilter.ip_conntrack_*`` and ``net.nf_conntrack_max``) to
-    integers. A key already in the file has its line rewritten in place (every
+    integers within that knob's bounds (``max``/``expect_max`` 1 to
+    2147483647, ``buckets`` 1 to 268435455, timeouts 1 to 2147483, the 0/1
+    switches 0 or 1); a knob with no known bounds is refused. A key already in the file has its line rewritten in place (every
     line for that key, so the last one cannot override); a new key is
     appended. With ``lower=False`` a value already in the file that is larger
     stays (the auto-remediation never undoes a bigger size). Returns ``path``,
