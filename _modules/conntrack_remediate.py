@@ -34,7 +34,8 @@ How it decides, under one lock (``<cachedir>/conntrack/remediate.lock``):
    ``at_ceiling`` when the max cannot grow.
 5. **Apply** at runtime (``conntrack.set_buckets``, ``conntrack.set_max``) and
    **persist** (sysctl file and modprobe options, never lowering a value
-   already persisted), then fire ``conntrack/remediated`` with the old and new
+   already persisted; like ``conntrack.tuned``, no modprobe options where
+   conntrack is built into the kernel), then fire ``conntrack/remediated`` with the old and new
    values, or ``conntrack/remediation_refused`` with the reason.
 
 Partial failures are reported, never hidden: ``result`` is False whenever
@@ -314,7 +315,14 @@ def _persist(flavour, new_max, new_buckets, sysctl_file, modprobe_file):
     same editor, never lowering what the files already hold."""
     key = __salt__["conntrack.sysctl_names"]()["max"]  # noqa: F821
     done = {"sysctl": __salt__["conntrack_files.persist_sysctl"]({key: new_max}, path=sysctl_file, lower=False)}  # noqa: F821
-    if new_buckets:
+    plan = __salt__["conntrack_fw.unload_plan"]() if "conntrack_fw.unload_plan" in __salt__ else {}  # noqa: F821
+    if new_buckets and plan.get("builtin"):
+        # As conntrack.tuned does: options for a module that never loads would
+        # never apply, so none are written.
+        done["modprobe"] = {
+            "skipped": f"{plan.get('module') or flavour} is built into this kernel: no modprobe options written"
+        }
+    elif new_buckets:
         done["modprobe"] = __salt__["conntrack_files.module_options"](  # noqa: F821
             flavour, {"hashsize": new_buckets}, path=modprobe_file, lower=False
         )

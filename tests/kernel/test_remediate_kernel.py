@@ -45,8 +45,9 @@ def test_full_child_netns_is_confirmed_and_raised(netns, global_knobs, rmod, hos
     assert read_int(HASHSIZE) == 8192
     with open(f"{host_root}/etc/sysctl.d/90-conntrack.conf", encoding="ascii") as fh:
         assert "net.netfilter.nf_conntrack_max = 65536\n" in fh.read()
-    with open(f"{host_root}/etc/modprobe.d/conntrack.conf", encoding="ascii") as fh:
-        assert "options nf_conntrack hashsize=8192\n" in fh.read()
+    # conntrack is built into this kernel: like conntrack.tuned, no modprobe options.
+    assert not os.path.exists(f"{host_root}/etc/modprobe.d/conntrack.conf")
+    assert "built into this kernel" in ret["persisted"]["modprobe"]["skipped"]
     assert netns.udp_flows(5, first_port=42000) == 5  # tracked again
 
     # A second call inside the interval is refused, and changes nothing.
@@ -99,9 +100,9 @@ def test_persisted_value_is_never_lowered(netns, global_knobs, rmod, host_root):
     _fill(netns, global_knobs)
     ret = rmod.conntrack_remediate.remediate(cap=4096, fire_event=False)
     assert ret["remediated"] is True
-    hashsize = global_knobs[HASHSIZE]
     with open(modprobe, encoding="ascii") as fh:
-        assert fh.read() == f"options nf_conntrack hashsize={hashsize} acct=1\n"  # other options kept
+        # built in here: an operator's modprobe file is not touched at all
+        assert fh.read() == "options nf_conntrack hashsize=512 acct=1\n"
     with open(path, encoding="ascii") as fh:
         text = fh.read()
     assert text == "# operator's\nnet.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_max = 999999\n"

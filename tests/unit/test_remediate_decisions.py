@@ -19,6 +19,7 @@ class Host:
     def __init__(self):
         self.max, self.buckets, self.count, self.drop = 1000, 128, 10, 0
         self.fail = set()
+        self.builtin = False
         self.events = []
         self.calls = []
 
@@ -64,6 +65,7 @@ class Host:
             "conntrack_files.persist_sysctl": self.persist("sysctl"),
             "conntrack_files.module_options": self.persist("modprobe"),
             "event.send": lambda tag, data: self.events.append((tag, data)),
+            "conntrack_fw.unload_plan": lambda: {"module": "nf_conntrack", "builtin": self.builtin},
         }
 
 
@@ -187,3 +189,18 @@ def test_not_initial_netns_keeps_baselines(host):
     assert host.mod.remediate()["refused"] == "not_initial_netns"
     assert _state(host)["drops"] == {"initial": 0}
     assert os.path.exists(host.state_file)
+
+
+@pytest.mark.parametrize("builtin", [False, True])
+def test_modprobe_options_only_where_the_module_loads(host, builtin):
+    """The same rule as conntrack.tuned: no options for a built-in module."""
+    host.count, host.builtin = 1000, builtin
+    ret = host.mod.remediate()
+    assert ret["result"] is True, ret
+    written = [c for c in host.calls if c[0] == "modprobe"]
+    if builtin:
+        assert not written and "built into this kernel" in ret["persisted"]["modprobe"]["skipped"]
+    else:
+        ((_, args, kwargs),) = written
+        assert args == ("nf_conntrack", {"hashsize": 8192})
+        assert kwargs["path"] == "/etc/modprobe.d/conntrack.conf" and kwargs["lower"] is False
