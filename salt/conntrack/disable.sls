@@ -2,7 +2,7 @@
     (so a reload does not bring conntrack back), then unload the modules
     (consumers first; on a kernel with conntrack built in this fails and says
     so), then blacklist them. Each step requires the one before.
-    Pillar: conntrack:disable:stateless_files, stateless_mode, force_unload,
+    Pillar: conntrack:disable:stateless_files, stateless_mode, force_stateless, force_unload,
     and conntrack:blacklist. -#}
 {%- from "conntrack/map.jinja" import conntrack with context %}
 {%- set dis = conntrack.disable %}
@@ -16,6 +16,7 @@ conntrack-stateless-{{ path }}:
   conntrack.stateless:
     - name: {{ path|json }}
     - mode: {{ dis.stateless_mode|json }}
+    - force: {{ dis.force_stateless|json }}
 {%- endfor %}
 
 conntrack-unloaded:

@@ -139,6 +139,8 @@ def test_rendered_disable_order_and_remediate_args(salt_cli, formula_minion):
     dis = show(salt_cli, minion.id, "conntrack.disable")
     stateless = [sid for sid in dis if sid.startswith("conntrack-stateless-")]
     assert stateless == ["conntrack-stateless-/etc/sysconfig/iptables", "conntrack-stateless-/etc/sysconfig/ip6tables"]
+    # Never forced by default: a DROP chain keeps its ESTABLISHED accept.
+    assert {"force": False} in dis[stateless[0]]["conntrack"]
     unload = dis["conntrack-unloaded"]["conntrack"]
     assert {"require": [{"conntrack": sid} for sid in stateless]} in unload
     black = dis["conntrack-disable-blacklisted"]["conntrack"]
