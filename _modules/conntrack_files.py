@@ -17,7 +17,8 @@ Each function writes only its own kind of file (anything else is a
 ``/etc/modprobe.conf``; udev ``/etc/udev/rules.d/*.rules``; iptables-config
 ``/etc/sysconfig/ip(6)tables-config``; saved rules ``/etc/sysconfig/ip(6)tables``
 or ``/etc/iptables/rules.v4``/``rules.v6``; notrack ``/etc/nftables.d/*.nft`` or
-``/etc/iptables/*.rules``. A symlink is written through to its target (which
+``/etc/iptables/*.rules``; nft_include ``/etc/nftables.conf`` or
+``/etc/sysconfig/nftables.conf``. A symlink is written through to its target (which
 must stay under ``conntrack.root``), never replaced by a file.
 
 :depends: Linux
@@ -128,6 +129,7 @@ _ALLOWED = {
     "saved rules": ("/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables",
                     "/etc/iptables/rules.v4", "/etc/iptables/rules.v6"),
     "notrack": ("/etc/nftables.d/*.nft", "/etc/iptables/*.rules"),
+    "nftables main": ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf"),
 }  # fmt: skip
 
 
@@ -1041,11 +1043,19 @@ def notrack_script(flows, backend="nft"):
 
 def notrack_persist(flows, backend="nft", path=None, test=False):
     """
-    Write the notrack script for ``flows`` to ``path`` so it can be loaded at boot.
+    Write the notrack script for ``flows`` to ``path``.
 
     Default path: ``/etc/nftables.d/conntrack-notrack.nft`` (nft) or
     ``/etc/iptables/conntrack-notrack.rules`` (iptables, for
     ``iptables-restore --noflush``). The file holds only that script.
+
+    Writing the file does not make boot load it: for nft,
+    :py:func:`nft_include` adds it to the nftables service's config
+    (``conntrack.notrack`` does that); the iptables file is loaded by no
+    service (netfilter-persistent loads ``/etc/iptables/rules.v4``/``v6``,
+    RHEL's iptables service ``/etc/sysconfig/iptables``): load it at boot
+    with ``iptables-restore --noflush < FILE`` and
+    ``ip6tables-restore --noflush < FILE``, after the firewall service.
 
     CLI Example:
 
@@ -1064,3 +1074,53 @@ def notrack_persist(flows, backend="nft", path=None, test=False):
     text, exists = _read_text(path)
     changes = {} if text == script else {path: {"old": text or None, "new": script}}
     return _finish(path, text, script, changes, test, exists=exists)
+
+
+NFTABLES_CONFIGS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
+
+
+def nft_include(include="/etc/nftables.d/conntrack-notrack.nft", path=None, test=False):
+    """
+    Make the nftables service load ``include`` at boot: ensure the line
+    ``include "INCLUDE"`` is the last rule line of its config.
+
+    ``path``: ``/etc/nftables.conf`` (Debian, ``nftables.service``) or
+    ``/etc/sysconfig/nftables.conf`` (RHEL); default: each of them that exists.
+    The line goes at the end, after the ``flush ruleset`` those files start
+    with; an earlier copy of the same line is moved there. Every other line
+    stays byte for byte; a missing config is not created (there is no
+    service to load it). Returns ``changes`` keyed by config path,
+    ``written`` (the configs written) and ``configs`` (those holding the
+    include after the call, or that would with ``test=True``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_files.nft_include
+        salt '*' conntrack_files.nft_include path=/etc/sysconfig/nftables.conf test=True
+    """
+    _allowed(include, "notrack")
+    if not include.endswith(".nft"):
+        raise SaltInvocationError(f"only an nft file can be included, got {include!r}")
+    line = f'include "{include}"'
+    configs = [_allowed(path, "nftables main")] if path else list(NFTABLES_CONFIGS)
+    ret = {"changes": {}, "written": [], "configs": []}
+    for conf in configs:
+        text, exists = _read_text(conf)
+        if not exists:
+            continue
+        ret["configs"].append(conf)
+        lines = _lines(text)
+        content = [i for i, held in enumerate(lines) if held.strip() and not held.lstrip().startswith("#")]
+        if content and lines[content[-1]].strip() == line and sum(
+            1 for i in content if lines[i].strip() == line
+        ) == 1:
+            continue
+        keep = [held for held in lines if held.strip() != line]
+        new_text = _joined(keep + [line + "\n"])
+        ret["changes"][conf] = {"old": None if len(keep) == len(lines) else "not last", "new": line}
+        if not test:
+            _atomic_write(_path(conf), new_text)
+            ret["written"].append(conf)
+    return ret

@@ -404,6 +404,14 @@ def notrack(name, flows, backend=None, persist=None):
     persist
         ``true`` for the default file (``/etc/nftables.d/conntrack-notrack.nft``
         or ``/etc/iptables/conntrack-notrack.rules``), a path, or nothing.
+        For nft, the line ``include "FILE"`` is also kept at the end of
+        ``/etc/nftables.conf`` (Debian) and ``/etc/sysconfig/nftables.conf``
+        (RHEL), where they exist, so the nftables service loads it at boot.
+        The iptables file is NOT loaded at boot by any service
+        (netfilter-persistent and RHEL's iptables service load their own
+        saved rules): load it with ``iptables-restore --noflush < FILE`` (and
+        ``ip6tables-restore``) after the firewall starts. The comment says
+        what boot will load.
 
     .. code-block:: yaml
 
@@ -428,11 +436,41 @@ def notrack(name, flows, backend=None, persist=None):
             __salt__["conntrack_files.notrack_persist"](flows, chosen, path=persist, test=True)  # noqa: F821
         res = __salt__["conntrack_fw.notrack"](flows, backend=chosen, test=test)  # noqa: F821
         ret["changes"].update(res["changes"])
+        boot = None
         if persist:
             saved = __salt__["conntrack_files.notrack_persist"](  # noqa: F821
                 flows, chosen, path=None if persist is True else persist, test=test
             )
             ret["changes"].update(saved["changes"])
+            boot = _notrack_boot(ret, chosen, saved["path"], test)
     except ERRORS as err:
         return _fail(ret, err)
-    return _finish(ret, f"notrack ({chosen})")
+    _finish(ret, f"notrack ({chosen})")
+    if boot:
+        ret["comment"] += f". {boot}"
+    return ret
+
+
+def _notrack_boot(ret, chosen, path, test):
+    """Make boot load the persisted notrack file where a service can; say what boot loads."""
+    if chosen == "nft" and path.endswith(".nft"):
+        res = __salt__["conntrack_files.nft_include"](include=path, test=test)  # noqa: F821
+        for conf, change in res["changes"].items():
+            ret["changes"][conf] = change
+        if res["configs"]:
+            return (
+                f"At boot the nftables service loads {path} through the include at the end of "
+                f"{' and '.join(res['configs'])}"
+            )
+        return (
+            f"At boot nothing loads {path}: there is no /etc/nftables.conf or "
+            f"/etc/sysconfig/nftables.conf; add 'include \"{path}\"' to the config your firewall loads"
+        )
+    if chosen == "nft":
+        return f"At boot nothing loads {path} (not an .nft file the nftables config can include)"
+    return (
+        f"At boot nothing loads {path}: netfilter-persistent loads /etc/iptables/rules.v4/v6 and "
+        f"the iptables service /etc/sysconfig/iptables, not this file. Load it after the firewall "
+        f"with 'iptables-restore --noflush < {path}' and 'ip6tables-restore --noflush < {path}' "
+        "(e.g. a systemd oneshot unit)"
+    )

@@ -508,3 +508,104 @@ def test_notrack_iptables_removes_duplicate_jumps(tmp_path, make_loaders, monkey
         assert saved.count("-A OUTPUT -j CONNTRACK_NOTRACK") == 1, saved
     again = states.conntrack.notrack(name="dns", flows=flows, backend="iptables")
     assert again.result is True and again.changes == {}, again.changes
+
+
+DEBIAN_NFTABLES_CONF = """\
+#!/usr/sbin/nft -f
+
+flush ruleset
+
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter;
+\t}
+}
+"""
+NOTRACK_NFT = "/etc/nftables.d/conntrack-notrack.nft"
+INCLUDE = f'include "{NOTRACK_NFT}"\n'
+
+
+@pytest.mark.parametrize("conf", ["etc/nftables.conf", "etc/sysconfig/nftables.conf"])
+def test_notrack_nft_persist_is_included_by_the_boot_config(tmp_path, make_loaders, monkeypatch, conf):
+    """Debian's nftables.conf (RHEL's sysconfig/nftables.conf) starts with flush ruleset and
+    includes nothing: the persisted file must be included at its end, or boot never loads it."""
+    root = host_root(tmp_path / "r")
+    bindir, _ = fake_bin(tmp_path, root)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    path = os.path.join(root, conf)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(DEBIAN_NFTABLES_CONF.rstrip("\n"))  # no final newline: the include must not glue on
+    os.chmod(path, 0o700)
+    states = make_loaders(root).states
+    flows = [{"proto": "udp", "port": 53}]
+    before = tree_snapshot(root)
+    dry = states.conntrack.notrack(name="dns", flows=flows, backend="nft", persist=True, test=True)
+    assert dry.result is None, dry.comment
+    assert tree_snapshot(root) == before, "test=True wrote something"
+    host_conf = "/" + conf
+    assert dry.changes[host_conf] == {"old": None, "new": INCLUDE.strip()}
+    ret = states.conntrack.notrack(name="dns", flows=flows, backend="nft", persist=True)
+    assert ret.result is True, ret.comment
+    assert ret.changes == dry.changes
+    assert read(root, conf) == DEBIAN_NFTABLES_CONF + INCLUDE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert f"loads {NOTRACK_NFT}" in ret.comment and host_conf in ret.comment
+    assert "udp dport 53 notrack" in read(root, NOTRACK_NFT.lstrip("/"))
+    again = states.conntrack.notrack(name="dns", flows=flows, backend="nft", persist=True)
+    assert again.result is True and again.changes == {}, again.changes
+    assert read(root, conf) == DEBIAN_NFTABLES_CONF + INCLUDE
+
+
+def test_nft_include_moves_an_include_flushed_by_the_ruleset(tmp_path, make_loaders):
+    """An include before `flush ruleset` is flushed at boot: it moves to the end, once."""
+    root = host_root(tmp_path / "r")
+    conf = os.path.join(root, "etc/nftables.conf")
+    with open(conf, "w", encoding="utf-8") as fh:
+        fh.write(INCLUDE + DEBIAN_NFTABLES_CONF + INCLUDE + "# end\n" + INCLUDE.replace(".nft", "-x.nft"))
+    files = make_loaders(root).modules.conntrack_files
+    res = files.nft_include(test=True)
+    assert res["changes"] == {"/etc/nftables.conf": {"old": "not last", "new": INCLUDE.strip()}}
+    assert res["written"] == []
+    res = files.nft_include()
+    assert res["written"] == ["/etc/nftables.conf"]
+    assert read(root, "etc/nftables.conf") == (
+        DEBIAN_NFTABLES_CONF + "# end\n" + INCLUDE.replace(".nft", "-x.nft") + INCLUDE
+    )
+    assert files.nft_include()["changes"] == {}
+    # no config, nothing created; only the nftables configs may be edited
+    os.unlink(conf)
+    assert files.nft_include() == {"changes": {}, "written": [], "configs": []}
+    assert not os.path.exists(conf)
+    with pytest.raises(SaltInvocationError, match="file must be"):
+        files.nft_include(path="/etc/profile")
+    with pytest.raises(SaltInvocationError, match="file must be"):
+        files.nft_include(include="/etc/passwd")
+
+
+def test_notrack_persist_says_what_boot_does_not_load(tmp_path, make_loaders, monkeypatch):
+    """No nftables config, or the iptables backend: the comment says nothing loads the file."""
+    import sys
+
+    root = host_root(tmp_path / "r")
+    bindir, _ = fake_bin(tmp_path, root)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    states = make_loaders(root).states
+    flows = [{"proto": "udp", "port": 53}]
+    ret = states.conntrack.notrack(name="dns", flows=flows, backend="nft", persist=True)
+    assert ret.result is True, ret.comment
+    assert f"At boot nothing loads {NOTRACK_NFT}" in ret.comment
+    assert not os.path.exists(os.path.join(root, "etc/nftables.conf"))
+
+    ipt = tmp_path / "ipt"
+    ipt.mkdir()
+    for cmd in ("iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"):
+        (ipt / cmd).write_text(FAKE_IPT.format(python=sys.executable, bindir=str(ipt)))
+        (ipt / cmd).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{ipt}:{os.environ['PATH']}")
+    ret = states.conntrack.notrack(name="dns", flows=flows, backend="iptables", persist=True)
+    assert ret.result is True, ret.comment
+    rules = "/etc/iptables/conntrack-notrack.rules"
+    assert f"At boot nothing loads {rules}" in ret.comment
+    assert f"iptables-restore --noflush < {rules}" in ret.comment
+    assert "/etc/nftables.conf" not in ret.changes
