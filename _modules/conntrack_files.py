@@ -452,11 +452,25 @@ def default_sysctl_file():
 
 
 _SYSCTL_LINE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*=\s*(.*?)\s*$")
+# Two names for one knob: the kernel keeps a short alias of the table limit.
+SYSCTL_ALIASES = {
+    "net.nf_conntrack_max": "net.netfilter.nf_conntrack_max",
+    "net.ipv4.ip_conntrack_max": "net.ipv4.netfilter.ip_conntrack_max",
+}
+
+
+def _sysctl_key_of(name):
+    """The key a sysctl line sets: a leading ``-`` (systemd's "ignore errors") is
+    not part of it, and ``net/netfilter/x`` is ``net.netfilter.x``."""
+    return name.lstrip("-").replace("/", ".")
 
 
 def persist_sysctl(values, path=None, test=False, lower=True):
     """
     Persist conntrack sysctls in a sysctl file, editing only their lines.
+
+    A line written ``-key = value`` (systemd's form that ignores errors)
+    is the same key: it is rewritten in place, keeping its ``-``.
 
     ``values`` maps full keys (only ``net.netfilter.nf_conntrack_*``,
     ``net.ipv4.netfilter.ip_conntrack_*`` and ``net.nf_conntrack_max``) to
@@ -487,7 +501,7 @@ def persist_sysctl(values, path=None, test=False, lower=True):
         match = _SYSCTL_LINE.match(line)
         if not match or line.lstrip().startswith(("#", ";")):
             continue
-        key = match.group(1).replace("/", ".")
+        key = _sysctl_key_of(match.group(1))
         if key not in values:
             continue
         seen.add(key)
@@ -504,6 +518,76 @@ def persist_sysctl(values, path=None, test=False, lower=True):
         changes[key] = {"old": None, "new": str(values[key])}
         lines.append(f"{key} = {values[key]}\n")
     return _finish(path, text, _joined(lines), changes, test, exists=exists)
+
+
+def _sysctl_applied_after(path):
+    """The /etc sysctl files applied after ``path`` at boot, in order.
+
+    systemd-sysctl (and ``sysctl --system``) applies ``/etc/sysctl.d/*.conf``
+    in lexical order of the name, then ``/etc/sysctl.conf`` (which distros
+    also link as ``/etc/sysctl.d/99-sysctl.conf``: counted once, where the
+    link sorts). For the same key the last file wins.
+    """
+    order = []
+    try:
+        names = sorted(n for n in os.listdir(_path("/etc/sysctl.d")) if n.endswith(".conf"))
+    except OSError:
+        names = []
+    for name in names:
+        if os.path.isfile(_path(f"/etc/sysctl.d/{name}")):
+            order.append(f"/etc/sysctl.d/{name}")
+    real = {os.path.realpath(_path(p)): p for p in order}
+    if os.path.isfile(_path("/etc/sysctl.conf")) and os.path.realpath(_path("/etc/sysctl.conf")) not in real:
+        order.append("/etc/sysctl.conf")
+    mine = os.path.realpath(_path(path))
+    at = [i for i, p in enumerate(order) if os.path.realpath(_path(p)) == mine]
+    if at:
+        return order[at[-1] + 1 :]
+    if path == "/etc/sysctl.conf":  # not there yet: read last
+        return []
+    # not written yet (test mode): where its name will sort
+    return [p for p in order if not p.startswith("/etc/sysctl.d/") or os.path.basename(p) > os.path.basename(path)]
+
+
+def sysctl_overrides(values, path=None):
+    """
+    The files applied after ``path`` at boot that set one of ``values``'s keys
+    to another value, so they win over it.
+
+    ``values`` maps sysctl keys to the values persisted in ``path`` (default
+    :py:func:`default_sysctl_file`). The files after it are those in
+    ``/etc/sysctl.d`` whose name sorts later, then ``/etc/sysctl.conf``
+    (which systemd-sysctl reads as ``99-sysctl.conf``). A key's alias
+    (``net.nf_conntrack_max`` for ``net.netfilter.nf_conntrack_max``) and the
+    ``-key`` form count as the key. Returns a list of ``{file, key, value}``,
+    in the order boot applies them; reads only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_files.sysctl_overrides '{"net.netfilter.nf_conntrack_max": 262144}'
+    """
+    if not isinstance(values, dict):
+        raise SaltInvocationError(f"values must be a mapping of sysctl keys to integers, got {values!r}")
+    path = _allowed(path or default_sysctl_file(), "sysctl")
+    wanted = {str(k): str(v) for k, v in values.items()}
+    for alias, key in SYSCTL_ALIASES.items():
+        if key in wanted:
+            wanted.setdefault(alias, wanted[key])
+        elif alias in wanted:
+            wanted.setdefault(key, wanted[alias])
+    found = []
+    for later in _sysctl_applied_after(path):
+        text, _ = _read_text(later)
+        for line in _lines(text):
+            match = _SYSCTL_LINE.match(line)
+            if not match or line.lstrip().startswith(("#", ";")):
+                continue
+            key = _sysctl_key_of(match.group(1))
+            if key in wanted and match.group(2) != wanted[key]:
+                found.append({"file": later, "key": key, "value": match.group(2)})
+    return found
 
 
 # ---------------------------------------------------------------------------

@@ -128,6 +128,12 @@ def tuned(
     When conntrack is not loaded yet, the values are persisted and reported as
     pending: they apply when the module loads.
 
+    At boot the sysctl files are applied in order and the last one setting a
+    key wins: the state fails (after persisting) and names file, key and value
+    when a file applied after ``persist`` (a later name in ``/etc/sysctl.d``,
+    or ``/etc/sysctl.conf``) sets one of its keys, or the alias
+    ``net.nf_conntrack_max``, to another value. It does not edit those files.
+
     .. code-block:: yaml
 
         conntrack-size:
@@ -217,9 +223,22 @@ def tuned(
                         {}, path=path, add_tokens={key: f".{module}"}, test=test
                     )
                     _file_changes(ret, res)
+        overrides = (
+            __salt__["conntrack_files.sysctl_overrides"](plan["sysctl"], path=plan["persist"])  # noqa: F821
+            if plan["sysctl"]
+            else []
+        )
     except ERRORS as err:
         return _fail(ret, err, done)
-    return _finish(ret, "conntrack tuning", pending)
+    _finish(ret, "conntrack tuning", pending)
+    if overrides:
+        where = "; ".join(f"{o['file']} sets {o['key']} = {o['value']}" for o in overrides)
+        ret["result"] = False
+        ret["comment"] += (
+            f". At boot, files applied after {plan['persist']} override it (the last file wins): "
+            f"{where}. Remove those lines or make them agree"
+        )
+    return ret
 
 
 def iptables_config(name="/etc/sysconfig/iptables-config", settings=None, **kwargs):

@@ -105,3 +105,48 @@ def test_symlink_out_of_root_is_not_followed(make_loaders, tmp_path):
     with pytest.raises(CommandExecutionError, match="outside"):
         files.persist_sysctl({"net.netfilter.nf_conntrack_max": 4096}, path="/etc/sysctl.d/90-conntrack.conf")
     assert outside.read_text() == "# not ours\n" and link.is_symlink()
+
+
+def test_persist_sysctl_dash_key_is_the_same_key(make_loaders, tmp_path):
+    """`-key = value` is systemd's ignore-errors form of the key: edited in place, never duplicated."""
+    root = build_root(tmp_path)
+    conf = tmp_path / "etc/sysctl.d/90-conntrack.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("# mine\n-net.netfilter.nf_conntrack_max = 1\nvm.swappiness=10\n")
+    files = make_loaders(root).modules.conntrack_files
+    key = "net.netfilter.nf_conntrack_max"
+    ret = files.persist_sysctl({key: 262144}, path="/etc/sysctl.d/90-conntrack.conf")
+    assert ret["changes"] == {key: {"old": "1", "new": "262144"}}
+    assert conf.read_text() == "# mine\n-net.netfilter.nf_conntrack_max = 262144\nvm.swappiness=10\n"
+    assert files.persist_sysctl({key: 262144}, path="/etc/sysctl.d/90-conntrack.conf")["changes"] == {}
+
+
+def test_sysctl_overrides_lists_later_files_only(make_loaders, tmp_path):
+    root = build_root(tmp_path)
+    etc = tmp_path / "etc"
+    (etc / "sysctl.d").mkdir(parents=True)
+    (etc / "sysctl.conf").write_text("net.nf_conntrack_max = 1000\n# net.netfilter.nf_conntrack_max = 5\n")
+    (etc / "sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
+    (etc / "sysctl.d/10-early.conf").write_text("net.netfilter.nf_conntrack_max = 7\n")
+    (etc / "sysctl.d/90-conntrack.conf").write_text("net.netfilter.nf_conntrack_max = 262144\n")
+    (etc / "sysctl.d/95-later.conf").write_text("-net.netfilter.nf_conntrack_max = 2000\n")
+    (etc / "sysctl.d/99-salt.conf").write_text("net.netfilter.nf_conntrack_max = 262144\n")
+    (etc / "sysctl.d/zz-last.conf").write_text("net/netfilter/nf_conntrack_udp_timeout = 10\n")
+    (etc / "sysctl.d/zz-last.conf.dpkg-old").write_text("net.netfilter.nf_conntrack_max = 3\n")
+    files = make_loaders(root).modules.conntrack_files
+    values = {"net.netfilter.nf_conntrack_max": 262144, "net.netfilter.nf_conntrack_udp_timeout": 30}
+    assert files.sysctl_overrides(values, path="/etc/sysctl.d/90-conntrack.conf") == [
+        {"file": "/etc/sysctl.d/95-later.conf", "key": "net.netfilter.nf_conntrack_max", "value": "2000"},
+        {"file": "/etc/sysctl.d/99-sysctl.conf", "key": "net.nf_conntrack_max", "value": "1000"},
+        {"file": "/etc/sysctl.d/zz-last.conf", "key": "net.netfilter.nf_conntrack_udp_timeout", "value": "10"},
+    ]
+    # /etc/sysctl.conf is applied as 99-sysctl.conf: only zz-last.conf comes after it
+    assert files.sysctl_overrides(values, path="/etc/sysctl.conf") == [
+        {"file": "/etc/sysctl.d/zz-last.conf", "key": "net.netfilter.nf_conntrack_udp_timeout", "value": "10"},
+    ]
+    # without the link, /etc/sysctl.conf comes last of all
+    (etc / "sysctl.d/99-sysctl.conf").unlink()
+    assert files.sysctl_overrides(values, path="/etc/sysctl.conf") == []
+    assert files.sysctl_overrides(values, path="/etc/sysctl.d/zz-last.conf") == [
+        {"file": "/etc/sysctl.conf", "key": "net.nf_conntrack_max", "value": "1000"},
+    ]

@@ -609,3 +609,35 @@ def test_notrack_persist_says_what_boot_does_not_load(tmp_path, make_loaders, mo
     assert f"At boot nothing loads {rules}" in ret.comment
     assert f"iptables-restore --noflush < {rules}" in ret.comment
     assert "/etc/nftables.conf" not in ret.changes
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_tuned_reports_later_sysctl_files_that_win_at_boot(tmp_path, make_loaders, test):
+    """systemd-sysctl applies files in name order, the last wins: 99-sysctl.conf (-> sysctl.conf)
+    setting the alias, or a later file's `-key` line, undoes 90-conntrack.conf at boot."""
+    root = host_root(tmp_path / "r", maximum=65536, mem_kb=16 * 1024 * 1024)
+    with open(os.path.join(root, "etc/sysctl.conf"), "a", encoding="utf-8") as fh:
+        fh.write("net.nf_conntrack_max = 1000\n")
+    os.symlink("../sysctl.conf", os.path.join(root, "etc/sysctl.d/99-sysctl.conf"))
+    with open(os.path.join(root, "etc/sysctl.d/95-tuning.conf"), "w", encoding="utf-8") as fh:
+        fh.write("-net.netfilter.nf_conntrack_max = 2000\n")
+    with open(os.path.join(root, "etc/sysctl.d/10-early.conf"), "w", encoding="utf-8") as fh:
+        fh.write("net.netfilter.nf_conntrack_max = 7\n")
+    states = make_loaders(root).states
+    ret = states.conntrack.tuned(name="size", max=131072, survive_reload=False, test=test)
+    assert ret.result is False, ret.comment
+    assert "/etc/sysctl.d/95-tuning.conf sets net.netfilter.nf_conntrack_max = 2000" in ret.comment
+    assert "/etc/sysctl.d/99-sysctl.conf sets net.nf_conntrack_max = 1000" in ret.comment
+    assert "10-early" not in ret.comment
+    assert "/etc/sysctl.d/90-conntrack.conf" in ret.changes  # persisted (or would be) all the same
+    # the other files are not ours: left as they were
+    assert read(root, "etc/sysctl.d/95-tuning.conf") == "-net.netfilter.nf_conntrack_max = 2000\n"
+    if not test:
+        assert knob(root, "max") == 131072
+        assert "net.netfilter.nf_conntrack_max = 131072\n" in read(root, "etc/sysctl.d/90-conntrack.conf")
+        # once the later files agree, the state passes
+        os.unlink(os.path.join(root, "etc/sysctl.d/95-tuning.conf"))
+        with open(os.path.join(root, "etc/sysctl.conf"), "w", encoding="utf-8") as fh:
+            fh.write("vm.swappiness = 10\n")
+        again = states.conntrack.tuned(name="size", max=131072, survive_reload=False)
+        assert again.result is True and again.changes == {}, again.comment
