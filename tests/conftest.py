@@ -8,6 +8,12 @@ from saltfactories.utils.functional import Loaders
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# The core, as the sync route ships it (_utils), ahead of a pip-installed copy.
+sys.path.insert(0, str(REPO / "_utils"))
+# ... and for the daemons and salt-call children the tests start.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO / "_utils"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 # The working tree's loader directories, ahead of any pip-installed copy.
 LOADER_DIRS = {
@@ -15,6 +21,7 @@ LOADER_DIRS = {
     "states_dirs": [str(REPO / "_states")],
     "beacons_dirs": [str(REPO / "_beacons")],
     "runner_dirs": [str(REPO / "_runners")],
+    "utils_dirs": [str(REPO / "_utils")],
 }
 
 
