@@ -4,6 +4,7 @@ Without root (or nft, ip, conntrack) these tests skip with the reason; with
 CONNTRACK_REQUIRE_KERNEL=1 (CI) a skip is a failure instead.
 """
 
+import fcntl
 import os
 
 import pytest
@@ -24,6 +25,14 @@ def kernel_available():
         if os.environ.get("CONNTRACK_REQUIRE_KERNEL"):
             pytest.fail(f"kernel tests are required here but cannot run: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_kernel_run_at_a_time(kernel_available):
+    """Two test runs on one host would fight over the global nf_conntrack_max."""
+    with open("/tmp/saltext-conntrack-kernel-tests.lock", "w", encoding="ascii") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture
