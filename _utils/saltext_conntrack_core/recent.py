@@ -26,8 +26,7 @@ COUNTERS = ("drop", "early_drop", "insert_failed")
 GROWTH = 1.25
 MAX_SAMPLES = 72
 MAX_FILES = 64
-# A reading equal to a sample younger than this adds nothing worth a write
-# (a rename over a file costs about a millisecond on ext4).
+# A reading equal to a sample younger than this adds nothing worth a write.
 MIN_GAP = 1.0
 
 
@@ -56,16 +55,44 @@ def history_path(cachedir, root):
 
 
 def _load(path):
+    """``(boot, samples)`` from the file: a header line, then one sample per line.
+
+    A line that does not parse (a torn append) is skipped, not fatal.
+    """
+    boot, samples = None, []
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        samples = [s for s in doc["samples"] if len(s) == 1 + len(COUNTERS) and all(isinstance(v, (int, float)) for v in s)]
-        return doc.get("boot"), samples
-    except (OSError, ValueError, KeyError, TypeError):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read(1 << 20).splitlines()
+    except OSError:
         return None, []
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if isinstance(header, dict):
+        boot = header.get("boot")
+    try:
+        rows = json.loads("[" + ",".join(lines[1:]) + "]")  # one parse for the whole history
+    except ValueError:
+        rows = []
+        for line in lines[1:]:  # a torn append: parse line by line, skip what does not parse
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    for item in rows:
+        if isinstance(item, list) and len(item) == 1 + len(COUNTERS) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in item
+        ):
+            samples.append(item)
+    return boot, sorted(samples, key=lambda s: s[0])
 
 
-def _save(path, boot, samples):
+def _line(item):
+    return json.dumps(item, separators=(",", ":")) + "\n"
+
+
+def _rewrite(path, boot, samples):
     """Replace the file whole (a reader sees the old or the new one); a cache, so no fsync."""
     directory = os.path.dirname(path)
     fresh = not os.path.exists(path)
@@ -73,7 +100,7 @@ def _save(path, boot, samples):
     fd, tmp = tempfile.mkstemp(prefix=".status-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"boot": boot, "samples": samples}, fh, separators=(",", ":"))
+            fh.write(_line({"boot": boot}) + "".join(_line(s) for s in samples))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -83,6 +110,15 @@ def _save(path, boot, samples):
         raise
     if fresh:
         _prune(directory)
+
+
+def _append(path, sample):
+    """One sample appended: a rename over the file costs a data flush on ext4, an append does not."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, _line(sample).encode())
+    finally:
+        os.close(fd)
 
 
 def _prune(directory):
@@ -133,11 +169,15 @@ def observe(cachedir, root, stats, now, window):
     if saved_boot != boot or (samples and any(c < p for c, p in zip(current[1:], samples[-1][1:]))):
         samples = []
     base = baseline(samples, now, window)
-    if not samples or samples[-1][1:] != current[1:] or now - samples[-1][0] >= MIN_GAP:
-        try:
-            _save(path, boot, thin([*samples, current], now))
-        except OSError:
-            pass
+    try:
+        if not samples:
+            _rewrite(path, boot, [current])
+        elif len(samples) >= 2 * MAX_SAMPLES:
+            _rewrite(path, boot, thin([*samples, current], now))
+        elif samples[-1][1:] != current[1:] or now - samples[-1][0] >= MIN_GAP:
+            _append(path, current)
+    except OSError:
+        pass
     if base is None:
         return None
     recent = {name: current[i] - base[i] for i, name in enumerate(COUNTERS, start=1)}
