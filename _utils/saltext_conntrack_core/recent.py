@@ -15,9 +15,10 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 
-from . import paths
+from salt.exceptions import CommandExecutionError
+
+from . import paths, writer
 
 COUNTERS = ("drop", "early_drop", "insert_failed")
 # One sample kept per age bucket [GROWTH**k, GROWTH**(k+1)) seconds: the
@@ -92,24 +93,15 @@ def _line(item):
     return json.dumps(item, separators=(",", ":")) + "\n"
 
 
-def _rewrite(path, boot, samples):
-    """Replace the file whole (a reader sees the old or the new one); a cache, so no fsync."""
-    directory = os.path.dirname(path)
+def _rewrite(cachedir, path, boot, samples):
+    """Replace the file whole (a reader sees the old or the new one): first sample and compaction."""
     fresh = not os.path.exists(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".status-", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_line({"boot": boot}) + "".join(_line(s) for s in samples))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        writer.atomic_write(cachedir, path, _line({"boot": boot}) + "".join(_line(s) for s in samples), 0o600)
+    except CommandExecutionError as err:
+        raise OSError(str(err)) from err
     if fresh:
-        _prune(directory)
+        _prune(os.path.dirname(path))
 
 
 def _append(path, sample):
@@ -171,9 +163,9 @@ def observe(cachedir, root, stats, now, window):
     base = baseline(samples, now, window)
     try:
         if not samples:
-            _rewrite(path, boot, [current])
+            _rewrite(cachedir, path, boot, [current])
         elif len(samples) >= 2 * MAX_SAMPLES:
-            _rewrite(path, boot, thin([*samples, current], now))
+            _rewrite(cachedir, path, boot, thin([*samples, current], now))
         elif samples[-1][1:] != current[1:] or now - samples[-1][0] >= MIN_GAP:
             _append(path, current)
     except OSError:
