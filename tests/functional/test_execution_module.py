@@ -89,9 +89,11 @@ def test_one_verdict_for_check_runner_and_beacon(make_loaders, make_beacons, tmp
     os.makedirs(f"{root}/var/log")
     open(f"{root}/var/log/kern.log", "w", encoding="utf-8").close()  # noqa: SIM115
     mods = make_loaders(root).modules
-    checked = mods.conntrack.check(warning=warning, critical=critical)["verdict"]
+    checked = mods.conntrack.check(warning=warning, critical=critical)
     status = mods.conntrack.status()
-    row = runner._row("m1", status, warning, critical, "mine")["verdict"]
+    row = runner._row("m1", status, warning, critical, "mine")
+    assert checked["reasons"] == row["reasons"]  # the same words, not only the same level
+    checked, row = checked["verdict"], row["verdict"]
     events = make_beacons(root).beacons["conntrack.beacon"](
         [{"source": "auto"}, {"usage_warning": warning}, {"usage_critical": critical}, {"status_interval": 0}]
     )
