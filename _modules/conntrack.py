@@ -142,7 +142,7 @@ def status(window=300):
     ``search_restart``, ...), counted since boot, and ``recent``: the rise of
     ``drop``, ``early_drop`` and ``insert_failed`` since an earlier sample,
     with ``seconds`` (what it covers) and ``since``. Each call keeps a sample
-    in the minion's cachedir (``conntrack/status-*.json``, per network
+    in the minion's cachedir (``conntrack/status-*.jsonl``, per network
     namespace, bounded), so separate runs and the mine compare with the same
     history. ``recent`` is null on the first sample, after a reboot and after
     a counter reset (module reload). A few small reads: it never reads the table.

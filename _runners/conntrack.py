@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 __virtualname__ = "conntrack"
 
 FUNCTION = "conntrack.status"
-RANK = {"critical": 3, "warning": 2, "unknown": 1, "ok": 0}
+RANK = verdict.RANK  # critical > warning > unknown > ok
 TGT_TYPES = (
     "glob",
     "pcre",

@@ -7,7 +7,10 @@ runs, the beacon and the mine all compare with the same history; the rise
 since a sample ``window`` seconds old is what is happening now.
 
 History is per root and network namespace (each has its own counters), per
-boot, and bounded: the older a sample, the sparser they are kept.
+boot, and bounded: the older a sample, the sparser they are kept. The file
+(JSON lines: a header, then one sample a line) grows by appends, which cost no
+data flush where a rename over the file does (ext4), and is rewritten,
+thinned, once it holds 2 x MAX_SAMPLES lines.
 """
 
 import datetime
@@ -52,7 +55,7 @@ def history_path(cachedir, root):
     """The history file of this root and this thread's network namespace."""
     key = f"{os.path.realpath(root)}|{_netns_inode(root)}"
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return os.path.join(cachedir, "conntrack", f"status-{digest}.json")
+    return os.path.join(cachedir, "conntrack", f"status-{digest}.jsonl")
 
 
 def _load(path):
@@ -116,7 +119,7 @@ def _append(path, sample):
 def _prune(directory):
     """At most MAX_FILES histories (namespaces come and go): the least recently written go."""
     try:
-        names = [n for n in os.listdir(directory) if n.startswith("status-") and n.endswith(".json")]
+        names = [n for n in os.listdir(directory) if n.startswith("status-") and n.endswith(".jsonl")]
         if len(names) <= MAX_FILES:
             return
         full = sorted((os.path.join(directory, n) for n in names), key=os.path.getmtime)

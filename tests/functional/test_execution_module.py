@@ -63,7 +63,7 @@ def test_check_follows_current_drops(make_loaders, tmp_path):
     assert mods.conntrack.status(window=0)["recent"] is None
     assert mods.conntrack.status(window=0)["recent"]["drop"] == 0
     history = os.listdir(os.path.join(mods.conntrack.status.__globals__["__opts__"]["cachedir"], "conntrack"))
-    assert [name for name in history if name.startswith("status-") and name.endswith(".json")]
+    assert [name for name in history if name.startswith("status-") and name.endswith(".jsonl")]
 
 
 # The verdict lives once: check, the fleet runner's row and the beacon's
