@@ -17,21 +17,23 @@ from salt.exceptions import CommandExecutionError
 from . import kernel, paths, sysctlconf, table
 
 SEVERITY = {"critical": 3, "warning": 2, "info": 1}
-# Every id a finding can have: the textfile exports one series per id, so the
-# label set stays fixed.
+# Every id a finding can have, in the order findings of one severity are
+# listed: what is happening now, then its cause in the table, then sizing,
+# then what will go wrong later. The textfile exports one series per id, so
+# the label set stays fixed.
 IDS = (
     "drops_rising",
-    "drops_since_boot",
+    "unreplied_udp_port",
+    "time_wait_churn",
+    "idle_established",
+    "no_dependents",
     "early_drop_rising",
     "insert_failed_rising",
     "limit_low",
     "hash_chains_long",
+    "drops_since_boot",
     "not_persisted",
     "iptables_restart_resets",
-    "no_dependents",
-    "unreplied_udp_port",
-    "time_wait_churn",
-    "idle_established",
     "top_source",
     "top_destination",
 )
@@ -379,7 +381,7 @@ def findings(status, recommend, timeouts, names, dependents, facts, counted=None
         found += udp_finding(counted, status, timeouts, dependents)
         found += tcp_findings(counted, status, timeouts)
         found += talker_findings(counted, status)
-    found.sort(key=lambda f: -SEVERITY[f["severity"]])
+    found.sort(key=lambda f: (-SEVERITY[f["severity"]], IDS.index(f["id"])))
     return found
 
 
