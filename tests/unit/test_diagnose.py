@@ -1,64 +1,12 @@
-"""The diagnosis core on its own: the table parser, the counter findings with
-and without status's ``recent`` block, and the textfile format."""
+"""The diagnosis core on its own: the findings with and without status's
+``recent`` block, and the textfile format."""
 
-import pytest
 import yaml
 
-from saltext_conntrack_core import diagnose, promtext, table
-from tests.support.fixtures import TABLE_LINES
+from saltext_conntrack_core import diagnose, promtext
 
 STATUS = {"flavour": "nf_conntrack", "count": 500, "max": 1000, "usage": 50.0, "buckets": 1000,
           "hashsize": 1000, "initial_netns": True, "stats": {"drop": 40, "early_drop": 0, "insert_failed": 0}}
-
-
-def walk_of(tmp_path, lines, flavour="nf_conntrack", **kwargs):
-    path = tmp_path / "table"
-    prefix = "ipv4     2 " if flavour == "nf_conntrack" else ""
-    path.write_text("".join(prefix + line + "\n" for line in lines))
-    return table.walk(str(path), flavour, **kwargs)
-
-
-@pytest.mark.parametrize("flavour", ["nf_conntrack", "ip_conntrack"])
-def test_walk_counts_what_summary_shows(tmp_path, flavour):
-    counted = walk_of(tmp_path, TABLE_LINES, flavour)
-    out = table.breakdown(counted, top=2)
-    assert out["total"] == 6 and out["by_protocol"] == {"tcp": 3, "udp": 1, "icmp": 1, "unknown": 1}
-    assert out["tcp_states"] == {"ESTABLISHED": 1, "SYN_SENT": 1, "TIME_WAIT": 1}
-    assert (out["assured"], out["unreplied"]) == (2, 2)
-    assert out["top"]["dport"] == [["tcp/443", 2], ["tcp/80", 1]]
-    # the [UNREPLIED] flag is read per entry where the tuple has ports
-    assert counted.ports(unreplied=True) == {("tcp", 443): 1, ("udp", 53): 1}
-    assert counted.count(b"tcp", b"ESTABLISHED") == 1
-
-
-def test_lifetime_buckets(tmp_path):
-    line = ("tcp      6 {t} ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport={p} dport=443 "
-            "src=10.0.0.2 dst=10.0.0.1 sport=443 dport={p} [ASSURED] mark=0 use=1")
-    lifetimes = [5, 999, 1000, 428399, 428400, 431999]
-    counted = walk_of(tmp_path, [line.format(t=t, p=1000 + i) for i, t in enumerate(lifetimes)])
-    # idle >= 3600 at timeout 432000 means remaining <= 428400; bucket 428 (428000..428999)
-    # straddles the line, so only whole buckets below it count: 5, 999, 1000.
-    assert table.idle_established(counted, 432000, 3600) == 3
-    assert table.idle_established(counted, 432000, 0) == 6
-    assert table.idle_established(counted, 3600, 3600) == 0
-
-
-def test_sample_stops_on_a_line_and_says_so(tmp_path):
-    lines = TABLE_LINES * 50
-    counted = walk_of(tmp_path, lines, sample=7)
-    assert counted.total == 7 and counted.complete is False
-    # flags of the first 7 lines only: the six, then the ESTABLISHED one again
-    assert (counted.assured, counted.unreplied) == (3, 2)
-    whole = walk_of(tmp_path, lines, sample=len(lines))
-    assert whole.total == len(lines) and whole.complete is True
-
-
-def test_heavy_hitters_bounded_and_lower_bounds():
-    hh = table.HeavyHitters(10)
-    hh.update([b"big"] * 1000)
-    hh.update([str(i).encode() for i in range(5000)])
-    assert len(hh.counts) <= 21 and hh.pruned > 0
-    assert hh.top(1)[0][0] == b"big" and hh.top(1)[0][1] <= 1000
 
 
 def findings_for(status, **kwargs):
