@@ -52,7 +52,10 @@ class HeavyHitters:
 
     def update(self, keys):
         self.counts.update(keys)
-        if len(self.counts) > 2 * self.capacity:
+        # Pruning rebuilds the counter in Python: let it grow to 8 x capacity
+        # (a few thousand keys) first, so a table of all-distinct ports
+        # prunes every few chunks, not after each one.
+        if len(self.counts) > 8 * self.capacity:
             threshold = sorted(self.counts.values(), reverse=True)[self.capacity]
             self.counts = Counter({key: n - threshold for key, n in self.counts.items() if n > threshold})
             self.pruned += threshold
