@@ -200,6 +200,8 @@ def test_drops_while_full(loaders, netns, global_knobs):
     if status.get("recent") is not None:
         drops = found["drops_rising"]
         assert drops["severity"] == "critical" and drops["evidence"]["drop"] >= refused
+        if status["recent"].get("early_drop"):
+            assert found["early_drop_rising"]["evidence"]["early_drop"] >= status["recent"]["early_drop"]
     else:
         drops = found["drops_since_boot"]
         assert drops["evidence"]["drop_since_boot"] >= refused
