@@ -14,7 +14,7 @@ import time
 import yaml
 from salt.exceptions import CommandExecutionError
 
-from . import kernel, paths, sysctlconf, table
+from . import drift, kernel, paths, sysctlconf, table
 
 SEVERITY = {"critical": 3, "warning": 2, "info": 1}
 # Every id a finding can have, in the order findings of one severity are
@@ -43,22 +43,6 @@ MIN_ENTRIES = 100
 SHARE = 0.25
 TALKER_SHARE = 0.5
 IDLE_SECONDS = 3600
-# Kernel defaults (domain.md): a runtime value that differs from these and
-# that no boot file sets is lost at the next boot.
-TIMEOUT_DEFAULTS = {
-    "tcp_established": 432000,
-    "tcp_syn_sent": 120,
-    "tcp_syn_recv": 60,
-    "tcp_fin_wait": 120,
-    "tcp_close_wait": 60,
-    "tcp_last_ack": 30,
-    "tcp_time_wait": 120,
-    "tcp_close": 10,
-    "udp": 30,
-    "udp_stream": 120,
-    "icmp": 30,
-    "generic": 600,
-}
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 _LOAD_LIST = re.compile(r"^\s*IP6?TABLES_SYSCTL_LOAD_LIST\s*=\s*(.*?)\s*$", re.M)
 
@@ -192,26 +176,26 @@ def sizing_findings(status, recommend):
 def persistence_findings(status, timeouts, names, facts):
     """Runtime values boot will not set, and iptables restarts that reset them."""
     boot = facts.get("boot") or {}
-    runtime = {"max": status.get("max"), "buckets": status.get("buckets"), **(timeouts or {})}
-    drifted, keep = [], {}
-    for short, value in runtime.items():
+    shorts = {}
+    for short, value in {"max": status.get("max"), "buckets": status.get("buckets"), **(timeouts or {})}.items():
         key = (names or {}).get(short)
-        if value is None or key is None:
-            continue
-        at_boot = boot.get(sysctlconf.canonical(key))
-        if at_boot is not None and at_boot["value"] != str(value):
-            drifted.append({"key": key, "runtime": value, "boot": at_boot["value"], "file": at_boot["file"]})
-        elif at_boot is None and short in TIMEOUT_DEFAULTS and value != TIMEOUT_DEFAULTS[short]:
-            drifted.append({"key": key, "runtime": value, "boot": None, "file": None})
-        else:
-            continue
-        keep[short] = value
+        if value is not None and key is not None:
+            shorts[sysctlconf.canonical(key)] = (short, value)
+    runtime = {key: value for key, (_, value) in shorts.items()}
+    # Against boot files: the drift core's comparison (no tuned record here).
+    drifted = drift.compare(runtime, boot, {})
+    # No boot line at all: a timeout away from the kernel default is lost at reboot.
+    for key, value in sorted(runtime.items()):
+        default = drift.DEFAULT_TIMEOUTS.get(key.rsplit("conntrack_", 1)[-1])
+        if key not in boot and default is not None and value != default:
+            drifted.append({"key": key, "runtime": value, "boot": None, "boot_file": None, "tuned": None,
+                            "differs_from": ["default"], "cause": f"set at runtime; boot leaves the default {default}"})
     found = []
     if drifted:
-        timeouts_kept = {k: v for k, v in keep.items() if k not in ("max", "buckets")}
-        args = {k: keep[k] for k in ("max", "buckets") if k in keep}
-        if timeouts_kept:
-            args["timeouts"] = timeouts_kept
+        keep = {shorts[d["key"]][0]: d["runtime"] for d in drifted}
+        args = {k: keep.pop(k) for k in ("max", "buckets") if k in keep}
+        if keep:
+            args["timeouts"] = keep
         found.append(finding(
             "not_persisted", "warning", {"values": drifted},
             "The running values are not what boot will set: a reboot silently undoes them.",

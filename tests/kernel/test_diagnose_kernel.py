@@ -233,7 +233,7 @@ def test_runtime_not_what_boot_sets_then_persisted(loaders, netns, root):
     est = values["net.netfilter.nf_conntrack_tcp_timeout_established"]
     assert (est["runtime"], est["boot"]) == (7200, None)
     udp = values["net.netfilter.nf_conntrack_udp_timeout"]
-    assert (udp["runtime"], udp["boot"], udp["file"]) == (600, "45", "/etc/sysctl.d/50-site.conf")
+    assert (udp["runtime"], udp["boot"], udp["boot_file"]) == (600, "45", "/etc/sysctl.d/50-site.conf")
     with netns.entered():
         apply_fix(loaders, found["fix"])
         assert "not_persisted" not in by_id(loaders.modules.conntrack.diagnose(walk=False))
