@@ -17,13 +17,14 @@ from operator import itemgetter
 # One line of the table, original direction only: protocol, remaining
 # lifetime in thousands of seconds (the lazy group keeps all but the last three
 # digits, so ESTABLISHED entries fall in at most 433 buckets), TCP state,
-# source, destination, destination port and the [UNREPLIED] flag that follows
-# the original tuple. The trailing [^\n]*\n skips the reply tuple. Modern lines
-# start with "ipv4     2 ": a literal the regex engine finds fast, worth a
-# separate pattern; legacy ip_conntrack lines start with the protocol.
+# source, destination, and "dport=N " with the "[UNREPLIED] " flag that follows
+# the original tuple, as one group: one key less to build per entry. The
+# trailing [^\n]*\n skips the reply tuple. Modern lines start with "ipv4     2 ":
+# a literal the regex engine finds fast, worth a separate pattern; legacy
+# ip_conntrack lines start with the protocol.
 _TUPLE = (
     rb"(\S+) +\d+ +(\d*?)\d{1,3} +(?:([A-Z_]+) +)?src=(\S+) dst=(\S+) "
-    rb"(?:sport=\d+ dport=(\d+) (\[UNREPLIED\])?)?[^\n]*(?:\n|$)"
+    rb"(?:sport=\d+ (dport=\d+ (?:\[UNREPLIED\] )?))?[^\n]*(?:\n|$)"
 )
 PATTERNS = {
     "nf_conntrack": rb"ipv[46] +\d+ +" + _TUPLE,
@@ -32,10 +33,10 @@ PATTERNS = {
 CHUNK = 1 << 20
 LIFETIME_STEP = 1000
 
-# Few distinct (protocol, lifetime/1000, state, unreplied) tuples: counted exactly.
-_KIND = itemgetter(0, 1, 2, 6)
+# Few distinct (protocol, lifetime/1000, state) triples: counted exactly.
+_KIND = itemgetter(0, 1, 2)
 _SRC, _DST = itemgetter(3), itemgetter(4)
-_PORT = itemgetter(0, 5, 6)
+_PORT = itemgetter(0, 5)
 
 
 class HeavyHitters:
@@ -114,7 +115,7 @@ class Walk:
         self.total = self.assured = self.unreplied = 0
         self.complete = True
         self.kinds = Counter()
-        # dport is counted with the [UNREPLIED] flag: one key per (protocol, port, flag).
+        # dport keys carry the [UNREPLIED] flag: (b"udp", b"dport=53 [UNREPLIED] ").
         self.talkers = {key: HeavyHitters(capacity) for key in ("src", "dst", "dport")}
 
     def add(self, rows, chunk):
@@ -130,20 +131,18 @@ class Walk:
     def approximate(self):
         return any(hh.pruned for hh in self.talkers.values())
 
-    def count(self, proto=None, state=None, unreplied=None):
-        """Entries of ``proto`` (bytes), ``state`` and unreplied flag; None matches all."""
+    def count(self, proto=None, state=None):
+        """Entries of ``proto`` and ``state`` (bytes); None matches all."""
         return sum(
-            n
-            for (p, _, s, u), n in self.kinds.items()
-            if (proto is None or p == proto) and (state is None or s == state) and (unreplied is None or bool(u) == unreplied)
+            n for (p, _, s), n in self.kinds.items() if (proto is None or p == proto) and (state is None or s == state)
         )
 
     def ports(self, unreplied=None):
         """``Counter({(proto, port): n})`` over destination ports (lower bounds when approximate)."""
         merged = Counter()
-        for (proto, port, flag), n in self.talkers["dport"].counts.items():
-            if port and (unreplied is None or bool(flag) == unreplied):
-                merged[(proto.decode(), int(port))] += n
+        for (proto, port), n in self.talkers["dport"].counts.items():
+            if port and (unreplied is None or port.endswith(b"] ") == unreplied):
+                merged[(proto.decode(), int(port[6:].split(b" ", 1)[0]))] += n
         return merged
 
 
@@ -185,7 +184,7 @@ def _line_end(chunk, lines):
 def breakdown(counted, top=10):
     """``conntrack.summary``'s dict from a :class:`Walk`."""
     protocols, states = Counter(), Counter()
-    for (proto, _, state, _), n in counted.kinds.items():
+    for (proto, _, state), n in counted.kinds.items():
         protocols[proto.decode()] += n
         if proto == b"tcp" and state:
             states[state.decode()] += n
@@ -215,6 +214,6 @@ def idle_established(counted, timeout, idle_seconds):
     line = timeout - idle_seconds
     return sum(
         n
-        for (proto, thousands, state, _), n in counted.kinds.items()
+        for (proto, thousands, state), n in counted.kinds.items()
         if proto == b"tcp" and state == b"ESTABLISHED" and (int(thousands or 0) + 1) * LIFETIME_STEP - 1 <= line
     )

@@ -69,12 +69,12 @@ def test_entry_regex_both_layouts():
     for flavour, text in (("ip_conntrack", legacy), ("nf_conntrack", modern)):
         rows = re.compile(table.PATTERNS[flavour]).findall(text)
         assert [r[0] for r in rows] == [b"tcp", b"tcp", b"tcp", b"udp", b"icmp", b"unknown"]
-        # protocol, lifetime in thousands of seconds, state, src, dst, dport, [UNREPLIED]
-        assert rows[0] == (b"tcp", b"431", b"ESTABLISHED", b"10.0.0.1", b"10.0.0.2", b"443", b"")
-        assert rows[1] == (b"tcp", b"", b"SYN_SENT", b"10.0.0.1", b"10.0.0.3", b"443", b"[UNREPLIED]")
-        assert rows[4] == (b"icmp", b"", b"", b"10.0.0.1", b"10.0.0.2", b"", b"")
+        # protocol, lifetime in thousands of seconds, state, src, dst, "dport=N [UNREPLIED] "
+        assert rows[0] == (b"tcp", b"431", b"ESTABLISHED", b"10.0.0.1", b"10.0.0.2", b"dport=443 ")
+        assert rows[1] == (b"tcp", b"", b"SYN_SENT", b"10.0.0.1", b"10.0.0.3", b"dport=443 [UNREPLIED] ")
+        assert rows[4] == (b"icmp", b"", b"", b"10.0.0.1", b"10.0.0.2", b"")
     assert re.compile(table.PATTERNS["nf_conntrack"]).findall(ipv6) == [
-        (b"tcp", b"", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"22", b"")]
+        (b"tcp", b"", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"dport=22 ")]
 
 
 def test_heavy_hitters_exact_when_small():
