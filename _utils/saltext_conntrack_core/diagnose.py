@@ -89,15 +89,23 @@ def _pressure(status):
 
 
 def _raise_limit_fix(status, recommend):
-    target = max(2 * status["max"], (recommend or {}).get("max") or 0)
-    return sls("conntrack-size", "conntrack.tuned", max=target, buckets="auto")
+    """The RAM formula's size; past it, twice the limit, which ``conntrack.tuned`` wants forced."""
+    ceiling = (recommend or {}).get("max") or 0
+    if status["max"] < ceiling:
+        return sls("conntrack-size", "conntrack.tuned", max=ceiling, buckets="auto")
+    return sls("conntrack-size", "conntrack.tuned", max=2 * status["max"], buckets="auto", force=True)
 
 
-def _memory_effect(recommend):
+def _memory_effect(status, recommend):
     entry = (recommend or {}).get("entry_size")
-    if not entry:
-        return "every entry costs one unswappable conntrack slab object (256-384 bytes)"
-    return f"every entry costs {entry} bytes of unswappable kernel memory (/proc/slabinfo)"
+    effects = [
+        f"every entry costs {entry} bytes of unswappable kernel memory (/proc/slabinfo)" if entry
+        else "every entry costs one unswappable conntrack slab object (256-384 bytes)"
+    ]
+    if status["max"] >= ((recommend or {}).get("max") or 0):
+        effects.append("the limit is already at this host's RAM ceiling: raising it is forced; "
+                       "first fix what fills the table (diagnose with the walk)")
+    return effects
 
 
 def counter_findings(status, recommend):
@@ -112,7 +120,7 @@ def counter_findings(status, recommend):
                 {"drop_since_boot": stats["drop"], "usage": usage},
                 "Packets were dropped for a full table at some time since boot; this status has no earlier "
                 "sample, so whether it is still happening is unknown: run it again to see the rise.",
-                _raise_limit_fix(status, recommend), side_effects=[_memory_effect(recommend)],
+                _raise_limit_fix(status, recommend), side_effects=_memory_effect(status, recommend),
             ))
         return found
     seconds = recent.get("seconds")
@@ -120,15 +128,15 @@ def counter_findings(status, recommend):
         found.append(finding(
             "drops_rising", "critical",
             {"drop": recent["drop"], "seconds": seconds, "drop_since_boot": stats.get("drop"), "usage": usage},
-            f"The table is full now: {recent['drop']} new flows were refused in the last {seconds} s.",
-            _raise_limit_fix(status, recommend), side_effects=[_memory_effect(recommend)],
+            f"The table is full now: {recent['drop']} packets of new flows were dropped in the last {seconds} s.",
+            _raise_limit_fix(status, recommend), side_effects=_memory_effect(status, recommend),
         ))
     if recent.get("early_drop"):
         found.append(finding(
             "early_drop_rising", "warning",
             {"early_drop": recent["early_drop"], "seconds": seconds, "usage": usage},
             "The table sits at its limit: the kernel evicts unassured entries to admit new flows.",
-            _raise_limit_fix(status, recommend), side_effects=[_memory_effect(recommend)],
+            _raise_limit_fix(status, recommend), side_effects=_memory_effect(status, recommend),
         ))
     if recent.get("insert_failed"):
         found.append(finding(
@@ -155,7 +163,7 @@ def sizing_findings(status, recommend):
             f"The limit {status['max']} is below the {recommend['max']} this host's RAM supports "
             "(RAMSIZE / 16384 / (ARCH / 32)).",
             sls("conntrack-size", "conntrack.tuned", max=recommend["max"], buckets="auto"),
-            side_effects=[_memory_effect(recommend)],
+            side_effects=_memory_effect(status, recommend),
         ))
     buckets = status.get("buckets")
     if buckets:

@@ -67,3 +67,11 @@ def test_textfile_render_is_bounded_and_escaped():
     assert 'saltext_conntrack_finding{id="limit_low"} 1' in text
     for line in text.splitlines():
         assert line.startswith(("# HELP saltext_conntrack_", "# TYPE saltext_conntrack_", "saltext_conntrack_"))
+
+
+def test_drops_at_the_ram_ceiling_offer_a_forced_raise():
+    found = findings_for({**STATUS, "max": 4000, "recent": {"seconds": 5, "drop": 3}})
+    fix = yaml.safe_load(found["drops_rising"]["fix"])["conntrack-size"]["conntrack.tuned"]
+    assert fix == [{"max": 8000}, {"buckets": "auto"}, {"force": True}]
+    assert any("RAM ceiling" in s for s in found["drops_rising"]["side_effects"])
+    assert "limit_low" not in found
