@@ -24,6 +24,8 @@ from tests.support.beacon_lines import (
     SUPPRESSED,
     TABLE_FULL,
 )
+from saltext_conntrack_core import kernlog, logfile, logsources
+
 from tests.support.beacons import Clock
 from tests.support.loaderfile import load
 
@@ -43,7 +45,9 @@ class Env:
         self.status = {"count": 10, "max": 100, "usage": 10.0, "stats": {"drop": 0, "early_drop": 0}}
         self.status_calls = 0
         self.mod.__salt__ = {"conntrack.status": self._status}
-        self.log = tmp_path / "kern.log"
+        # An explicit source is a host path under conntrack.root, as every path is.
+        self.log = tmp_path / "root" / "var" / "log" / "kern.log"
+        self.log.parent.mkdir(parents=True)
 
     def _status(self):
         self.status_calls += 1
@@ -58,7 +62,7 @@ class Env:
 
     def run(self, *extra, source=None, tick=1):
         self.clock.tick(tick)
-        config = [{"source": source or str(self.log)}, *extra]
+        config = [{"source": source or "/var/log/kern.log"}, *extra]
         ok, why = self.mod.validate(config)
         assert ok, why
         return self.mod.beacon(config)
@@ -101,7 +105,7 @@ def seen(event):
 
 @pytest.mark.parametrize("label,line,ns", TABLE_FULL, ids=[s[0] for s in TABLE_FULL])
 def test_every_era_and_format(env, label, line, ns):
-    hits = env.mod.scan_text((line + "\n").encode())
+    hits = kernlog.scan_text((line + "\n").encode())
     assert len(hits) == 1 and hits[0][:2] == (ns, None)
     # Syslog headers carry a time; dmesg's seconds-since-boot and bare messages do not.
     has_header = not line.startswith(("[", "nf_conntrack"))
@@ -109,18 +113,18 @@ def test_every_era_and_format(env, label, line, ns):
 
 
 def test_header_times_are_read(env):
-    hits = env.mod.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
+    hits = kernlog.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
     assert hits[0][2] == 1714630530.5
 
 
 @pytest.mark.parametrize("label,line,count", SUPPRESSED, ids=[s[0] for s in SUPPRESSED])
 def test_suppression_lines(env, label, line, count):
-    assert env.mod.scan_text((line + "\n").encode()) == [(None, count, None)]
+    assert kernlog.scan_text((line + "\n").encode()) == [(None, count, None)]
 
 
 @pytest.mark.parametrize("line", NOT_TABLE_FULL)
 def test_other_lines_are_not_incidents(env, line):
-    assert env.mod.scan_text((line + "\n").encode()) == []
+    assert kernlog.scan_text((line + "\n").encode()) == []
 
 
 def test_every_era_in_one_file_is_one_event(env):
@@ -314,7 +318,8 @@ def test_truncated_and_regrown_past_the_offset(env):
     env.log.write_text(full(7) * 5)
     event = only_full(env.run({"min_interval": 0}))
     assert seen(event) == {7: 5}
-    assert event["lost"] == 1  # the beacon says it could not see what the truncation took
+    # Everything seen had been read: whether the truncation took anything unread cannot be known.
+    assert (event["lost"], event["unverified"]) == (0, 1)
 
 
 def test_partial_lines_wait_for_their_end(env):
@@ -335,8 +340,8 @@ def test_restart_neither_loses_nor_repeats(env):
     env.restart()
     env.append(full(2))  # written while the minion was down
     assert seen(only_full(env.run({"min_interval": 0}))) == {2: 1}
-    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())
-    assert saved["kind"] == "file" and saved["offset"] == env.log.stat().st_size
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())["source"]
+    assert saved["kind"] == "file" and saved["cur"]["offset"] == env.log.stat().st_size
 
 
 def test_rotation_while_down_finds_the_old_inode(env):
@@ -360,7 +365,7 @@ def test_compressed_rotation_while_down_is_reported_lost(env):
     os.rename(env.log, f"{env.log}.1.gz")
     env.log.write_text(full(3))
     event = only_full(env.run({"min_interval": 0}))
-    assert seen(event) == {3: 1} and event["lost"] == 1
+    assert seen(event) == {3: 1} and (event["lost"], event["unverified"]) == (0, 1)
 
 
 def test_max_read_spreads_a_backlog_over_runs(env):
@@ -383,14 +388,16 @@ def test_max_read_spreads_a_backlog_over_runs(env):
 @pytest.mark.parametrize("chunk", [7, 64, 100, 4096])
 def test_finishing_a_rotated_file_keeps_lines_across_read_chunks(env, monkeypatch, chunk):
     """Lines straddling the reads that finish an old file (1 MiB each in real life) stay whole."""
-    monkeypatch.setattr(env.mod.FileSource, "chunk", chunk)
+    monkeypatch.setattr(logfile.FileSource, "chunk", chunk)
     env.log.write_text("")
     env.run({"min_interval": 0})
     env.append("".join(full(i) for i in range(40)))  # ~120-byte lines: every chunk size cuts some
     os.rename(env.log, f"{env.log}.1")
     env.log.write_text(full(99))
     env.append(full(40)[:-1], f"{env.log}.1")  # the old file ends without a newline: still a line
-    assert seen(only_full(env.run({"min_interval": 0}))) == {**{i: 1 for i in range(41)}, 99: 1}
+    assert seen(only_full(env.run({"min_interval": 0}))) == {**{i: 1 for i in range(40)}, 99: 1}
+    # The unfinished last line is read when the held file is let go (quiet, and the new file has content).
+    assert seen(only_full(env.run({"min_interval": 0}, tick=logfile.QUIET + 1))) == {40: 1}
     # The copy after copytruncate is finished the same way.
     env.append("".join(full(i) for i in range(100, 140)))
     shutil.copy(env.log, f"{env.log}.2")
@@ -424,8 +431,8 @@ class Ring:
         del self.records[: -self.capacity]
 
 
-def fake_kmsg(mod, ring):
-    class FakeKmsg(mod.KmsgSource):
+def fake_kmsg(ring):
+    class FakeKmsg(logsources.KmsgSource):
         pos = None
 
         def _open(self):
@@ -454,7 +461,7 @@ def fake_kmsg(mod, ring):
 @pytest.fixture
 def ring(env, monkeypatch):
     r = Ring(capacity=50)
-    monkeypatch.setattr(env.mod, "KmsgSource", fake_kmsg(env.mod, r))
+    monkeypatch.setattr(logsources, "KmsgSource", fake_kmsg(r))
     return r
 
 
@@ -535,13 +542,13 @@ def test_auto_skips_kmsg_on_any_read_error(env, ring, error):
     kmsg_node(env)
     ring.error = error
     messages = root_file(env, "var/log/messages")
-    source = env.mod._make_source({"source": "auto"}, None)
+    source = logsources.make_source("auto", env.mod.__opts__["conntrack.root"], None)
     assert (source.kind, source.path) == ("file", messages)
 
 
 def test_auto_keeps_a_readable_kmsg(env, ring):
     kmsg_node(env)
-    assert env.mod._make_source({"source": "auto"}, None).kind == "kmsg"  # an empty ring is readable
+    assert logsources.make_source("auto", env.mod.__opts__["conntrack.root"], None).kind == "kmsg"  # an empty ring is readable
 
 
 def test_kmsg_asked_for_on_an_old_kernel_says_so(env, ring):
@@ -573,7 +580,7 @@ def test_read_errors_do_not_stop_the_counters(env, ring):
 
 def test_kmsg_failing_on_its_first_read_starts_at_the_end_later(env, ring, monkeypatch):
     ring.log(KMSG_FULL, ns=1)  # the past
-    fast_forward = env.mod.KmsgSource._fast_forward
+    fast_forward = logsources.KmsgSource._fast_forward
     failed = []
 
     def flaky(self):
@@ -582,7 +589,7 @@ def test_kmsg_failing_on_its_first_read_starts_at_the_end_later(env, ring, monke
             raise OSError(errno.EIO, "Input/output error")
         return fast_forward(self)
 
-    monkeypatch.setattr(env.mod.KmsgSource, "_fast_forward", flaky)
+    monkeypatch.setattr(logsources.KmsgSource, "_fast_forward", flaky)
     assert env.run({"min_interval": 0}, source="kmsg") == []
     assert env.run({"min_interval": 0}, source="kmsg") == []  # not the whole ring as news
     ring.log(KMSG_FULL, ns=2)
@@ -679,10 +686,10 @@ def test_journal_cursor_vacuumed_away_restarts_at_the_end(env, tmp_path, monkeyp
     # From the new cursor on, nothing is refused, lost or repeated; the gap was counted once.
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 4, dropping packet")
     event = only_full(env.run(conf, source="journal"))
-    assert seen(event) == {4: 1} and event["lost"] == 1 and event["errors"] == 0
+    assert seen(event) == {4: 1} and (event["lost"], event["unverified"], event["errors"]) == (0, 1, 0)
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 5, dropping packet")
     event = only_full(env.run(conf, source="journal"))
-    assert seen(event) == {5: 1} and event["lost"] == 0
+    assert seen(event) == {5: 1} and event["unverified"] == 0
     # A garbled cursor in the cachedir is the same case.
     env.set_usage(10)
     env.restart()
@@ -691,7 +698,7 @@ def test_journal_cursor_vacuumed_away_restarts_at_the_end(env, tmp_path, monkeyp
     assert env.run(conf, source="journal") == []
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 6, dropping packet")
     event = only_full(env.run(conf, source="journal"))
-    assert seen(event) == {6: 1} and event["lost"] == 1
+    assert seen(event) == {6: 1} and (event["lost"], event["unverified"]) == (0, 1)
 
 
 def test_journal_failing_first_run_does_not_replay_the_journal(env, tmp_path, monkeypatch):
@@ -720,15 +727,25 @@ def test_journal_failing_first_run_does_not_replay_the_journal(env, tmp_path, mo
         ([{"source": "var/log/messages"}], "absolute log file path"),
         ([{"source": "/var/log"}], "is a directory"),
         ([{"source": 3}], "source must be"),
-        ([{"min_interval": -1}], "min_interval must be at least 0"),
-        ([{"min_interval": "60"}], "min_interval must be a number"),
+        ([{"min_interval": -1}], "min_interval must be a number from 0 to 86400"),
+        ([{"min_interval": "soon"}], "min_interval must be a number"),
+        ([{"min_interval": float("nan")}], "min_interval must be a number"),
+        ([{"usage_warning": float("nan")}], "usage_warning must be a number"),
+        ([{"usage_critical": float("inf")}], "usage_critical must be a number"),
+        ([{"incident_gap": "1_000"}], "incident_gap must be a number"),
+        ([{"status_interval": "\uff15"}], "status_interval must be a number"),
+        ([{"source": "/var/log/kern\x00.log"}], "without NUL"),
+        ([{"source": "/var/log/../../etc/passwd"}], "must not contain '..'"),
+        ([{"source": "/" + "a" * 5000}], "characters long"),
         ([{"incident_gap": 0}], "incident_gap must be above 0"),
-        ([{"usage_warning": 120}], "usage_warning must be above 0 and at most 100"),
+        ([{"usage_warning": 120}], "usage_warning must be a number from 0 to 100"),
+        ([{"usage_warning": 0}], "usage_warning must be above 0"),
         ([{"usage_warning": 95}, {"usage_critical": 90}], "must not be above usage_critical"),
         ([{"usage_warning": 4}, {"hysteresis": 5}], "hysteresis (5) must be below"),
         ([{"drops": "yes"}], "drops must be true or false"),
         ([{"persist": 1}], "persist must be true or false"),
-        ([{"max_read": 10}], "max_read must be an integer"),
+        ([{"max_read": 10}], "max_read (bytes) must be a whole number from 4096"),
+        ([{"max_read": 5000.0}], "max_read (bytes) must be a whole number"),
         ([{"usage_critical": True}], "usage_critical must be a number"),
     ],
 )
