@@ -26,13 +26,21 @@ class BeaconLoaders(Loaders):
             self._beacons = None
         super().reload_all()
 
-    def restart(self):
-        """What a minion restart does to a beacon: its __context__ is gone, the cachedir stays."""
+    def restart(self, loader=False):
+        """What a minion killed (SIGKILL) does to a beacon: its __context__ is gone, the cachedir stays.
+
+        Nothing is saved (close() is not called); with ``loader`` the beacons
+        loader and its module are dropped too, as a new process would load them.
+        """
         for state in self.context.values():
             source = getattr(state, "source", None)
             if source is not None:
                 source.close()
         self.context.clear()
+        if loader and self._beacons is not None:
+            self._beacons.clean_modules()
+            self._beacons.clear()
+            self._beacons = None
 
 
 class Clock:
