@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -26,6 +27,7 @@ from tests.support.beacon_lines import (
 )
 from saltext_conntrack_core import kernlog, logfile, logsources
 
+from tests.conftest import REPO
 from tests.support.beacons import Clock
 from tests.support.loaderfile import load
 
@@ -773,3 +775,194 @@ def test_auto_without_any_log_says_what_to_do(env, monkeypatch):
     os.makedirs(env.mod.__opts__["conntrack.root"], exist_ok=True)
     with pytest.raises(RuntimeError, match="set source to a log file"):
         env.mod.beacon([{"source": "auto"}])
+
+
+# ---------------------------------------------------------------------------
+# Rotation followed until quiet, restarts inside min_interval, what counts as lost
+
+
+def counted(events):
+    """netns inode -> lines over several events; a repeat would show as a count above 1."""
+    total = {}
+    for event in events:
+        if event["tag"] == "table_full":
+            for ns, n in seen(event).items():
+                total[ns] = total.get(ns, 0) + n
+    return total
+
+
+def test_a_renamed_file_is_followed_until_quiet(env):
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    old = f"{env.log}.1"
+    os.rename(env.log, old)  # logrotate create, the HUP not yet sent: the writer stays on the old file
+    assert env.run(conf) == []
+    env.append(full(1), old)
+    env.log.write_text("")
+    assert seen(only_full(env.run(conf, tick=3))) == {1: 1}
+    env.append(full(2), old)  # 6 s after the rotation, still the old file
+    assert seen(only_full(env.run(conf, tick=3))) == {2: 1}
+    env.run(conf, tick=logfile.QUIET + 1)  # quiet, but the new file is still empty: held on
+    env.append(full(3), old)
+    env.append(full(4))
+    assert counted([*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]) == {3: 1, 4: 1}
+    source = env.mod.__context__["conntrack.beacon.conntrack"].source
+    assert source.held == []  # let go: quiet and the new file has content
+    env.append(full(5), old)  # too late: nobody writes a file 10 s after its HUP
+    env.append(full(6))
+    assert counted([*env.run(conf), *env.run(conf, tick=60)]) == {6: 1}
+
+
+def test_held_files_are_bounded(env):
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    for i in range(logfile.HELD_MAX + 3):
+        os.rename(env.log, f"{env.log}.{i}")
+        env.append(full(i), f"{env.log}.{i}")
+        env.log.write_text("")
+        env.run(conf)
+    source = env.mod.__context__["conntrack.beacon.conntrack"].source
+    assert len(source.held) == logfile.HELD_MAX
+    env.run(conf, tick=logfile.HOLD_MAX + 1)
+    assert source.held == []
+
+
+def test_generations_rotated_between_two_runs_are_read_once(env):
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    env.append(full(1))
+    for gen in range(3):  # three rotations before the next run; each file had lines
+        for name in sorted(os.listdir(env.log.parent), reverse=True):
+            if name.startswith("kern.log."):
+                n = int(name.rsplit(".", 1)[1])
+                os.rename(env.log.parent / name, env.log.parent / f"kern.log.{n + 1}")
+        os.rename(env.log, f"{env.log}.1")
+        env.log.write_text(full(10 + gen))
+    events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1), *env.run(conf, tick=1)]
+    assert counted(events) == {1: 1, 10: 1, 11: 1, 12: 1}
+
+
+def test_restart_inside_min_interval_keeps_held_back_counts_and_the_incident(env):
+    conf = ({"min_interval": 60},)
+    env.log.write_text("")
+    env.run(*conf)
+    env.append(full(1))
+    first = only_full(env.run(*conf))
+    env.append(full(2) * 3 + "Nov 25 11:00:02 vm kernel: net_ratelimit: 40 callbacks suppressed\n")
+    assert env.run(*conf, tick=10) == []  # held back by min_interval
+    env.restart()  # killed: no close(), only what the last run saved
+    env.append(full(3))
+    assert env.run(*conf, tick=10) == []  # still inside min_interval after the restart
+    second = only_full(env.run(*conf, tick=45))
+    assert seen(second) == {2: 3, 3: 1} and second["suppressed"] == 40
+    assert second["incident"] == {"start": first["incident"]["start"], "events": 2}  # one incident, not two
+
+
+def test_close_saves_what_the_run_held_back(env):
+    config = [{"source": "/var/log/kern.log"}, {"min_interval": 60}]
+    env.log.write_text("")
+    env.mod.beacon(config)
+    env.append(full(1))
+    env.clock.tick(1)
+    env.mod.beacon(config)
+    env.append(full(2))
+    state = env.mod.__context__["conntrack.beacon.conntrack"]
+    state.source.read = lambda budget, now: []  # (nothing read in this run, to show close() saves)
+    env.mod.close(config)
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())
+    assert saved["tracker"]["incident"]["events"] == 1 and saved["source"]["kind"] == "file"
+
+
+def test_truncation_with_unread_bytes_is_lost_with_their_number(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1) + full(2)[:50])  # a line still being written: seen, not yet read
+    env.run({"min_interval": 0})
+    env.log.write_text("")  # truncated, no copy anywhere
+    env.append(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {3: 1}
+    assert (event["lost"], event["lost_bytes"], event["unverified"]) == (1, 50, 0)
+
+
+def test_copytruncate_with_nothing_unread_is_not_lost(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    shutil.copy(env.log, f"{env.log}.1")
+    with open(env.log, "r+") as fh:
+        fh.truncate(0)
+    env.append(full(2))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1} and (event["lost"], event["unverified"]) == (0, 0)
+
+
+def test_table_full_carries_the_cheap_findings(env):
+    calls = []
+    finding = {"id": "drops_rising", "severity": "critical", "evidence": {"drop": 5}, "why": "...", "fix": "..."}
+
+    def diagnose(walk=True):
+        calls.append(walk)
+        return {"findings": [finding]}
+
+    env.mod.__salt__["conntrack.diagnose"] = diagnose
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    assert only_full(env.run({"min_interval": 0}))["findings"] == [finding] and calls == [False]
+
+    def broken(walk=True):
+        raise RuntimeError("diagnose broke")
+
+    env.mod.__salt__["conntrack.diagnose"] = broken
+    env.append(full(2))
+    event = only_full(env.run({"min_interval": 0}))  # the event goes out anyway
+    assert seen(event) == {2: 1} and "findings" not in event
+    del env.mod.__salt__["conntrack.diagnose"]
+    env.append(full(3))
+    assert "findings" not in only_full(env.run({"min_interval": 0}))
+
+
+def test_source_path_is_resolved_under_the_root(env, tmp_path):
+    outside = tmp_path / "outside.log"
+    outside.write_text("")
+    os.symlink(outside, env.log)
+    ok, why = env.mod.validate([{"source": "/var/log/kern.log"}])
+    assert ok is False and "outside" in why and "conntrack.root" in why
+    os.unlink(env.log)
+    env.log.write_text("")
+    env.run()
+    env.append(full(1))
+    assert only_full(env.run())["source"] == os.path.realpath(env.log)
+
+
+TIMESTAMPS = {
+    "2024-05-02T08:15:30.5+02:00 h kernel: x": 1714630530.5,
+    "2024-05-02T08:15:30.5+0200 h kernel: x": 1714630530.5,
+    "2024-05-02T06:15:30Z h kernel: x": 1714630530.0,
+    "2024-05-02T06:15:30.123456789+00:00 h kernel: x": 1714630530.123456789,
+    "2024-05-02T04:15:30.25-02:00 h kernel: x": 1714630530.25,
+    "2024-05-02 06:15:30.5+00:00 h kernel: x": 1714630530.5,
+}
+
+
+@pytest.mark.parametrize("python", [sys.executable, "/root/.pyenv/versions/3.10.13/bin/python3.10"])
+def test_timestamps_parse_on_every_python(python):
+    """Python 3.10's fromisoformat refuses `.5` fractions and `+0200`: the grammar must not need it."""
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is not installed here")
+    code = (
+        "import json, sys; from saltext_conntrack_core import kernlog; "
+        "print(json.dumps({l: kernlog.line_time(l.encode(), 0) for l in json.loads(sys.argv[1])}))"
+    )
+    utils = str(REPO / "_utils")
+    proc = subprocess.run(
+        [python, "-c", code, json.dumps(list(TIMESTAMPS))],
+        capture_output=True, text=True, timeout=60, check=True, env={"PYTHONPATH": utils, "PATH": os.environ["PATH"]},
+    )
+    got = json.loads(proc.stdout)
+    assert got == pytest.approx(TIMESTAMPS)
