@@ -292,6 +292,19 @@ def _parse(config):
     return _options(given)
 
 
+def _parsed(config):
+    """``_parse`` once per distinct config and root: checking the path on every run would cost most of an idle run."""
+    key = (repr(config), paths.root_of(__opts__))  # noqa: F821
+    cache = __context__.setdefault("conntrack.beacon.configs", {})  # noqa: F821
+    conf = cache.get(key)
+    if conf is None:
+        conf = _parse(config)
+        if len(cache) >= 16:
+            cache.clear()
+        cache[key] = conf
+    return conf
+
+
 def validate(config):
     """
     Check the beacon configuration; ``(True, message)`` or ``(False, reason)``.
@@ -431,7 +444,7 @@ def beacon(config):
             - usage_critical: 90
             - interval: 5
     """
-    conf = _parse(config)
+    conf = _parsed(config)
     key = f"conntrack.beacon.{conf['name']}"
     state = __context__.get(key)  # noqa: F821
     if state is None:

@@ -71,7 +71,8 @@ class Env:
 
     def restart(self):
         for state in self.mod.__context__.values():
-            state.source.close()
+            if hasattr(state, "source"):
+                state.source.close()
         self.mod.__context__.clear()
 
     def append(self, text, path=None):
