@@ -20,7 +20,10 @@ Content destroyed before it was read is reported by ``take_gaps()``: ``lost``
 e.g. a truncation without a copy when everything seen had been read).
 """
 
+import bz2
+import gzip
 import logging
+import lzma
 import os
 import time
 
@@ -35,6 +38,8 @@ HELD_MAX = 4  # rotated-away files kept open at most
 KNOWN_MAX = 32  # identities of files already read, so none is read twice
 SLACK = 2.0  # seconds of mtime before the last look that still count as "written since"
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
+# Compressed copies Python can read: logrotate's compress without delaycompress.
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 class Gen:
@@ -260,7 +265,39 @@ class FileSource:
                     return
             finally:
                 os.close(gen.fd)
-        self._gap(seen, offset, "truncated, and no copy holds its unread rest")
+        if not self._recover_compressed(offset, tail, chunks):
+            self._gap(seen, offset, "truncated, and no copy holds its unread rest")
+
+    def _recover_compressed(self, offset, tail, chunks):
+        """The unread rest from a compressed copy whose bytes before ``offset`` are ours; True when found.
+
+        Only where the tail identifies the content: without one, any copy would match.
+        """
+        if not tail or offset < len(tail):
+            return False
+        directory, base = os.path.split(self.path)
+        try:
+            names = sorted(os.listdir(directory or "."), reverse=True)
+        except OSError:
+            return False
+        for name in names:
+            opener = OPENERS.get(os.path.splitext(name)[1])
+            if opener is None or not name.startswith(base):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with opener(path, "rb") as fh:
+                    fh.seek(offset - len(tail))
+                    if fh.read(len(tail)) != tail:
+                        continue
+                    rest = fh.read()
+            except (OSError, EOFError, ValueError, lzma.LZMAError):
+                continue
+            log.debug("conntrack beacon: %s: reading its unread rest from the compressed copy %s", self.path, path)
+            if rest:
+                chunks.append(rest if rest.endswith(b"\n") else rest + b"\n")
+            return True
+        return False
 
     def _reopen_held(self, saved, now, chunks):
         """After a restart: the held generations again, found by inode among the siblings."""
@@ -282,7 +319,8 @@ class FileSource:
             else:
                 self._hold(gen, now, chunks)
             return
-        self._gap(cursor["seen"], cursor["offset"], "rotated away while the minion was down and no longer found")
+        if not self._recover_compressed(cursor["offset"], tail, chunks):
+            self._gap(cursor["seen"], cursor["offset"], "rotated away while the minion was down and no longer found")
 
     def _resume(self, saved, st, now, chunks):
         """After a restart: carry on where the saved cursor left off, whatever happened meanwhile."""

@@ -4,9 +4,12 @@ The beacon file is loaded on its own with the dunders the loader would give
 it; ``conntrack.status`` is a stand-in whose numbers the test sets.
 """
 
+import bz2
 import datetime
 import errno
+import gzip
 import json
+import lzma
 import os
 import shutil
 import stat
@@ -360,15 +363,56 @@ def test_rotation_while_down_finds_the_old_inode(env):
     assert seen(event) == {2: 1, 3: 1} and event["lost"] == 0
 
 
-def test_compressed_rotation_while_down_is_reported_lost(env):
+def compress(path, ext):
+    """What logrotate's compress does: a compressed copy beside it, the original removed."""
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[ext]
+    with open(path, "rb") as src, opener(f"{path}.{ext}", "wb") as dst:
+        dst.write(src.read())
+    os.unlink(path)
+
+
+@pytest.mark.parametrize("ext", ["gz", "bz2", "xz"])
+def test_compressed_rotation_while_down_is_read(env, ext):
     env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.restart()
+    env.append(full(2))  # unread when the minion went down
+    os.rename(env.log, f"{env.log}.1")
+    compress(f"{env.log}.1", ext)
+    env.log.write_text(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1, 3: 1} and (event["lost"], event["unverified"]) == (0, 0)
+
+
+def test_rotation_while_down_deleted_is_unverified(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
     env.run({"min_interval": 0})
     env.restart()
     env.append(full(2))
-    os.rename(env.log, f"{env.log}.1.gz")
+    os.rename(env.log, f"{env.log}.1")
+    os.unlink(f"{env.log}.1")  # rotate 0: gone, and the beacon never saw what was written last
     env.log.write_text(full(3))
     event = only_full(env.run({"min_interval": 0}))
     assert seen(event) == {3: 1} and (event["lost"], event["unverified"]) == (0, 1)
+
+
+def test_copytruncate_into_a_compressed_copy_is_read(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.append(full(2))
+    shutil.copy(env.log, f"{env.log}.1")
+    with open(env.log, "r+") as fh:
+        fh.truncate(0)
+    compress(f"{env.log}.1", "gz")
+    env.append(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1, 3: 1} and (event["lost"], event["unverified"]) == (0, 0)
 
 
 def test_max_read_spreads_a_backlog_over_runs(env):
