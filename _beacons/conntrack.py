@@ -187,7 +187,7 @@ DEFAULTS = {
 SALT_KEYS = frozenset(
     ("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name")
 )
-# Seconds options: (low, high, zero allowed); thresholds: percent, null turns them off.
+# Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
 SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
 NETNS_DIR = "run/netns"

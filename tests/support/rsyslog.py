@@ -88,25 +88,53 @@ class Logrotate:
         self.runs = 0
 
     def rotate(self):
+        KmsgCounter.mark(f"rotate {self.runs} start")
         proc = subprocess.run(  # noqa: S603
             [LOGROTATE, "-f", "-s", self.state, self.conf], capture_output=True, text=True, timeout=30, check=False
         )
         if proc.returncode != 0:
             raise RuntimeError(f"logrotate failed: {proc.stderr.strip()}")
+        KmsgCounter.mark(f"rotate {self.runs} end")
         self.runs += 1
+
+
+def stamps_in_files(log, inode):
+    """Kernel microseconds of the table-full lines naming ``inode`` in the file and its rotated copies."""
+    pattern = re.compile(rf"\[ *(\d+)\.(\d{{6}})\] nf_conntrack: nf_conntrack: table full in netns {inode},".encode())
+    directory, base = os.path.split(log)
+    found = []
+    for name in os.listdir(directory):
+        if name.startswith(base):
+            with open(os.path.join(directory, name), "rb") as fh:
+                found.extend(int(s) * 1_000_000 + int(u) for s, u in pattern.findall(fh.read()))
+    return found
 
 
 class KmsgCounter(threading.Thread):
     """Counts the kernel's table-full records naming one netns, from now on, on its own /dev/kmsg reader."""
 
+    MARK = b"ctb-mark "
+
     def __init__(self, inode):
         super().__init__(daemon=True)
         self.pattern = re.compile(rf"table full in netns {inode}, dropping packet".encode())
         self.count = 0
+        self.stamps = set()  # kernel microseconds of each line: rsyslog writes them as [secs.usec]
+        self.marks = []  # (microseconds, text) of the test's own markers, on the kernel's clock
         self.overruns = 0
         self.stopping = threading.Event()
         self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
         os.lseek(self.fd, 0, os.SEEK_END)
+        self.mark("start")  # its time bounds what counts, in the files too
+
+    @property
+    def start(self):
+        return next(usec for usec, text in self.marks if text == "start")
+
+    def windows(self):
+        """(start, end) microseconds of every logrotate run, on the kernel's clock."""
+        starts = {text.split()[1]: usec for usec, text in self.marks if text.endswith(" start") and text != "start"}
+        return [(starts[text.split()[1]], usec) for usec, text in self.marks if text.endswith(" end")]
 
     def run(self):
         try:
@@ -121,11 +149,24 @@ class KmsgCounter(threading.Thread):
                 except BrokenPipeError:
                     self.overruns += 1
                     continue
-                prio = int(rec.split(b",", 1)[0])
-                if prio >> 3 == 0 and self.pattern.search(rec.partition(b";")[2]):
+                head, _, body = rec.partition(b";")
+                prio, _, usec = (int(field) for field in head.split(b",")[:3])
+                if prio >> 3 == 0 and self.pattern.search(body):
                     self.count += 1
+                    self.stamps.add(usec)
+                elif body.startswith(self.MARK):
+                    self.marks.append((usec, body[len(self.MARK) :].strip().decode()))
         finally:
             os.close(self.fd)
+
+    @classmethod
+    def mark(cls, text):
+        """A line in the kernel log on the kernel's own clock (user facility: no beacon counts it)."""
+        fd = os.open("/dev/kmsg", os.O_WRONLY)
+        try:
+            os.write(fd, b"<14>" + cls.MARK + text.encode())
+        finally:
+            os.close(fd)
 
     def finish(self):
         """Stop once everything the kernel printed so far is read; the count."""
