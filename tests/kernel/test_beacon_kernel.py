@@ -10,6 +10,7 @@ from tests.support.kernel import PROC_NF, Netns, saved_globals, write_int
 from tests.support.rsyslog import KmsgCounter, Logrotate, Rsyslog, missing_tools, stamps_in_files
 
 MESSAGE_KNOBS = ("/proc/sys/net/core/message_cost", "/proc/sys/net/core/message_burst")
+DEVKMSG_KNOB = "/proc/sys/kernel/printk_devkmsg"
 
 
 def test_overflow_in_own_netns_is_one_table_full_event(netns, make_beacons, global_knobs):
@@ -111,10 +112,19 @@ SCENARIOS = {
 
 @pytest.fixture
 def unlimited_kernel_log():
-    """net_ratelimit off (net.core.message_cost 0), restored after: every refused packet prints its line."""
+    """net_ratelimit off (net.core.message_cost 0): every refused packet prints its line; and the
+    test's markers written to /dev/kmsg not rate limited (kernel.printk_devkmsg on). Restored after."""
+    with open(DEVKMSG_KNOB, encoding="ascii") as fh:
+        devkmsg = fh.read().strip()
     with saved_globals(paths=MESSAGE_KNOBS):
         write_int(MESSAGE_KNOBS[0], 0)
-        yield
+        try:
+            with open(DEVKMSG_KNOB, "w", encoding="ascii") as fh:
+                fh.write("on\n")
+            yield
+        finally:
+            with open(DEVKMSG_KNOB, "w", encoding="ascii") as fh:
+                fh.write(devkmsg + "\n")
 
 
 def _drive(harness, syslog, rotate, scenario, traffic, seconds=8.0):
@@ -189,7 +199,7 @@ def test_every_kernel_line_counted_once_through_rsyslog(
     finally:
         syslog.stop()
     # What reached the files (rsyslogd's [seconds.micro] is the kernel's own stamp of each line).
-    in_files = [usec for usec in stamps_in_files(syslog.log, netns.inode) if usec > truth.start]
+    in_files = [usec for usec in stamps_in_files(syslog.log, netns.inode) if usec > truth.start_usec]
     missing = truth.stamps - set(in_files)
     # copytruncate loses what is written between logrotate's copy and its truncate: logrotate's
     # own window, bounded here by markers in the kernel log around each logrotate run.

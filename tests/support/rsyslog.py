@@ -128,7 +128,7 @@ class KmsgCounter(threading.Thread):
         self.mark("start")  # its time bounds what counts, in the files too
 
     @property
-    def start(self):
+    def start_usec(self):
         return next(usec for usec, text in self.marks if text == "start")
 
     def windows(self):
