@@ -159,12 +159,14 @@ class FileSource:
                 chunks.append(data[:cut])
                 gen.tail = (gen.tail + data[:cut][-TAIL:])[-TAIL:]
             rest = data[cut:]
+        start = gen.offset
         gen.offset = offset - len(rest)
         gen.seen = max(gen.seen, offset)
         if finish and rest:
             chunks.append(rest + b"\n")
             gen.offset = offset
-        self.moved += 1
+        if gen.offset != start:
+            self.moved += 1  # only a cursor that moved is saved again
 
     def _tail_ok(self, fd, offset, tail):
         if not tail:
@@ -205,6 +207,7 @@ class FileSource:
         self._know(gen.ident)
         self._lines(gen, chunks)
         self.held.append(gen)
+        self.moved += 1
         while len(self.held) > HELD_MAX:
             self._release(self.held.pop(0), chunks, "more rotated files than are kept open")
 

@@ -1011,3 +1011,21 @@ def test_timestamps_parse_on_every_python(python):
     )
     got = json.loads(proc.stdout)
     assert got == pytest.approx(TIMESTAMPS)
+
+
+def test_idle_runs_write_nothing(env):
+    """The state file is written when the cursor or the held-back counts move, not on idle runs
+    (an fsync'd write costs milliseconds), a rotated file held open included."""
+    state = env.cachedir / "conntrack" / "beacon-conntrack.json"
+    env.log.write_text("")
+    env.run()
+    env.append(full(1))
+    env.run()
+    os.rename(env.log, f"{env.log}.1")
+    env.log.write_text("")  # empty: the old file stays held
+    env.run()
+    before = state.stat().st_ino, json.loads(state.read_text())
+    for _ in range(5):
+        assert env.run() == []
+    assert (state.stat().st_ino, json.loads(state.read_text())) == before  # atomic writes change the inode
+    assert len(before[1]["source"]["held"]) == 1
