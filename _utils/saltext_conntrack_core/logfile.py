@@ -226,6 +226,13 @@ class FileSource:
             if now - gen.grown >= QUIET and new_size:
                 self._release(gen, chunks, f"quiet for {QUIET:g} s and the new file has content")
             elif now - gen.since >= HOLD_MAX:
+                if not new_size:
+                    log.warning(
+                        "conntrack beacon: %s was rotated %g s ago and nothing has been written to the new file: "
+                        "is the syslog daemon told to reopen it (a postrotate HUP)?",
+                        self.path,
+                        HOLD_MAX,
+                    )
                 self._release(gen, chunks, f"held for {HOLD_MAX:g} s")
             else:
                 keep.append(gen)
