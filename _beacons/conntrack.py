@@ -315,7 +315,7 @@ def validate(config):
     and stay under ``conntrack.root`` with links resolved.
     """
     try:
-        _parse(config)
+        _parsed(config)  # Salt validates before every run: a config seen before costs a lookup
     except (ValueError, SaltInvocationError, CommandExecutionError) as err:
         return False, f"conntrack beacon: {err}"
     return True, "Valid beacon configuration"
