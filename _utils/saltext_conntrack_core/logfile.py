@@ -209,7 +209,10 @@ class FileSource:
         self.held.append(gen)
         self.moved += 1
         while len(self.held) > HELD_MAX:
-            self._release(self.held.pop(0), chunks, "more rotated files than are kept open")
+            # The one quiet the longest: a writer that has not reopened yet keeps its file growing.
+            quietest = min(self.held, key=lambda held: held.grown)
+            self.held.remove(quietest)
+            self._release(quietest, chunks, "more rotated files than are kept open")
 
     def _release(self, gen, chunks, why):
         self._lines(gen, chunks, finish=True)

@@ -103,6 +103,8 @@ SCENARIOS = {
     "create_late_hup": {"mode": "create", "hup": False, "late_hup": 1.5, "rate": 100, "every": 3.0},
     # 32 rotations in 8 s at 400 lines/s, HUP in postrotate: generations come and go between two runs.
     "rotation_storm": {"mode": "create", "hup": True, "rate": 400, "every": 0.25},
+    # The storm with every HUP 1.5 s late: the file being written has been renamed up to six times.
+    "rotation_storm_late_hup": {"mode": "create", "hup": False, "late_hup": 1.5, "rate": 400, "every": 0.25},
     "copytruncate": {"mode": "copytruncate", "hup": False, "rate": 100, "every": 2.0},
     # Restarts inside min_interval (5 s), each with a rotation while the minion is down.
     "restart_sigterm": {"mode": "create", "hup": True, "rate": 100, "every": 4.0, "restart": (2.5, 6.5), "kill": False},

@@ -874,6 +874,25 @@ def test_held_files_are_bounded(env):
     assert source.held == []
 
 
+def test_over_the_bound_the_quietest_held_file_goes_first(env):
+    """A writer that missed its HUPs keeps writing a file renamed many times: that one stays held."""
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    written = f"{env.log}.written"
+    os.rename(env.log, written)  # the file the writer still has open
+    env.log.write_text("")
+    env.run(conf)
+    for i in range(logfile.HELD_MAX + 2):
+        env.append(full(100 + i), written)  # it keeps growing ...
+        os.rename(env.log, f"{env.log}.{i}")  # ... while empty new files are rotated away
+        env.log.write_text("")
+        env.run(conf, tick=1)
+    env.append(full(200), written)
+    events = [*env.run(conf, tick=1)]
+    assert counted(events) == {200: 1}
+
+
 def test_generations_rotated_between_two_runs_are_read_once(env):
     conf = {"min_interval": 0}
     env.log.write_text("")
