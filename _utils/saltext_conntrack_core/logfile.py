@@ -126,6 +126,10 @@ class FileSource:
             self.known.append(ident)
             del self.known[:-KNOWN_MAX]
 
+    def _know_siblings(self):
+        for _, st in self._siblings():
+            self._know(_ident(st))
+
     def _gap(self, seen, offset, what):
         """Content from ``offset`` on is gone: lost when bytes past it had been seen, else unverified."""
         if seen > offset:
@@ -368,8 +372,7 @@ class FileSource:
         elif first:
             # The past is not news: start at the end of the last whole line; the
             # rotated copies beside it are the past too, never unseen generations.
-            for _, sib in self._siblings():
-                self._know(_ident(sib))
+            self._know_siblings()
             tail = os.pread(self.cur.fd, TAIL, max(0, st.st_size - TAIL))
             cut = tail.rfind(b"\n") + 1
             self.cur.offset, self.cur.tail = st.st_size - (len(tail) - cut), tail[:cut]
@@ -398,9 +401,12 @@ class FileSource:
                 self._unseen(now, chunks)
         if self.cur is None:
             if st is None:
+                if not self.started:
+                    self._know_siblings()  # the past, should the file appear and be rotated before a run
                 self.started = True  # it may appear later: all of it will be new
                 self.looked = time.time()
                 return kernlog_hits(chunks)
+            self._unseen(now, chunks)  # it appeared and was rotated away before this run
             self._attach(now, chunks)
         elif st.st_size < self.cur.offset or not self._tail_ok(self.cur.fd, self.cur.offset, self.cur.tail):
             self._recover_copy(self.cur.offset, self.cur.tail, self.cur.seen, chunks)

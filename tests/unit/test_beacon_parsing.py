@@ -1048,3 +1048,17 @@ def test_idle_runs_write_nothing(env):
         assert env.run() == []
     assert (state.stat().st_ino, json.loads(state.read_text())) == before  # atomic writes change the inode
     assert len(before[1]["source"]["held"]) == 1
+
+
+def test_a_file_that_appears_and_is_rotated_before_the_next_run_is_read(env):
+    """Seen on the real kernel: syslog creates the file with its first line just as logrotate renames it."""
+    conf = {"min_interval": 0}
+    old = f"{env.log}.1"
+    with open(old, "w") as fh:
+        fh.write(full(0))  # a rotated copy from before: the past
+    env.run(conf)  # no file yet
+    env.log.write_text(full(1))
+    os.rename(env.log, f"{env.log}.0")
+    env.log.write_text(full(2))
+    events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]
+    assert counted(events) == {1: 1, 2: 1}
