@@ -100,12 +100,22 @@ def test_tuned_test_mode_sees_a_wrong_file_value(host):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ({"max": -5}, "max must be between"),
-        ({"max": "lots"}, "max must be an integer"),
-        ({"max": 1.5}, "max must be an integer"),
+        ({"max": -5}, "max must be a whole number from 1"),
+        ({"max": "lots"}, "max must be a whole number"),
+        ({"max": 1.5}, "max must be a whole number"),
+        ({"max": "1_000"}, "max must be a whole number"),
+        ({"max": "\uff11\uff10\uff10\uff10"}, "max must be a whole number"),
+        ({"max": True}, "max must be a whole number"),
         ({"timeouts": {"tcp_forever": 10}}, "unknown conntrack timeout"),
-        ({"timeouts": {"udp": 0}}, "between 1"),
+        ({"timeouts": {"udp": 0}}, "from 1 to"),
+        ({"timeouts": {"udp": float("nan")}}, "whole number"),
+        ({"timeouts": "udp=30"}, "timeouts must be a mapping"),
         ({"max": 1000, "persist": "/etc/../root/x"}, "'..'"),
+        ({"max": 1000, "persist": "/etc/passwd"}, "file must be"),
+        ({"max": 1000, "persist": "/etc/sysctl.d/x\x00.conf"}, "NUL"),
+        ({"max": 1000, "persist": 5}, "persist must be a string"),
+        ({"max": 1000, "survive_reload": "false"}, "survive_reload must be true or false"),
+        ({"max": 1000, "force": "yes"}, "force must be true or false"),
     ],
 )
 def test_tuned_bad_input_touches_nothing(host, args, message):
@@ -563,7 +573,7 @@ def test_nft_include_moves_an_include_flushed_by_the_ruleset(tmp_path, make_load
     conf = os.path.join(root, "etc/nftables.conf")
     with open(conf, "w", encoding="utf-8") as fh:
         fh.write(INCLUDE + DEBIAN_NFTABLES_CONF + INCLUDE + "# end\n" + INCLUDE.replace(".nft", "-x.nft"))
-    files = make_loaders(root).modules.conntrack_files
+    files = make_loaders(root).modules.conntrack_fw
     res = files.nft_include(test=True)
     assert res["changes"] == {"/etc/nftables.conf": {"old": "not last", "new": INCLUDE.strip()}}
     assert res["written"] == []
