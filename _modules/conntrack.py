@@ -694,14 +694,10 @@ def summary(top=10):
 
 def dependents():
     """
-    The firewall rules that need connection tracking, each with why.
-
-    Reads the live rulesets (``iptables-save``, ``ip6tables-save``, ``nft list
-    ruleset``, found on ``PATH`` or in sbin) and the saved rules files
-    (``/etc/sysconfig/iptables``, ``/etc/iptables/rules.v4``,
-    ``/etc/nftables.conf``, ...). State and conntrack matches, NAT, the CT and
-    NOTRACK targets, connection marks and nft ``ct`` expressions all count.
-    The same as ``conntrack_fw.dependents``, kept here where operators look first.
+    The firewall rules that need connection tracking, each with why: state
+    and conntrack matches, NAT, CT/NOTRACK, connection marks, nft ``ct``, in
+    the live rulesets and the saved rules files. The firewall module's
+    ``conntrack_fw.dependents``, kept here where operators look first.
 
     CLI Example:
 

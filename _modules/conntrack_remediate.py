@@ -368,28 +368,10 @@ def remediate(
         baselines = state.get("drops", {})
         status, seen = _observe()
         now = time.time()
-        ret = {
-            "remediated": False,
-            "refused": None,
-            "reason": "",
-            "evidence": [],
-            "old": {"max": status["max"], "buckets": status["buckets"]},
-            "new": {"max": status["max"], "buckets": status["buckets"]},
-            "persisted": {},
-            "namespaces": [
-                {k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen
-            ],
-            "time": now,
-        }
+        ret = _report(status, seen, now)
         drops = {item["key"]: item["drop"] for item in seen if item["drop"] is not None}
         evaluated = False
-        last = state.get("last_remediation")
-        if isinstance(last, bool) or not isinstance(last, (int, float)):
-            last = None
-        elif last > now:
-            # The wall clock went back: count the interval from now, once.
-            log.warning("conntrack_remediate: last remediation is %.0f s in the future; clamped", last - now)
-            last = state["last_remediation"] = now
+        last = _last_remediation(state, now)
         try:
             if not status.get("initial_netns"):
                 ret["refused"] = "not_initial_netns"
@@ -430,6 +412,32 @@ def remediate(
         event = {k: v for k, v in ret.items() if k != "namespaces"}
         _fire(TAG_REMEDIATED if ret["remediated"] else TAG_REFUSED, event)
     return ret
+
+
+def _report(status, seen, now):
+    return {
+        "remediated": False,
+        "refused": None,
+        "reason": "",
+        "evidence": [],
+        "old": {"max": status["max"], "buckets": status["buckets"]},
+        "new": {"max": status["max"], "buckets": status["buckets"]},
+        "persisted": {},
+        "namespaces": [{k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen],
+        "time": now,
+    }
+
+
+def _last_remediation(state, now):
+    """The recorded time of the last remediation, or None; one in the future is clamped to now."""
+    last = state.get("last_remediation")
+    if isinstance(last, bool) or not isinstance(last, (int, float)):
+        return None
+    if last > now:
+        # The wall clock went back: count the interval from now, once.
+        log.warning("conntrack_remediate: last remediation is %.0f s in the future; clamped", last - now)
+        last = state["last_remediation"] = now
+    return last
 
 
 def _sizes(ret, status, conf):
