@@ -295,6 +295,8 @@ def _values(max, buckets, timeouts, persist_to):  # pylint: disable=redefined-bu
         "sysctl": {},
         "persist": persist_to or sysctl_edit.default_file(_root()),
     }
+    # Checked even when nothing is persisted this time: a bad path is an error, not a no-op.
+    plans.target(_root(), plan["persist"], "sysctl")
     if plan["max"] is not None:
         plan["sysctl"][names["max"]] = plan["max"]
     if plan["buckets"] is not None and _buckets_writable(names["buckets"]):
