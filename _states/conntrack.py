@@ -28,7 +28,7 @@ counts and says so when conntrack is built in instead of pretending.
 import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import numbers
+from saltext_conntrack_core import modprobe, numbers
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _blacklist(name, names, hard, path, present):
     return ret
 
 
-def blacklisted(name, names=None, hard=False, path="/etc/modprobe.d/conntrack-blacklist.conf"):
+def blacklisted(name, names=None, hard=False, path=modprobe.BLACKLIST_FILE):
     """
     Blacklist kernel modules in a modprobe.d file.
 
@@ -223,7 +223,7 @@ def blacklisted(name, names=None, hard=False, path="/etc/modprobe.d/conntrack-bl
     return _blacklist(name, names, hard, path, True)
 
 
-def not_blacklisted(name, names=None, path="/etc/modprobe.d/conntrack-blacklist.conf"):
+def not_blacklisted(name, names=None, path=modprobe.BLACKLIST_FILE):
     """
     Remove ``blacklist NAME`` and ``install NAME /bin/false`` lines from a
     modprobe.d file. Fails (after cleaning its own file) when another file in
