@@ -64,24 +64,21 @@ neither blocks until the clock catches up nor opens the limit.
 """
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
 import logging
 import os
-import threading
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import kernel, kmod, numbers, paths, writer
+from saltext_conntrack_core import kernel, kmod, netns, numbers, paths, writer
 from saltext_conntrack_core import persist as plans
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack_remediate"
 
-CLONE_NEWNET = 0x40000000
 TAG_REMEDIATED = "conntrack/remediated"
 TAG_REFUSED = "conntrack/remediation_refused"
 DEFAULTS = {
@@ -160,40 +157,13 @@ def _save_state(data):
 # Observing every namespace
 
 
-def _read_text(path):
-    with open(path, encoding="ascii", errors="replace") as fh:
-        return fh.read()
-
-
-def _read_netns(path, flavour):
-    """Count and drop counter of the namespace at ``path``, read from a thread
-    that enters it (setns moves only the calling thread; it then exits)."""
-    # /proc/net follows the thread group leader; thread-self follows us.
-    stat_rel = "proc/thread-self/" + kernel.FLAVOURS[flavour]["stat"][len("proc/") :]
-    count_rel = kernel.knob(flavour, "count")
-    result = {}
-
-    def worker():
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-            finally:
-                os.close(fd)
-            result["drop"] = kernel.parse_stat(_read_text(paths.join(_root(), stat_rel))).get("drop")
-            result["count"] = int(_read_text(paths.join(_root(), count_rel)).split()[0])
-        except (OSError, ValueError, IndexError) as err:
-            result["error"] = f"{type(err).__name__}: {err}"
-
-    thread = threading.Thread(target=worker, name="conntrack-netns", daemon=True)
-    thread.start()
-    thread.join(10)
-    if thread.is_alive():
-        return {"error": "timed out reading the namespace"}
-    return result
+def _read_netns(name, flavour):
+    """Count and drop counter of the namespace mounted at ``/run/netns/NAME``, read
+    through the core's setns reader (a thread that enters it and then exits)."""
+    stats, error = netns.counters(_root(), {"pid": None, "names": [f"/run/netns/{name}"]}, flavour)
+    if stats is None:
+        return {"error": error}
+    return {"count": stats.get("entries", 0), "drop": stats.get("drop")}
 
 
 def _observe():
@@ -224,7 +194,7 @@ def _observe():
             continue
         if key == host_key or any(item["key"] == key for item in seen):
             continue
-        reading = _read_netns(path, flavour)
+        reading = _read_netns(name, flavour)
         if "error" in reading:
             log.debug("conntrack_remediate: cannot read netns %s: %s", name, reading["error"])
             continue
