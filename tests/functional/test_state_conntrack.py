@@ -684,14 +684,12 @@ def test_tuned_persist_link_out_of_root_changes_nothing(tmp_path, make_loaders, 
 
 @pytest.mark.parametrize("rel", ["etc/nftables.d/conntrack-notrack.nft", "etc/nftables.conf"])
 @pytest.mark.parametrize("test", [True, False])
-def test_notrack_persist_link_out_of_root_loads_nothing(tmp_path, make_loaders, monkeypatch, rel, test):
+def test_notrack_persist_link_out_of_root_loads_nothing(nft_host, tmp_path, rel, test):
     """The notrack file, or the nftables config that would include it, leads out of the root:
     refused before the live rules change."""
-    root = host_root(tmp_path / "r")
-    bindir, _ = fake_bin(tmp_path, root)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    root, states = nft_host
     outside = _link_out(root, tmp_path, rel, DEBIAN_NFTABLES_CONF)
-    ret = make_loaders(root).states.conntrack.notrack(
+    ret = states.conntrack.notrack(
         name="dns", flows=[{"proto": "udp", "port": 53}], backend="nft", persist=True, test=test
     )
     assert ret.result is False and "outside" in ret.comment, ret.comment
@@ -798,11 +796,16 @@ def test_blacklist_bounds(host, kwargs, message):
     assert tree_snapshot(root) == before
 
 
-def test_notrack_bad_persist_refused_before_live_rules(tmp_path, make_loaders, monkeypatch):
+@pytest.fixture
+def nft_host(tmp_path, make_loaders, monkeypatch):
+    """A fixture host with the fake nft first on PATH: ``(root, states)``."""
     root = host_root(tmp_path / "r")
-    bindir, _ = fake_bin(tmp_path, root)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
-    states = make_loaders(root).states
+    monkeypatch.setenv("PATH", f"{fake_bin(tmp_path, root)[0]}:{os.environ['PATH']}")
+    return root, make_loaders(root).states
+
+
+def test_notrack_bad_persist_refused_before_live_rules(nft_host):
+    root, states = nft_host
     flows = [{"proto": "udp", "port": 53}]
     for persist, message in (("/etc/cron.d/x", "file must be"), (["x"], "persist must be"),
                              ("/etc/nftables.d/a\x00.nft", "NUL")):  # fmt: skip
