@@ -6,11 +6,16 @@ reading the fixture root; the last test runs Salt's ``Beacon.process``, which
 adds the tags the master sees.
 """
 
+import importlib
 import os
+import sys
 
 import pytest
 
+from tests.conftest import REPO
+from tests.support.beacons import SyncRouteCore
 from tests.support.fixtures import build_root
+from tests.support.loaderfile import load
 
 FULL = "2026-11-25T11:00:{sec:02d}.000000+00:00 vm kernel: nf_conntrack: nf_conntrack: table full in netns {ns}, dropping packet\n"
 
@@ -121,3 +126,30 @@ def test_salt_beacon_processing_adds_the_tags(make_beacons, host):
     assert fired["data"]["matched"] == 1 and fired["data"]["id"] == "web1"
     broken = {"conntrack": [{"source": "auto"}, {"min_interval": "soon"}]}
     assert beacon.process(broken, loaders.grains) == []  # refused by validate, logged, not run
+
+
+def test_sync_route_core_comes_through_the_execution_module(make_beacons, host, monkeypatch):
+    """saltutil.sync_all: the core is not importable when the beacon loads, but the
+    execution module's loader imports it, and __virtual__ takes it from sys.modules."""
+    SyncRouteCore(REPO / "_utils").install(monkeypatch)
+    with pytest.raises(ImportError):
+        importlib.import_module("saltext_conntrack_core")  # what the beacon's top-level import meets
+    beacons = make_beacons(host).beacons
+    config = [{"source": "auto"}, {"min_interval": 0}]
+    assert beacons["conntrack.beacon"](config) == []
+    append(host, FULL.format(sec=1, ns=7))
+    (event,) = beacons["conntrack.beacon"](config)
+    assert (event["tag"], event["matched"]) == ("table_full", 1)
+    core = sys.modules["saltext_conntrack_core"]
+    assert os.path.realpath(core.__file__) == os.path.realpath(REPO / "_utils/saltext_conntrack_core/__init__.py")
+    assert str(REPO / "_utils") not in sys.path  # the loader put it there only while loading
+
+
+def test_sync_route_without_the_execution_module_says_why(monkeypatch, tmp_path):
+    SyncRouteCore(REPO / "_utils").install(monkeypatch)
+    beacon = load("_beacons/conntrack.py", name="sync_route_beacon")
+    assert beacon.incident is None
+    beacon.__salt__ = {}
+    beacon.__opts__ = {"cachedir": str(tmp_path)}
+    ok, why = beacon.__virtual__()
+    assert ok is False and "saltext_conntrack_core cannot be imported" in why and "saltutil.sync_all" in why
