@@ -163,9 +163,9 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 # then __virtual__ gets it from sys.modules once the execution module (whose
 # loader does) has imported it.
 try:
-    from saltext_conntrack_core import incident, logsources, numbers, paths
+    from saltext_conntrack_core import incident, logsources, netns, numbers, paths
 except ImportError:  # pragma: no cover - depends on the way in
-    incident = logsources = numbers = paths = None
+    incident = logsources = netns = numbers = paths = None
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,6 @@ SALT_KEYS = frozenset(
 # Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
 SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
-NETNS_DIR = "run/netns"
 # Functions whose loading imports the core (their loader puts extmods/utils on sys.path).
 CORE_CARRIERS = ("conntrack_log.read_log", "conntrack.status")
 # The beacon's clock (tests replace it).
@@ -198,10 +197,11 @@ _now = time.time
 
 
 def _import_core():
-    global incident, logsources, numbers, paths  # pylint: disable=global-statement
+    global incident, logsources, netns, numbers, paths  # pylint: disable=global-statement
     from saltext_conntrack_core import (  # pylint: disable=import-outside-toplevel
         incident,
         logsources,
+        netns,
         numbers,
         paths,
     )
@@ -352,24 +352,9 @@ def _start(conf):
 
 
 def _netns_names(inodes):
-    """Names under /run/netns of the namespaces the lines named (by the inode of the bind mount)."""
-    wanted = {ino for ino in inodes if ino is not None}
-    names = {}
-    if not wanted:
-        return names
-    directory = paths.join(paths.root_of(__opts__), NETNS_DIR)  # noqa: F821
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError:
-        return names
-    for entry in entries:
-        try:
-            ino = os.stat(os.path.join(directory, entry)).st_ino
-        except OSError:
-            continue
-        if ino in wanted and ino not in names:
-            names[ino] = entry
-    return names
+    """Name and owner of each namespace the lines named: its /run/netns name, or the
+    container or process holding it (core ``netns.describe``)."""
+    return netns.describe(paths.root_of(__opts__), inodes)  # noqa: F821
 
 
 def _status():

@@ -157,48 +157,23 @@ def _save_state(data):
 # Observing every namespace
 
 
-def _read_netns(name, flavour):
-    """Count and drop counter of the namespace mounted at ``/run/netns/NAME``, read
-    through the core's setns reader (a thread that enters it and then exits)."""
-    stats, error = netns.counters(_root(), {"pid": None, "names": [f"/run/netns/{name}"]}, flavour)
-    if stats is None:
-        return {"error": error}
-    return {"count": stats.get("entries", 0), "drop": stats.get("drop")}
-
-
 def _observe():
+    """The host's status and every namespace's count and drops (core ``netns.survey``):
+    named ones, container runtimes' bind mounts and those only a process holds."""
     status = __salt__["conntrack.status"]()  # noqa: F821
-    flavour = status["flavour"]
     maximum = status["max"]
     host_key = "initial"
     with contextlib.suppress(OSError):
         host_key = f"netns:{os.stat(paths.join(_root(), 'proc/self/ns/net')).st_ino}"
-    seen = [
-        {
-            "key": host_key,
-            "name": "(host)",
-            "count": status["count"],
-            "drop": status["stats"].get("drop"),
-        }
-    ]
-    netns_dir = paths.join(_root(), "run/netns")
-    try:
-        names = sorted(os.listdir(netns_dir))
-    except OSError:
-        names = []
-    for name in names:
-        path = os.path.join(netns_dir, name)
-        try:
-            key = f"netns:{os.stat(path).st_ino}"
-        except OSError:
+    seen = [{"key": host_key, "name": "(host)", "count": status["count"], "drop": status["stats"].get("drop")}]
+    for row in netns.survey(_root(), status["flavour"], maximum):
+        key = f"netns:{row['inode']}"
+        if key == host_key:
             continue
-        if key == host_key or any(item["key"] == key for item in seen):
+        if row["error"] is not None:
+            log.debug("conntrack_remediate: cannot read netns %s: %s", netns.label(row), row["error"])
             continue
-        reading = _read_netns(name, flavour)
-        if "error" in reading:
-            log.debug("conntrack_remediate: cannot read netns %s: %s", name, reading["error"])
-            continue
-        seen.append({"key": key, "name": name, **reading})
+        seen.append({"key": key, "name": netns.label(row), "count": row["count"], "drop": row["drop"]})
     for item in seen:
         item["usage"] = round(100.0 * item["count"] / maximum, 2) if maximum else 0.0
     return status, seen
