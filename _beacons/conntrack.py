@@ -32,6 +32,10 @@ Event tags
     The kernel's ``drop`` counter (packets dropped because no entry could be
     allocated) rose since the last look. Same ``min_interval`` rule, the rise
     carried over.
+``drift``
+    A runtime value differs from what boot will set or from what
+    ``conntrack.tuned`` last set (``conntrack.drift``): a module reload or
+    another agent undid it. Each set of differences is sent once.
 
 Event data
 ----------
@@ -69,6 +73,8 @@ Event data
 level left), ``clear_below``, ``usage``, ``count``, ``max``, ``status``.
 ``drops``: ``delta`` (rise since the last event), ``drop`` (the counter now),
 ``early_drop_delta``, ``since`` (time of the previous reading), ``status``.
+``drift``: ``differences`` (``conntrack.drift``'s list: ``key``, ``runtime``,
+``boot``, ``boot_file``, ``tuned``, ``differs_from``, ``cause``) and ``recorded_at``.
 ``status`` is always ``{count, max, usage, drop}`` (null when conntrack is not
 loaded). Event data comes from the minion: a reactor must never feed it into
 commands or values.
@@ -120,6 +126,9 @@ Options
     loses, repeats nor splits an incident.
 ``max_read`` (default 16777216)
     Bytes read per run at most; the rest is read on the next runs.
+``drift_interval`` (default 300)
+    Seconds between two ``conntrack.drift`` checks; 0 turns the ``drift``
+    event off. A check reads a few sysctl files and knobs.
 
 Plus Salt's own ``interval``, ``enabled``, ``run_once``,
 ``disable_during_state_run`` and ``beacon_module``.
@@ -182,13 +191,14 @@ DEFAULTS = {
     "status_interval": 5,
     "persist": True,
     "max_read": 16 * 2**20,
+    "drift_interval": 300,
 }
 # Keys Salt itself reads from every beacon's config.
 SALT_KEYS = frozenset(
     ("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name")
 )
 # Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
-SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True}
+SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True, "drift_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
 # Functions whose loading imports the core (their loader puts extmods/utils on sys.path).
 CORE_CARRIERS = ("conntrack_log.read_log", "conntrack.status")
@@ -335,6 +345,8 @@ class _State:
         self.saved = None  # (cursor key, tracker version) last written
         self.status_at = 0.0
         self.read_error = None  # text of the last failed read while the source keeps failing
+        self.drift_at = 0.0
+        self.drift_seen = ()  # the differences last reported: each is reported once
 
 
 def _state_path(name):
@@ -367,6 +379,32 @@ def _status():
     stats = st.get("stats") or {}
     snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
     return snap, stats.get("early_drop")
+
+
+def _drift_events(conf, state, now):
+    """A ``drift`` event when ``conntrack.drift`` lists differences not reported yet.
+
+    Checked every ``drift_interval`` seconds (0: never). The same differences are
+    reported once; when they clear, a later drift is new again.
+    """
+    if not conf["drift_interval"] or now - state.drift_at < conf["drift_interval"]:
+        return []
+    if "conntrack.drift" not in __salt__:  # noqa: F821
+        return []
+    state.drift_at = now
+    try:
+        found = __salt__["conntrack.drift"]()  # noqa: F821
+    except Exception as err:  # pylint: disable=broad-except
+        log.debug("conntrack beacon: conntrack.drift failed: %s", err)
+        return []
+    differences = found.get("differences") or []
+    seen = tuple(sorted((d["key"], d["runtime"]) for d in differences))
+    if seen == state.drift_seen:
+        return []
+    state.drift_seen = seen
+    if not differences:
+        return []
+    return [{"tag": "drift", "differences": differences, "recorded_at": found.get("recorded_at")}]
 
 
 def _findings():
@@ -456,6 +494,7 @@ def beacon(config):
         ret.extend(tracker.usage_events(conf, snap))
         if conf["drops"]:
             ret.extend(tracker.drop_events(conf["min_interval"], snap, early, now))
+    ret.extend(_drift_events(conf, state, now))
     _save(state)
     return ret
 

@@ -26,7 +26,7 @@ import logging
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import iptcfg, kernel, kmod, modprobe, numbers, paths, sysctl_edit
+from saltext_conntrack_core import drift, iptcfg, kernel, kmod, modprobe, numbers, paths, sysctl_edit
 from saltext_conntrack_core import persist as plans
 
 log = logging.getLogger(__name__)
@@ -440,4 +440,14 @@ def tune(max=None, buckets=None, timeouts=None, persist=None, survive_reload=Tru
         if not done:
             raise
         raise CommandExecutionError(f"{err} (already changed before the failure: {', '.join(done)})") from err
+    if not test and plan["sysctl"]:
+        _record_for_drift(plan["sysctl"])
     return {k: plan[k] for k in ("changes", "pending", "overrides", "persist")}
+
+
+def _record_for_drift(values):
+    """What this run set, for ``conntrack.drift`` (a later reload or agent undoing it)."""
+    try:
+        drift.record(__opts__["cachedir"], values)  # noqa: F821
+    except (OSError, CommandExecutionError, ValueError) as err:
+        log.warning("conntrack_files: cannot record the tuned values for drift: %s", err)
