@@ -32,6 +32,10 @@ Event tags
     The kernel's ``drop`` counter (packets dropped because no entry could be
     allocated) rose since the last look. Same ``min_interval`` rule, the rise
     carried over.
+``drift``
+    A runtime value differs from what boot will set or from what
+    ``conntrack.tuned`` last set (``conntrack.drift``): a module reload or
+    another agent undid it. Each set of differences is sent once.
 
 Event data
 ----------
@@ -69,6 +73,8 @@ Event data
 level left), ``clear_below``, ``usage``, ``count``, ``max``, ``status``.
 ``drops``: ``delta`` (rise since the last event), ``drop`` (the counter now),
 ``early_drop_delta``, ``since`` (time of the previous reading), ``status``.
+``drift``: ``differences`` (``conntrack.drift``'s list: ``key``, ``runtime``,
+``boot``, ``boot_file``, ``tuned``, ``differs_from``, ``cause``) and ``recorded_at``.
 ``status`` is always ``{count, max, usage, drop}`` (null when conntrack is not
 loaded). Event data comes from the minion: a reactor must never feed it into
 commands or values.
@@ -120,6 +126,9 @@ Options
     loses, repeats nor splits an incident.
 ``max_read`` (default 16777216)
     Bytes read per run at most; the rest is read on the next runs.
+``drift_interval`` (default 300)
+    Seconds between two ``conntrack.drift`` checks; 0 turns the ``drift``
+    event off. A check reads a few sysctl files and knobs.
 
 Plus Salt's own ``interval``, ``enabled``, ``run_once``,
 ``disable_during_state_run`` and ``beacon_module``.
@@ -163,9 +172,9 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 # then __virtual__ gets it from sys.modules once the execution module (whose
 # loader does) has imported it.
 try:
-    from saltext_conntrack_core import incident, logsources, numbers, paths
+    from saltext_conntrack_core import incident, logsources, netns, numbers, paths
 except ImportError:  # pragma: no cover - depends on the way in
-    incident = logsources = numbers = paths = None
+    incident = logsources = netns = numbers = paths = None
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +191,15 @@ DEFAULTS = {
     "status_interval": 5,
     "persist": True,
     "max_read": 16 * 2**20,
+    "drift_interval": 300,
 }
 # Keys Salt itself reads from every beacon's config.
 SALT_KEYS = frozenset(
     ("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name")
 )
 # Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
-SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True}
+SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True, "drift_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
-NETNS_DIR = "run/netns"
 # Functions whose loading imports the core (their loader puts extmods/utils on sys.path).
 CORE_CARRIERS = ("conntrack_log.read_log", "conntrack.status")
 # The beacon's clock (tests replace it).
@@ -198,10 +207,11 @@ _now = time.time
 
 
 def _import_core():
-    global incident, logsources, numbers, paths  # pylint: disable=global-statement
+    global incident, logsources, netns, numbers, paths  # pylint: disable=global-statement
     from saltext_conntrack_core import (  # pylint: disable=import-outside-toplevel
         incident,
         logsources,
+        netns,
         numbers,
         paths,
     )
@@ -335,6 +345,8 @@ class _State:
         self.saved = None  # (cursor key, tracker version) last written
         self.status_at = 0.0
         self.read_error = None  # text of the last failed read while the source keeps failing
+        self.drift_at = 0.0
+        self.drift_seen = ()  # the differences last reported: each is reported once
 
 
 def _state_path(name):
@@ -352,24 +364,9 @@ def _start(conf):
 
 
 def _netns_names(inodes):
-    """Names under /run/netns of the namespaces the lines named (by the inode of the bind mount)."""
-    wanted = {ino for ino in inodes if ino is not None}
-    names = {}
-    if not wanted:
-        return names
-    directory = paths.join(paths.root_of(__opts__), NETNS_DIR)  # noqa: F821
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError:
-        return names
-    for entry in entries:
-        try:
-            ino = os.stat(os.path.join(directory, entry)).st_ino
-        except OSError:
-            continue
-        if ino in wanted and ino not in names:
-            names[ino] = entry
-    return names
+    """Name and owner of each namespace the lines named: its /run/netns name, or the
+    container or process holding it (core ``netns.describe``)."""
+    return netns.describe(paths.root_of(__opts__), inodes)  # noqa: F821
 
 
 def _status():
@@ -382,6 +379,32 @@ def _status():
     stats = st.get("stats") or {}
     snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
     return snap, stats.get("early_drop")
+
+
+def _drift_events(conf, state, now):
+    """A ``drift`` event when ``conntrack.drift`` lists differences not reported yet.
+
+    Checked every ``drift_interval`` seconds (0: never). The same differences are
+    reported once; when they clear, a later drift is new again.
+    """
+    if not conf["drift_interval"] or now - state.drift_at < conf["drift_interval"]:
+        return []
+    if "conntrack.drift" not in __salt__:  # noqa: F821
+        return []
+    state.drift_at = now
+    try:
+        found = __salt__["conntrack.drift"]()  # noqa: F821
+    except Exception as err:  # pylint: disable=broad-except
+        log.debug("conntrack beacon: conntrack.drift failed: %s", err)
+        return []
+    differences = found.get("differences") or []
+    seen = tuple(sorted((d["key"], d["runtime"]) for d in differences))
+    if seen == state.drift_seen:
+        return []
+    state.drift_seen = seen
+    if not differences:
+        return []
+    return [{"tag": "drift", "differences": differences, "recorded_at": found.get("recorded_at")}]
 
 
 def _findings():
@@ -471,6 +494,7 @@ def beacon(config):
         ret.extend(tracker.usage_events(conf, snap))
         if conf["drops"]:
             ret.extend(tracker.drop_events(conf["min_interval"], snap, early, now))
+    ret.extend(_drift_events(conf, state, now))
     _save(state)
     return ret
 

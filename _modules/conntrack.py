@@ -470,83 +470,12 @@ def summary(top=10):
 # ---------------------------------------------------------------------------
 # Firewall rules that need conntrack
 
-_IPT_NEEDS = [
-    (re.compile(r"-m state\b|--state\b"), "state match (-m state)"),
-    (re.compile(r"-m conntrack\b|--ctstate\b|--ctstatus\b"), "conntrack match (-m conntrack)"),
-    (re.compile(r"-j (MASQUERADE|SNAT|DNAT|REDIRECT|NETMAP)\b"), "NAT target"),
-    (re.compile(r"-j CT\b"), "CT target (needs the conntrack module, even with --notrack)"),
-    (re.compile(r"-j NOTRACK\b"), "NOTRACK target (needs the conntrack module)"),
-    (re.compile(r"-j CONNMARK\b|-m connmark\b|-j CONNSECMARK\b"), "connection mark"),
-    (re.compile(r"-m (helper|connlimit|connbytes|connlabel|cluster)\b"), "conntrack-based match"),
-]
-_NFT_NEEDS = [
-    (re.compile(r"\bct (state|status|mark|helper|label|zone|direction|original|reply|expiration|count|bytes|packets|l3proto|protocol|id|event|timeout|expectation)\b"), "nft ct expression"),
-    (re.compile(r"\bnotrack\b"), "nft notrack (needs the conntrack module)"),
-    (re.compile(r"\b(masquerade|snat|dnat|redirect)\b"), "nft NAT statement"),
-    (re.compile(r"\btype nat hook\b"), "nft NAT chain"),
-]
-
-_SAVED_RULES = (
-    "etc/sysconfig/iptables",
-    "etc/sysconfig/ip6tables",
-    "etc/iptables/rules.v4",
-    "etc/iptables/rules.v6",
-    "etc/nftables.conf",
-    "etc/sysconfig/nftables.conf",
-)
-
-
-def _scan_iptables(text, source):
-    found = []
-    table = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("*"):
-            table = line[1:]
-            continue
-        if not line.startswith("-A "):
-            continue
-        if table == "nat":
-            found.append({"source": source, "table": table, "rule": line, "why": "rule in the nat table"})
-            continue
-        for pattern, why in _IPT_NEEDS:
-            if pattern.search(line):
-                found.append({"source": source, "table": table, "rule": line, "why": why})
-                break
-    return found
-
-
-def _scan_nft(text, source):
-    found = []
-    table = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        match = re.match(r"table (\S+ \S+|\S+) \{", stripped)
-        if match:
-            table = match.group(1)
-            continue
-        if not stripped or stripped.startswith("#"):
-            continue
-        for pattern, why in _NFT_NEEDS:
-            if pattern.search(stripped):
-                found.append({"source": source, "table": table, "rule": stripped, "why": why})
-                break
-    return found
-
-
-def _looks_like_nft(text):
-    return re.search(r"^\s*table\s", text, re.M) is not None
-
-
 def dependents():
     """
-    The firewall rules that need connection tracking, each with why.
-
-    Reads the live rulesets (``iptables-save``, ``ip6tables-save``, ``nft list
-    ruleset``, where those commands exist) and the saved rules files
-    (``/etc/sysconfig/iptables``, ``/etc/iptables/rules.v4``,
-    ``/etc/nftables.conf``, ...). State and conntrack matches, NAT, the CT and
-    NOTRACK targets, connection marks and nft ``ct`` expressions all count.
+    The firewall rules that need connection tracking, each with why: state
+    and conntrack matches, NAT, CT/NOTRACK, connection marks, nft ``ct``, in
+    the live rulesets and the saved rules files. The firewall module's
+    ``conntrack_fw.dependents``, kept here where operators look first.
 
     CLI Example:
 
@@ -554,27 +483,7 @@ def dependents():
 
         salt '*' conntrack.dependents
     """
-    found = []
-    for cmd in (["iptables-save"], ["ip6tables-save"], ["nft", "list", "ruleset"]):
-        if not shutil.which(cmd[0]):
-            continue
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-        if proc.returncode != 0:
-            log.debug("conntrack: %s failed: %s", " ".join(cmd), proc.stderr.strip())
-            continue
-        source = " ".join(cmd)
-        scan = _scan_nft if cmd[0] == "nft" else _scan_iptables
-        found.extend(scan(proc.stdout, source))
-    for rel in _SAVED_RULES:
-        path = _path(rel)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        scan = _scan_nft if _looks_like_nft(text) else _scan_iptables
-        found.extend(scan(text, path))
-    return found
+    return __salt__["conntrack_fw.dependents"]()  # noqa: F821
 
 
 # ---------------------------------------------------------------------------

@@ -131,7 +131,7 @@ class Tracker:
         )
 
     def full_event(self, now, snap, names, source_name):
-        """The ``table_full`` event for the pending counts (``names``: netns inode -> name)."""
+        """The ``table_full`` event for the pending counts (``names``: netns inode -> {name, owner})."""
         acc, inc = self.acc, self.incident
         inc["events"] += 1
         inc["last_event"] = now
@@ -145,7 +145,15 @@ class Tracker:
             "total": acc["matched"] + acc["suppressed"],
             **{key: acc[key] for key in GAP_KEYS},
             "errors": acc["errors"],
-            "netns": [{"inode": ino, "name": names.get(ino), "matched": n} for ino, n in netns],
+            "netns": [
+                {
+                    "inode": ino,
+                    "name": names.get(ino, {}).get("name"),
+                    "owner": names.get(ino, {}).get("owner"),
+                    "matched": n,
+                }
+                for ino, n in netns
+            ],
             "first": kernlog.iso(acc["first"]),
             "last": kernlog.iso(acc["last"]),
             "source": source_name,

@@ -50,7 +50,7 @@ def test_table_full_through_the_loader(make_beacons, host):
     assert event["source"] == f"{host}/var/log/kern.log"
     assert (event["matched"], event["suppressed"], event["total"]) == (4, 55, 59)
     assert sorted(event["netns"], key=lambda n: n["inode"]) == sorted(
-        [{"inode": 4026530001, "name": None, "matched": 1}, {"inode": blue, "name": "blue", "matched": 3}],
+        [{"inode": 4026530001, "name": None, "owner": None, "matched": 1}, {"inode": blue, "name": "blue", "owner": None, "matched": 3}],
         key=lambda n: n["inode"],
     )
     assert (event["first"], event["last"]) == ("2026-11-25T11:00:01+00:00", "2026-11-25T11:00:09+00:00")
@@ -87,7 +87,7 @@ def test_legacy_host_and_messages_file(make_beacons, tmp_path):
         fh.write("Mar  3 04:12:06 web1 kernel: printk: 443 messages suppressed.\n")
     (event,) = beacons["conntrack.beacon"](config)
     assert (event["tag"], event["matched"], event["suppressed"], event["source"]) == ("table_full", 2, 443, messages)
-    assert event["netns"] == [{"inode": None, "name": None, "matched": 2}]
+    assert event["netns"] == [{"inode": None, "name": None, "owner": None, "matched": 2}]
     assert event["status"] == {"count": 65536, "max": 65536, "usage": 100.0, "drop": 3}
 
 
@@ -100,7 +100,7 @@ def test_restart_keeps_the_cursor_in_the_cachedir(make_beacons, host):
     loaders.restart()
     append(host, FULL.format(sec=2, ns=2) * 2)  # while the minion is down
     (event,) = loaders.beacons["conntrack.beacon"](config)
-    assert event["netns"] == [{"inode": 2, "name": None, "matched": 2}]
+    assert event["netns"] == [{"inode": 2, "name": None, "owner": None, "matched": 2}]
     assert os.path.exists(os.path.join(loaders.opts["cachedir"], "conntrack", "beacon-conntrack.json"))
 
 
