@@ -20,9 +20,6 @@ costs a few small file reads whatever the table size.
 
 import logging
 import os
-import re
-import shutil
-import subprocess
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -60,8 +57,7 @@ def _path(rel):
     return paths.join(_root(), rel)
 
 
-# The one number rule (summary's ``top`` too).
-_integer = numbers.integer
+_integer = numbers.integer  # summary's ``top``: the one number rule
 
 
 def _read(rel):
@@ -260,10 +256,6 @@ def _entry_size(flavour):
         return None
 
 
-def _host_ceiling():
-    return sizing.ceiling(_host_ram(), _host_arch())
-
-
 def _size(ram, arch, hash_ratio, flavour, st):
     """``max``, ``hashsize`` and the rule that gave the buckets."""
     ram_bytes = _host_ram() if ram is None else sizing.parse_ram(ram)
@@ -278,23 +270,6 @@ def _size(ram, arch, hash_ratio, flavour, st):
     maximum = sizing.ceiling(ram_bytes, bits)
     hashsize, bucket_rule = sizing.buckets_for(maximum, ratio, why, st and st["hashsize"])
     return ram_bytes, bits, maximum, hashsize, bucket_rule
-
-
-def _compare(ret, st):
-    """What differs between the host and the recommendation, in words."""
-    maximum, hashsize = ret["max"], ret["hashsize"]
-    if st["max"] < maximum:
-        ret["reasons"].append(f"max {st['max']} is below the recommended {maximum}")
-    elif st["max"] > maximum:
-        ret["reasons"].append(
-            f"max {st['max']} is above the RAM formula's ceiling {maximum}: a full table could "
-            "take more kernel memory than the rule allows"
-        )
-    if st["hashsize"] is not None and st["hashsize"] < hashsize:
-        ret["reasons"].append(f"hashsize {st['hashsize']} is below the recommended {hashsize}")
-    ret["needs_change"] = bool(ret["reasons"])
-    if not ret["reasons"]:
-        ret["reasons"].append("max and hashsize already match the recommendation")
 
 
 def recommend(ram=None, arch=None, hash_ratio=None):
@@ -345,12 +320,7 @@ def recommend(ram=None, arch=None, hash_ratio=None):
         "rules": {
             "max": sizing.MAX_RULE,
             "hashsize": bucket_rule,
-            "memory": (
-                f"max x {entry_size}-byte {flavour} slab object (/proc/slabinfo) "
-                f"+ hashsize x {pointer}-byte bucket pointer"
-                if entry_size
-                else "unknown: /proc/slabinfo is unreadable (needs root) or has no conntrack cache yet"
-            ),
+            "memory": sizing.memory_rule(entry_size, flavour, pointer),
         },
         "current": None,
         "needs_change": None,
@@ -360,7 +330,7 @@ def recommend(ram=None, arch=None, hash_ratio=None):
         ret["reasons"].append("conntrack is not loaded: nothing to compare with")
         return ret
     ret["current"] = {"max": st["max"], "hashsize": st["hashsize"], "count": st["count"]}
-    _compare(ret, st)
+    sizing.compare(ret, st)
     return ret
 
 
@@ -509,7 +479,7 @@ def _require_global(flavour, what):
 
 
 def _check_ceiling(value, what, force):
-    ceiling = _host_ceiling()
+    ceiling = sizing.ceiling(_host_ram(), _host_arch())
     if value > ceiling and not force:
         raise SaltInvocationError(
             f"{what} {value} is above this host's ceiling {ceiling} ({sizing.MAX_RULE}); "

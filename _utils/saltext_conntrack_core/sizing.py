@@ -99,3 +99,27 @@ def buckets_for(maximum, ratio, why, current=None):
     if current is not None and current > wanted:
         return current, f"{why}; kept at the current {current}: never fewer buckets than the host has"
     return wanted, why
+
+
+def memory_rule(entry_size, flavour, pointer):
+    """How ``memory_bytes`` was reckoned, or why it is unknown."""
+    if not entry_size:
+        return "unknown: /proc/slabinfo is unreadable (needs root) or has no conntrack cache yet"
+    return f"max x {entry_size}-byte {flavour} slab object (/proc/slabinfo) + hashsize x {pointer}-byte bucket pointer"
+
+
+def compare(ret, current):
+    """Fill ``reasons`` and ``needs_change`` of a recommendation ``ret`` against the host's ``current`` status."""
+    maximum, hashsize = ret["max"], ret["hashsize"]
+    if current["max"] < maximum:
+        ret["reasons"].append(f"max {current['max']} is below the recommended {maximum}")
+    elif current["max"] > maximum:
+        ret["reasons"].append(
+            f"max {current['max']} is above the RAM formula's ceiling {maximum}: a full table could "
+            "take more kernel memory than the rule allows"
+        )
+    if current["hashsize"] is not None and current["hashsize"] < hashsize:
+        ret["reasons"].append(f"hashsize {current['hashsize']} is below the recommended {hashsize}")
+    ret["needs_change"] = bool(ret["reasons"])
+    if not ret["reasons"]:
+        ret["reasons"].append("max and hashsize already match the recommendation")

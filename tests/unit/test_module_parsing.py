@@ -5,7 +5,7 @@ import os
 
 import pytest
 from salt.exceptions import SaltInvocationError
-from saltext_conntrack_core import kernel, recent, sizing
+from saltext_conntrack_core import kernel, numbers, recent, sizing
 
 from tests.support.fixtures import HEADERS, stat_text
 from tests.support.loaderfile import load
@@ -74,7 +74,7 @@ def test_buckets_never_fewer_than_the_host_has():
 @pytest.mark.parametrize("bad", [-1, 1.0, 5.0, "1e3", "0x10", " 5; rm -rf /", None, [1], True, "1_0", "５"])
 def test_integer_refuses(bad):
     with pytest.raises(SaltInvocationError):
-        ct._integer(bad, "max", 1, 100)
+        numbers.integer(bad, "max", 1, 100)
 
 
 # ---------------------------------------------------------------------------
