@@ -81,7 +81,7 @@ def test_separate_salt_call_runs_share_the_history(netns):
     first = json.loads(netns.run(*args, timeout=120, cwd=REPO).stdout)["local"]
     second = json.loads(netns.run(*args, timeout=120, cwd=REPO).stdout)["local"]
     assert first["count"] == second["count"] == 3
-    assert second["recent"]["drop"] == 0 and second["recent"]["seconds"] >= 1
+    assert second["recent"]["drop"] == 0 and second["recent"]["seconds"] > 0
     assert datetime.datetime.fromisoformat(second["recent"]["since"]) >= started
 
 
