@@ -24,14 +24,15 @@ import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltext_conntrack_core import diagnose as diagnosis
-from saltext_conntrack_core import kernel, numbers, paths, promtext, recent, sizing, table, verdict, writer
+from saltext_conntrack_core import drift as driftcore
+from saltext_conntrack_core import kernel, netns, numbers, paths, promtext, recent, sizing, table
+from saltext_conntrack_core import verdict, writer
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack"
 
-# Longest look back for status(window=...) and check(window=...): 31 days.
-WINDOW_MAX = 31 * 86400
+WINDOW_MAX = 31 * 86400  # longest look back of status/check(window=...)
 
 
 def __virtual__():
@@ -91,26 +92,12 @@ def _spec():
 
 
 def _kernel_release():
-    """The release of the kernel under the root (a fixture tree says its own), else the grain."""
-    try:
-        release = _read("proc/sys/kernel/osrelease").decode("ascii", "replace").strip()
-    except OSError:
-        release = ""
-    return release or __grains__.get("kernelrelease") or os.uname().release  # noqa: F821
+    return kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)  # noqa: F821
 
 
 def _loadable():
     """The conntrack module this kernel can load or has built in, or None."""
     return kernel.available_module(_root(), _kernel_release())
-
-
-def _global_writable(flavour):
-    """False inside a non-initial network namespace, where the kernel makes
-    global knobs read-only (mode 0444)."""
-    try:
-        return bool(os.stat(_path(kernel.knob(flavour, "max"))).st_mode & 0o222)
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +151,7 @@ def status(window=300):
         "usage": round(100.0 * count / maximum, 2) if maximum else 0.0,
         "buckets": None,
         "hashsize": None,
-        "initial_netns": _global_writable(flavour),
+        "initial_netns": kernel.global_writable(_root(), flavour),
         "stats": {},
         "recent": None,
     }
@@ -234,31 +221,13 @@ def check(warning=75, critical=90, window=300):
 # Sizing
 
 
-def _host_ram():
-    try:
-        ram = sizing.mem_total(_read("proc/meminfo").decode("ascii", "replace"))
-    except OSError as err:
-        raise CommandExecutionError(f"cannot read {_path('proc/meminfo')}: {err}") from err
-    if ram is None:
-        raise CommandExecutionError(f"no MemTotal in {_path('proc/meminfo')}")
-    return ram
-
-
 def _host_arch():
     return sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)  # noqa: F821
 
 
-def _entry_size(flavour):
-    """Bytes per entry from /proc/slabinfo (root only), or None."""
-    try:
-        return sizing.slab_object_size(_read("proc/slabinfo").decode(errors="replace"), flavour)
-    except OSError:
-        return None
-
-
 def _size(ram, arch, hash_ratio, flavour, st):
     """``max``, ``hashsize`` and the rule that gave the buckets."""
-    ram_bytes = _host_ram() if ram is None else sizing.parse_ram(ram)
+    ram_bytes = sizing.host_ram(_root()) if ram is None else sizing.parse_ram(ram)
     bits = _host_arch() if arch is None else numbers.integer(arch, "arch", 32, 64)
     if bits not in (32, 64):
         raise SaltInvocationError(f"arch must be 32 or 64, got {bits}")
@@ -307,7 +276,7 @@ def recommend(ram=None, arch=None, hash_ratio=None):
     flavour = _flavour() or _loadable() or "nf_conntrack"
     st = status() if _flavour() else None
     ram_bytes, bits, maximum, hashsize, bucket_rule = _size(ram, arch, hash_ratio, flavour, st)
-    entry_size = _entry_size(flavour)
+    entry_size = sizing.entry_size(_root(), flavour)
     pointer = bits // 8
     ret = {
         "ram": ram_bytes,
@@ -338,23 +307,6 @@ def recommend(ram=None, arch=None, hash_ratio=None):
 # Timeouts
 
 
-def _timeout_files(spec):
-    """Map short timeout names (tcp_established, udp, ...) to relative paths."""
-    found = {}
-    directory = _path(spec["sysctl_dir"])
-    prefix = spec["prefix"]
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return found
-    for name in names:
-        if not name.startswith(prefix) or "timeout" not in name:
-            continue
-        short = name[len(prefix) :].replace("_timeout_", "_").replace("_timeout", "")
-        found[short] = f"{spec['sysctl_dir']}/{name}"
-    return found
-
-
 def timeouts():
     """
     Every conntrack timeout of this network namespace, in seconds, by short name.
@@ -370,8 +322,8 @@ def timeouts():
 
         salt '*' conntrack.timeouts
     """
-    _, spec = _spec()
-    return {short: _read_int(rel) for short, rel in sorted(_timeout_files(spec).items())}
+    flavour, _ = _spec()
+    return {short: _read_int(rel) for short, rel in sorted(kernel.timeout_files(_root(), flavour).items())}
 
 
 def sysctl_names():
@@ -395,7 +347,7 @@ def sysctl_names():
         short: spec["sysctl_prefix"] + spec["prefix"] + short
         for short in ("max", "buckets", "count", "expect_max")
     }
-    for short, rel in _timeout_files(spec).items():
+    for short, rel in kernel.timeout_files(_root(), name).items():
         ret[short] = spec["sysctl_prefix"] + os.path.basename(rel)
     return ret
 
@@ -471,7 +423,7 @@ def _write_knob(rel, value):
 
 
 def _require_global(flavour, what):
-    if not _global_writable(flavour):
+    if not kernel.global_writable(_root(), flavour):
         raise CommandExecutionError(
             f"{what} is global to the kernel and read-only in this network namespace: "
             "set it from the initial namespace (the host itself)"
@@ -479,7 +431,7 @@ def _require_global(flavour, what):
 
 
 def _check_ceiling(value, what, force):
-    ceiling = sizing.ceiling(_host_ram(), _host_arch())
+    ceiling = sizing.ceiling(sizing.host_ram(_root()), _host_arch())
     if value > ceiling and not force:
         raise SaltInvocationError(
             f"{what} {value} is above this host's ceiling {ceiling} ({sizing.MAX_RULE}); "
@@ -568,8 +520,8 @@ def set_timeout(name, seconds, test=False):
 
         salt '*' conntrack.set_timeout tcp_established 3600
     """
-    _, spec = _spec()
-    files = _timeout_files(spec)
+    flavour, _ = _spec()
+    files = kernel.timeout_files(_root(), flavour)
     if name not in files:
         raise SaltInvocationError(
             f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}"
@@ -579,6 +531,54 @@ def set_timeout(name, seconds, test=False):
     if test or old == seconds:
         return {"old": old, "new": seconds}
     return {"old": old, "new": _write_knob(files[name], seconds)}
+
+
+# ---------------------------------------------------------------------------
+# Beyond one table: every namespace, and values undone behind our back
+
+
+def namespaces():
+    """
+    Every network namespace on this host with its own conntrack numbers.
+
+    Named ones (``/run/netns``), container runtimes' bind mounts
+    (``/run/docker/netns``) and every namespace only a process holds
+    (``/proc/PID/ns/net``: Docker, Kubernetes, LXC), one entry per inode:
+    ``inode``, ``initial``, ``names``, ``owner`` (``pid``, ``process``,
+    ``runtime`` and ``container`` from the process's cgroup), ``count``,
+    ``usage`` (of the one global max, against which each namespace's own
+    count is checked), ``drop``, ``early_drop``, ``insert_failed``, ``error``;
+    fullest first. Reads each namespace's stat file, never a table.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.namespaces --out=json
+    """
+    flavour, _ = _spec()
+    return netns.survey(_root(), flavour, _read_int(kernel.knob(flavour, "max")))
+
+
+def drift():
+    """
+    Runtime values against what boot will set and what ``conntrack.tuned`` last set.
+
+    Compares ``max``, ``buckets`` and every timeout with the sysctl files boot
+    applies (systemd-sysctl order) and with the values ``conntrack.tuned``
+    recorded in the minion cachedir. Returns ``differences`` (each ``key``,
+    ``runtime``, ``boot``, ``boot_file``, ``tuned``, ``differs_from`` and a
+    likely ``cause``: a module reload back to the kernel default, kube-proxy, a
+    boot file, a runtime write), ``recorded_at`` and ``checked`` (the keys read).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.drift
+    """
+    flavour, _ = _spec()
+    return driftcore.report(_root(), flavour, __opts__["cachedir"], __grains__.get("num_cpus"))  # noqa: F821
 
 
 # ---------------------------------------------------------------------------

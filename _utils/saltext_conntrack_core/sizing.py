@@ -7,7 +7,9 @@ its root, so every kernel era can be shown with a fixture tree.
 import re
 import struct
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import paths
 
 MAX_RULE = "RAMSIZE / 16384 / (ARCH / 32) (Eychenne, 'Netfilter conntrack performance tweaking')"
 
@@ -123,3 +125,25 @@ def compare(ret, current):
     ret["needs_change"] = bool(ret["reasons"])
     if not ret["reasons"]:
         ret["reasons"].append("max and hashsize already match the recommendation")
+
+
+def host_ram(root):
+    """Bytes of RAM from ``/proc/meminfo`` under ``root``, or CommandExecutionError."""
+    where = paths.join(root, "proc/meminfo")
+    try:
+        with open(where, encoding="ascii", errors="replace") as fh:
+            ram = mem_total(fh.read())
+    except OSError as err:
+        raise CommandExecutionError(f"cannot read {where}: {err}") from err
+    if ram is None:
+        raise CommandExecutionError(f"no MemTotal in {where}")
+    return ram
+
+
+def entry_size(root, flavour):
+    """Bytes per entry from ``/proc/slabinfo`` (readable by root only), or None."""
+    try:
+        with open(paths.join(root, "proc/slabinfo"), encoding="ascii", errors="replace") as fh:
+            return slab_object_size(fh.read(), flavour)
+    except OSError:
+        return None
