@@ -604,7 +604,7 @@ def _diagnosis_facts(root):
         "timeouts": ask("conntrack.timeouts"),
         "names": ask("conntrack.sysctl_names"),
         "dependents": ask("conntrack.dependents"),
-        "host": diagnosis.host_facts(root),
+        "host": {**diagnosis.host_facts(root), "namespaces": ask("conntrack.namespaces"), "self_inode": netns.self_inode(root)},
         "notes": notes,
     }
 

@@ -8,6 +8,7 @@ one walk of the table (``table.Walk``) into findings, worst first. Each has an
 to review: never applied here) and the ``side_effects`` of that fix.
 """
 
+import os
 import re
 import time
 
@@ -23,6 +24,7 @@ SEVERITY = {"critical": 3, "warning": 2, "info": 1}
 # the label set stays fixed.
 IDS = (
     "drops_rising",
+    "namespace_full",
     "unreplied_udp_port",
     "time_wait_churn",
     "idle_established",
@@ -363,12 +365,39 @@ def talker_findings(counted, status):
     return found
 
 
+def namespace_findings(status, facts):
+    """Another namespace (a container, a router) near the global limit: its drops never
+    show in this namespace's counters, and its own table holds entries against the one max."""
+    found = []
+    for row in facts.get("namespaces") or []:
+        if row.get("inode") == facts.get("self_inode") or row.get("usage") is None or row["usage"] < 90:
+            continue
+        where = row["names"][0] if row["names"] else f"pid {(row.get('owner') or {}).get('pid')}"
+        owner = row.get("owner") or {}
+        who = f"{owner['runtime']} container {owner['container'][:12]}" if owner.get("container") else where
+        found.append(
+            finding(
+                "namespace_full",
+                "critical",
+                {k: row.get(k) for k in ("inode", "names", "owner", "count", "usage", "drop")} | {"max": status["max"]},
+                f"network namespace {who} holds {row['count']} entries, {row['usage']}% of the global max "
+                f"{status['max']}: new flows there are dropped once it reaches it.",
+                "# look inside it, then fix what fills it or raise the one global max:\n"
+                + (f"ip netns exec {os.path.basename(where)} " if row["names"] else f"nsenter -t {owner.get('pid')} -n ")
+                + "salt-call --local conntrack.diagnose\n",
+                fix_type="command",
+            )
+        )
+    return found
+
+
 def findings(status, recommend, timeouts, names, dependents, facts, counted=None):
     """Every finding for one host, worst first; walk findings only with ``counted``."""
     found = counter_findings(status, recommend)
     found += sizing_findings(status, recommend)
     found += persistence_findings(status, timeouts, names, facts)
     found += dependents_finding(status, dependents)
+    found += namespace_findings(status, facts)
     if counted is not None and counted.total:
         found += udp_finding(counted, status, timeouts, dependents)
         found += tcp_findings(counted, status, timeouts)

@@ -104,6 +104,14 @@ def discover(root):
     return found
 
 
+def self_inode(root):
+    """The inode of the namespace this thread is in, or None."""
+    try:
+        return os.stat(paths.join(root, "proc/thread-self/ns/net")).st_ino
+    except OSError:
+        return None
+
+
 def initial_inode(root):
     """The inode of the initial network namespace, or None when it cannot be told."""
     for pid in (2, 1):

@@ -44,7 +44,7 @@ def test_worst_first_and_every_field():
     assert {f["id"] for f in found} <= set(diagnose.IDS)
     assert "no_dependents" in {f["id"] for f in found}
     for f in found:
-        assert f["why"].endswith(".") and f["fix"] and f["fix_type"] in ("sls", "nft")
+        assert f["why"].endswith(".") and f["fix"] and f["fix_type"] in ("sls", "nft", "command")
 
 
 def test_unreadable_dependents_is_no_verdict():
@@ -75,3 +75,19 @@ def test_drops_at_the_ram_ceiling_offer_a_forced_raise():
     assert fix == [{"max": 8000}, {"buckets": "auto"}, {"force": True}]
     assert any("RAM ceiling" in s for s in found["drops_rising"]["side_effects"])
     assert "limit_low" not in found
+
+
+def test_another_namespace_near_the_limit_is_a_finding():
+    rows = [
+        {"inode": 1, "names": [], "owner": {"pid": 1}, "count": 990, "usage": 99.0, "drop": 0},  # this one
+        {"inode": 2, "names": ["/run/netns/blue"], "owner": None, "count": 950, "usage": 95.0, "drop": 7},
+        {"inode": 3, "names": [], "owner": {"pid": 42, "runtime": "docker", "container": "c" * 64},
+         "count": 960, "usage": 96.0, "drop": 0},
+        {"inode": 4, "names": [], "owner": {"pid": 43}, "count": 10, "usage": 1.0, "drop": 0},
+    ]
+    found = diagnose.findings(STATUS, {"max": 2000}, {}, {}, [{"why": "x"}], {"namespaces": rows, "self_inode": 1})
+    full = [f for f in found if f["id"] == "namespace_full"]
+    assert [f["evidence"]["inode"] for f in full] == [2, 3]
+    assert all(f["severity"] == "critical" and f["fix_type"] == "command" for f in full)
+    assert "ip netns exec blue salt-call" in full[0]["fix"]
+    assert "docker container cccccccccccc" in full[1]["why"] and "nsenter -t 42 -n" in full[1]["fix"]
