@@ -94,3 +94,28 @@ def make_beacons(minion_opts):
     for loaders in made:
         loaders.restart()
         loaders.reset_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With CONNTRACK_CI_RECORD set, write what ran where (.ci/run checks every leg ran)."""
+    record = os.environ.get("CONNTRACK_CI_RECORD")
+    if not record:
+        return
+    import json  # pylint: disable=import-outside-toplevel
+
+    import salt.version  # pylint: disable=import-outside-toplevel
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter else {}
+    counts = {key: len(stats.get(key, [])) for key in ("passed", "failed", "error", "skipped")}
+    with open(record, "w", encoding="utf-8") as fh:
+        json.dump(
+            {
+                "python": ".".join(map(str, sys.version_info[:3])),
+                "salt": salt.version.__version__,
+                "exitstatus": int(exitstatus),
+                "paths": [str(arg) for arg in session.config.args],
+                **counts,
+            },
+            fh,
+        )

@@ -12,10 +12,13 @@ DEBIAN = {"os_family": "Debian", "osfinger": "Debian-12"}
 
 @pytest.fixture
 def render(make_loaders):
-    loaders = make_loaders("/", file_roots={"base": [str(REPO / "salt"), str(REPO)]})
+    """Render an SLS for the given grains, with fresh loaders per render: the
+    grains are set before the first execution module loads (Salt 3006/3007
+    copy them then), so no render sees another's OS."""
 
     def show(grains, sls, pillar=None):
-        loaders.grains.update(grains)  # the loaded modules share this dict
+        loaders = make_loaders("/", file_roots={"base": [str(REPO / "salt"), str(REPO)]})
+        loaders.grains.update(grains)  # opts["grains"]; no module is loaded yet
         return loaders.modules.state.show_sls(sls, pillar=pillar or {})
 
     return show
