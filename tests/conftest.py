@@ -119,3 +119,19 @@ def pytest_sessionfinish(session, exitstatus):
             },
             fh,
         )
+
+
+def wait_for_log_event(master, event_listener, tag, log, line, timeout=60):
+    """Append ``line`` to the beacon's ``log`` until ``tag`` reaches ``master``'s
+    bus: the beacon starts at the end of the file on its first run, so a line
+    written before that run is never seen. Returns the matching events."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    start = time.time()
+    deadline = time.monotonic() + timeout
+    matched = []
+    while time.monotonic() < deadline and not matched:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(line)
+        matched = event_listener.wait_for_events([(master.id, tag)], timeout=2, after_time=start).matches
+    return matched

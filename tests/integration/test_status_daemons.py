@@ -2,12 +2,11 @@
 
 import importlib.metadata
 import os
-import time
 
 import pytest
 from saltfactories.utils import random_string
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for_log_event
 
 
 
@@ -114,13 +113,7 @@ def test_sync_all_only_every_loader_type(sync_only, event_listener):
 
     ret = salt_cli.run("saltutil.refresh_beacons", minion_tgt=minion.id)
     tag = f"salt/beacon/{minion.id}/conntrack/table_full"
-    start = time.time()
-    matched = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not matched:
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(LINE)
-        matched = event_listener.wait_for_events([(master.id, tag)], timeout=2, after_time=start).matches
+    matched = wait_for_log_event(master, event_listener, tag, log, LINE)
     assert matched, f"no {tag} event within 60 s"
 
     salt_run = master.salt_run_cli()
