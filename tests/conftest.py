@@ -135,3 +135,18 @@ def wait_for_log_event(master, event_listener, tag, log, line, timeout=60):
             fh.write(line)
         matched = event_listener.wait_for_events([(master.id, tag)], timeout=2, after_time=start).matches
     return matched
+
+
+@pytest.fixture(scope="session")
+def file_roots(tmp_path_factory):
+    """``file_roots`` serving this tree as a master would (salt://conntrack,
+    salt://reactor, and _modules, _states, _beacons, _runners, _utils for
+    sync_all), through links in a directory of their own: the repository
+    root itself holds the venvs (.venv-*, tens of thousands of files) that
+    Salt's roots fileserver would walk on every file listing."""
+    root = tmp_path_factory.mktemp("file_root")
+    for name in ("_modules", "_states", "_beacons", "_runners", "_utils"):
+        (root / name).symlink_to(REPO / name)
+    for name in ("conntrack", "reactor"):
+        (root / name).symlink_to(REPO / "salt" / name)
+    return {"base": [str(root)]}

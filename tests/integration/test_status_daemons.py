@@ -6,7 +6,7 @@ import os
 import pytest
 from saltfactories.utils import random_string
 
-from tests.conftest import REPO, wait_for_log_event
+from tests.conftest import wait_for_log_event
 
 
 
@@ -63,7 +63,7 @@ LINE = "Nov 25 11:00:00 vm kernel: nf_conntrack: nf_conntrack: table full, dropp
 
 
 @pytest.fixture(scope="module")
-def sync_only(salt_factories, tmp_path_factory):
+def sync_only(salt_factories, tmp_path_factory, file_roots):
     """A master and a minion that get this project only through saltutil.sync_all."""
     tmp = tmp_path_factory.mktemp("sync-only")
     (tmp / "hider").mkdir()
@@ -74,7 +74,7 @@ def sync_only(salt_factories, tmp_path_factory):
     log.write_text("Nov 25 10:59:00 vm kernel: booting\n", encoding="utf-8")
     master = salt_factories.salt_master_daemon(
         random_string("sync-master-"),
-        overrides={"file_roots": {"base": [str(REPO / "salt"), str(REPO)]}},
+        overrides={"file_roots": file_roots},
     )
     master.environ = environ  # a dict of its own: the manager's is shared by every factory
     with master.started():
