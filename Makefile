@@ -24,6 +24,9 @@ VENV ?= .venv-$(SALT)
 PY := $(VENV)/bin/python
 SALT_CALL := $(VENV)/bin/salt-call --local -c conf
 PYTEST_ARGS ?=
+# What to install: this tree, or a wheel built from it (.ci/run builds one and
+# hands it to every leg, so parallel installs never build in one tree at once).
+PKG ?= .
 
 .PHONY: setup demo test bench clean
 
@@ -31,9 +34,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# The second install puts the tree as it is now, even where pip sees this
+# version installed already (a reused venv, a wheel of the same version).
 setup: $(PY)
 	./scripts/system-deps
-	$(PY) -m pip install -q '.[tests]' 'salt==$(SALT_PIN)' 'certifi==$(CERTIFI)'
+	$(PY) -m pip install -q '$(PKG)[tests]' 'salt==$(SALT_PIN)' 'certifi==$(CERTIFI)'
+	$(PY) -m pip install -q --no-deps --force-reinstall '$(PKG)'
 
 demo: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(SALT_CALL) conntrack.status
