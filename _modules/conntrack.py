@@ -25,10 +25,11 @@ import re
 import shutil
 import struct
 import subprocess
-from collections import Counter
-from operator import itemgetter
+import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+from saltext_conntrack_core import diagnose as diagnosis
+from saltext_conntrack_core import numbers, paths, promtext, table, writer
 
 log = logging.getLogger(__name__)
 
@@ -535,85 +536,7 @@ def sysctl_names():
 
 
 # ---------------------------------------------------------------------------
-# The table: one streaming pass
-
-# One line of the table, original direction only: protocol, TCP state, source,
-# destination, destination port. The trailing [^\n]*\n skips the reply tuple.
-# Modern lines start with "ipv4     2 ": a literal the regex engine finds
-# fast, worth a separate pattern; legacy ip_conntrack lines start with the protocol.
-_TUPLE = rb"(\S+) +\d+ +\d+ +(?:([A-Z_]+) +)?src=(\S+) dst=(\S+) (?:sport=\d+ dport=(\d+) )?[^\n]*(?:\n|$)"
-_ENTRY = {
-    "nf_conntrack": re.compile(rb"ipv[46] +\d+ +" + _TUPLE),
-    "ip_conntrack": re.compile(rb"^" + _TUPLE, re.M),
-}
-_CHUNK = 1 << 20
-
-
-class _HeavyHitters:
-    """Counts keys in bounded memory (Misra-Gries with amortised pruning).
-
-    Exact while fewer than ``capacity`` distinct keys are seen; beyond that
-    counts are lower bounds, off by at most total / capacity.
-    """
-
-    def __init__(self, capacity):
-        self.capacity = capacity
-        self.counts = Counter()
-        self.pruned = 0
-
-    def update(self, keys):
-        self.counts.update(keys)
-        if len(self.counts) > 2 * self.capacity:
-            threshold = sorted(self.counts.values(), reverse=True)[self.capacity]
-            self.counts = Counter(
-                {key: n - threshold for key, n in self.counts.items() if n > threshold}
-            )
-            self.pruned += threshold
-
-    def top(self, n):
-        return [[key, count] for key, count in self.counts.most_common(n)]
-
-
-def _blocks(path):
-    """The table file as a stream of raw blocks.
-
-    A ``cat`` child walks the table in the kernel (the expensive part) on
-    another CPU while this process parses: a reader thread could not overlap
-    as well, since it needs the GIL after every read. Without ``cat``, read
-    in-process.
-    """
-    cat = shutil.which("cat")
-    if cat is None:
-        with open(path, "rb", buffering=0) as fh:
-            yield from iter(lambda: fh.read(_CHUNK), b"")
-        return
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [cat, "--", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-    )
-    try:
-        yield from iter(lambda: proc.stdout.read(_CHUNK), b"")
-        error = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            raise OSError(error or f"cat exited with {proc.returncode}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
-        proc.wait()
-
-
-def _chunks(path):
-    """Yield the table in chunks that end on a line boundary."""
-    tail = b""
-    for block in _blocks(path):
-        block = tail + block
-        cut = block.rfind(b"\n") + 1
-        tail = block[cut:]
-        if cut:
-            yield block[:cut]
-    if tail:
-        yield tail
+# The table: one streaming pass (parsing lives in saltext_conntrack_core.table)
 
 
 def summary(top=10):
@@ -642,133 +565,22 @@ def summary(top=10):
     top = _integer(top, "top", 0, 10000)
     flavour, spec = _spec()
     path = _path(spec["table"])
-    entry = _ENTRY[flavour]
-    capacity = max(1000, 100 * top)
-    # (protocol, state) and (protocol, dport) pairs are few; counting pairs
-    # with itemgetter keeps the per-entry work in C.
-    proto_states = Counter()
-    talkers = {key: _HeavyHitters(capacity) for key in ("src", "dst", "dport")}
-    proto_state, src, dst, proto_dport = itemgetter(0, 1), itemgetter(2), itemgetter(3), itemgetter(0, 4)
-    total = assured = unreplied = 0
     try:
-        for chunk in _chunks(path):
-            rows = entry.findall(chunk)
-            if not rows:
-                continue
-            total += len(rows)
-            assured += chunk.count(b"[ASSURED]")
-            unreplied += chunk.count(b"[UNREPLIED]")
-            proto_states.update(map(proto_state, rows))
-            talkers["src"].update(map(src, rows))
-            talkers["dst"].update(map(dst, rows))
-            talkers["dport"].update(map(proto_dport, rows))
+        counted = table.walk(path, flavour, top=top)
     except OSError as err:
         raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
-    protocols = Counter()
-    states = Counter()
-    for (proto, state), n in proto_states.items():
-        protocols[proto.decode()] += n
-        if proto == b"tcp" and state:
-            states[state.decode()] += n
-
-    def ports(pairs):
-        return [[f"{p.decode()}/{d.decode()}", n] for (p, d), n in pairs if d]
-
-    return {
-        "total": total,
-        "by_protocol": dict(protocols.most_common()),
-        "tcp_states": dict(states.most_common()),
-        "assured": assured,
-        "unreplied": unreplied,
-        "top": {
-            "src": [[k.decode(), n] for k, n in talkers["src"].top(top)],
-            "dst": [[k.decode(), n] for k, n in talkers["dst"].top(top)],
-            "dport": ports(talkers["dport"].top(None))[:top],
-        },
-        "approximate": any(hh.pruned for hh in talkers.values()),
-    }
+    return table.breakdown(counted, top)
 
 
 # ---------------------------------------------------------------------------
 # Firewall rules that need conntrack
 
-_IPT_NEEDS = [
-    (re.compile(r"-m state\b|--state\b"), "state match (-m state)"),
-    (re.compile(r"-m conntrack\b|--ctstate\b|--ctstatus\b"), "conntrack match (-m conntrack)"),
-    (re.compile(r"-j (MASQUERADE|SNAT|DNAT|REDIRECT|NETMAP)\b"), "NAT target"),
-    (re.compile(r"-j CT\b"), "CT target (needs the conntrack module, even with --notrack)"),
-    (re.compile(r"-j NOTRACK\b"), "NOTRACK target (needs the conntrack module)"),
-    (re.compile(r"-j CONNMARK\b|-m connmark\b|-j CONNSECMARK\b"), "connection mark"),
-    (re.compile(r"-m (helper|connlimit|connbytes|connlabel|cluster)\b"), "conntrack-based match"),
-]
-_NFT_NEEDS = [
-    (re.compile(r"\bct (state|status|mark|helper|label|zone|direction|original|reply|expiration|count|bytes|packets|l3proto|protocol|id|event|timeout|expectation)\b"), "nft ct expression"),
-    (re.compile(r"\bnotrack\b"), "nft notrack (needs the conntrack module)"),
-    (re.compile(r"\b(masquerade|snat|dnat|redirect)\b"), "nft NAT statement"),
-    (re.compile(r"\btype nat hook\b"), "nft NAT chain"),
-]
-
-_SAVED_RULES = (
-    "etc/sysconfig/iptables",
-    "etc/sysconfig/ip6tables",
-    "etc/iptables/rules.v4",
-    "etc/iptables/rules.v6",
-    "etc/nftables.conf",
-    "etc/sysconfig/nftables.conf",
-)
-
-
-def _scan_iptables(text, source):
-    found = []
-    table = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("*"):
-            table = line[1:]
-            continue
-        if not line.startswith("-A "):
-            continue
-        if table == "nat":
-            found.append({"source": source, "table": table, "rule": line, "why": "rule in the nat table"})
-            continue
-        for pattern, why in _IPT_NEEDS:
-            if pattern.search(line):
-                found.append({"source": source, "table": table, "rule": line, "why": why})
-                break
-    return found
-
-
-def _scan_nft(text, source):
-    found = []
-    table = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        match = re.match(r"table (\S+ \S+|\S+) \{", stripped)
-        if match:
-            table = match.group(1)
-            continue
-        if not stripped or stripped.startswith("#"):
-            continue
-        for pattern, why in _NFT_NEEDS:
-            if pattern.search(stripped):
-                found.append({"source": source, "table": table, "rule": stripped, "why": why})
-                break
-    return found
-
-
-def _looks_like_nft(text):
-    return re.search(r"^\s*table\s", text, re.M) is not None
-
-
 def dependents():
     """
-    The firewall rules that need connection tracking, each with why.
-
-    Reads the live rulesets (``iptables-save``, ``ip6tables-save``, ``nft list
-    ruleset``, where those commands exist) and the saved rules files
-    (``/etc/sysconfig/iptables``, ``/etc/iptables/rules.v4``,
-    ``/etc/nftables.conf``, ...). State and conntrack matches, NAT, the CT and
-    NOTRACK targets, connection marks and nft ``ct`` expressions all count.
+    The firewall rules that need connection tracking, each with why: state
+    and conntrack matches, NAT, CT/NOTRACK, connection marks, nft ``ct``, in
+    the live rulesets and the saved rules files. The firewall module's
+    ``conntrack_fw.dependents``, kept here where operators look first.
 
     CLI Example:
 
@@ -776,27 +588,7 @@ def dependents():
 
         salt '*' conntrack.dependents
     """
-    found = []
-    for cmd in (["iptables-save"], ["ip6tables-save"], ["nft", "list", "ruleset"]):
-        if not shutil.which(cmd[0]):
-            continue
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-        if proc.returncode != 0:
-            log.debug("conntrack: %s failed: %s", " ".join(cmd), proc.stderr.strip())
-            continue
-        source = " ".join(cmd)
-        scan = _scan_nft if cmd[0] == "nft" else _scan_iptables
-        found.extend(scan(proc.stdout, source))
-    for rel in _SAVED_RULES:
-        path = _path(rel)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        scan = _scan_nft if _looks_like_nft(text) else _scan_iptables
-        found.extend(scan(text, path))
-    return found
+    return __salt__["conntrack_fw.dependents"]()  # noqa: F821
 
 
 # ---------------------------------------------------------------------------
@@ -922,3 +714,122 @@ def set_timeout(name, seconds, test=False):
     if test or old == seconds:
         return {"old": old, "new": seconds}
     return {"old": old, "new": _write_knob(files[name], seconds)}
+
+
+# ---------------------------------------------------------------------------
+# Diagnosis and Prometheus (logic in saltext_conntrack_core.diagnose / promtext)
+
+TEXTFILE = "/var/lib/prometheus/node-exporter/saltext_conntrack.prom"
+
+
+def _diagnosis_facts(root):
+    """What the findings are judged on; a fact that cannot be read is a note, not a failure."""
+    notes = []
+
+    def ask(fun):
+        try:
+            return __salt__[fun]()  # noqa: F821
+        except CommandExecutionError as err:
+            notes.append(f"{fun}: {err}")
+            return None
+
+    return {
+        "status": __salt__["conntrack.status"](),  # noqa: F821
+        "recommend": ask("conntrack.recommend"),
+        "timeouts": ask("conntrack.timeouts"),
+        "names": ask("conntrack.sysctl_names"),
+        "dependents": ask("conntrack.dependents"),
+        "host": diagnosis.host_facts(root),
+        "notes": notes,
+    }
+
+
+def diagnose(walk=True, sample=None, top=5):
+    """
+    Why the table is full, whether it still is, and which fix fits.
+
+    Returns ``findings``, worst first, each with ``id``, ``severity``
+    (``critical``, ``warning``, ``info``), ``evidence`` (the numbers seen),
+    ``why`` (one sentence), ``fix`` (an SLS snippet for ``conntrack.tuned``,
+    ``conntrack.notrack`` or ``conntrack.iptables_config``, or an nft snippet
+    to review, as ``fix_type`` says; never applied) and ``side_effects``.
+    Also ``walk`` (entries read, whether the whole table was, seconds),
+    ``summary`` (as :py:func:`summary`, when it walked) and ``notes`` (facts
+    that could not be read).
+
+    Without the walk: drops, early drops and insert failures rising now
+    (``status``'s ``recent`` block; only since boot without it), a limit low
+    for the RAM, long hash chains, runtime values boot will not set, an
+    iptables-config whose restarts reset them, and heavy tracking that no rule
+    needs. With it (one streaming pass, bounded memory): unreplied UDP to one
+    port, TIME_WAIT churn, ESTABLISHED entries idle for over an hour (from
+    each entry's remaining lifetime) and one source or destination holding
+    most entries.
+
+    walk
+        Read the table (seconds per million entries). Default true; false
+        gives only the cheap findings.
+
+    sample
+        Stop after this many entries; ``walk`` says how many were read and
+        whether that was all (shares are then of the sample).
+
+    top
+        Talkers kept in ``summary``. Default 5.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.diagnose
+        salt '*' conntrack.diagnose walk=False
+        salt '*' conntrack.diagnose sample=100000 --out=json
+    """
+    walk = numbers.boolean(walk, "walk")
+    if sample is not None:
+        if not walk:
+            raise SaltInvocationError("sample needs walk=True: without the walk nothing is sampled")
+        sample = numbers.integer(sample, "sample", 1, 10**10)
+    top = numbers.integer(top, "top", 1, 100)
+    root = paths.root_of(__opts__)  # noqa: F821
+    return diagnosis.run(root, _diagnosis_facts(root), walk=walk, sample=sample, top=top)
+
+
+def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
+    """
+    Write the breakdown and the findings for node_exporter's textfile collector.
+
+    Runs :py:func:`diagnose` and writes its result atomically to ``path``, as
+    ``saltext_conntrack_*`` gauges (node_exporter's own ``node_nf_conntrack_*``
+    already has count, limit and the stat counters): one series per finding
+    id (0 absent, 1 info, 2 warning, 3 critical), entries by protocol and TCP
+    state (fixed sets), and the ``top`` sources, destinations and ports.
+
+    path
+        Absolute, ending in ``.prom``, in an existing directory under
+        ``conntrack.root`` (node_exporter's ``--collector.textfile.directory``).
+        Default ``/var/lib/prometheus/node-exporter/saltext_conntrack.prom``
+        (Debian's directory).
+
+    walk, sample, top
+        As for :py:func:`diagnose`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.textfile
+        salt '*' conntrack.textfile path=/var/lib/node_exporter/textfile/conntrack.prom sample=200000
+    """
+    root = paths.root_of(__opts__)  # noqa: F821
+    real = promtext.target(root, path)
+    result = diagnose(walk=walk, sample=sample, top=top)
+    text = promtext.render(result, top, time.time())
+    writer.atomic_write(root, real, text, 0o644)
+    return {
+        "path": path,
+        "written": real,
+        "bytes": len(text.encode()),
+        "findings": [f["id"] for f in result["findings"]],
+        "walk": result["walk"],
+    }

@@ -1,27 +1,34 @@
 """
-Live firewall and kernel-module actions around connection tracking:
-unloading the conntrack module chain and exempting flows from tracking.
+The firewall around connection tracking: the rules that need it, saved rules
+rewritten without it, flows exempt from it (live and at boot), and unloading
+the module chain.
 
-Files are left to ``conntrack_files``; this module runs commands (``rmmod``,
-``nft``, ``iptables-restore``) found on ``PATH`` and reads ``/proc/modules``
-and ``/sys/module`` under the minion option ``conntrack.root``.
+Commands (``iptables-save``, ``nft``, ``iptables-restore``, ``rmmod``) are
+found on ``PATH`` and in the sbin directories; files and kernel paths are
+resolved against the minion option ``conntrack.root`` (default ``/``). Every
+function that changes something takes ``test=True``: it then makes every
+check a real run makes and changes nothing. Files are written only where
+their kind belongs: saved rules ``/etc/sysconfig/ip(6)tables`` or
+``/etc/iptables/rules.v4``/``rules.v6``; notrack ``/etc/nftables.d/*.nft`` or
+``/etc/iptables/*.rules``; the nftables configs ``/etc/nftables.conf`` or
+``/etc/sysconfig/nftables.conf``.
 
 :depends: Linux; nft or iptables for notrack; rmmod for unload
 """
 
 import logging
 import os
-import re
-import shutil
-import subprocess
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+from saltext_conntrack_core import commands, iptables, kmod, numbers, paths
+from saltext_conntrack_core import dependents as deps
+from saltext_conntrack_core import notrack as nt
+from saltext_conntrack_core import persist as plans
+from saltext_conntrack_core import stateless as sl
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack_fw"
-
-CORE = ("nf_conntrack", "ip_conntrack")
 
 
 def __virtual__():
@@ -31,74 +38,35 @@ def __virtual__():
 
 
 def _root():
-    return __opts__.get("conntrack.root", "/") or "/"  # noqa: F821
+    return paths.root_of(__opts__)  # noqa: F821
 
 
-def _path(rel):
-    return os.path.join(_root(), rel.lstrip("/"))
+def _release():
+    return __grains__.get("kernelrelease") or os.uname().release  # noqa: F821
 
 
-def _which(cmd):
-    return shutil.which(cmd, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+def dependents():
+    """
+    The firewall rules that need connection tracking, each with why.
 
+    Reads the live rulesets (``iptables-save``, ``ip6tables-save``, ``nft list
+    ruleset``, found on ``PATH`` or in sbin) and the saved rules files
+    (``/etc/sysconfig/iptables``, ``/etc/iptables/rules.v4``,
+    ``/etc/nftables.conf``, ...). State and conntrack matches, NAT, the CT and
+    NOTRACK targets, connection marks and nft ``ct`` expressions all count.
+    Returns ``[{source, table, rule, why}]``.
 
-def _run(args, stdin=None, check=True):
-    exe = _which(args[0])
-    if not exe:
-        raise CommandExecutionError(f"{args[0]} is not installed on this host")
-    proc = subprocess.run(
-        [exe, *args[1:]], input=stdin, capture_output=True, text=True, timeout=60, check=False
-    )
-    if check and proc.returncode != 0:
-        raise CommandExecutionError(
-            f"{' '.join(args)} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}"
-        )
-    return proc
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.dependents
+    """
+    return deps.find(_root())
 
 
 # ---------------------------------------------------------------------------
 # Unloading
-
-
-def _proc_modules():
-    """{name: {"refcnt": int, "used_by": [..]}} from /proc/modules, or None without it."""
-    try:
-        with open(_path("/proc/modules"), encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        return None
-    mods = {}
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        used_by = [m for m in fields[3].split(",") if m and m != "-"]
-        mods[fields[0]] = {"refcnt": int(fields[2]) if fields[2].isdigit() else 0, "used_by": used_by}
-    return mods
-
-
-def _sys_refcnt(name, default):
-    try:
-        with open(_path(f"/sys/module/{name}/refcnt"), encoding="ascii") as fh:
-            return int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return default
-
-
-def _holders(name, proc):
-    try:
-        return sorted(os.listdir(_path(f"/sys/module/{name}/holders")))
-    except OSError:
-        return sorted(proc.get(name, {}).get("used_by", []))
-
-
-def _builtin(module):
-    release = __grains__.get("kernelrelease") or os.uname().release  # noqa: F821
-    try:
-        with open(_path(f"/lib/modules/{release}/modules.builtin"), encoding="utf-8") as fh:
-            return re.search(rf"(^|/){module}\.ko", fh.read(), re.M) is not None
-    except OSError:
-        return False
 
 
 def unload_plan():
@@ -120,91 +88,15 @@ def unload_plan():
 
         salt '*' conntrack_fw.unload_plan
     """
-    proc = _proc_modules()
-    ret = {"module": None, "loaded": False, "builtin": False, "reason": None,
-           "order": [], "refcnt": {}, "in_use": []}  # fmt: skip
-    if proc is None:
-        exists = [m for m in CORE if os.path.isdir(_path(f"/sys/module/{m}"))]
-        ret.update(module=exists[0] if exists else "nf_conntrack", builtin=bool(exists), loaded=bool(exists))
-        ret["reason"] = (
-            f"this kernel has no /proc/modules (no loadable module support): "
-            f"{ret['module']} is built in and cannot be unloaded"
-            if exists
-            else "this kernel has no loadable modules and no conntrack"
-        )
-        return ret
-    core = next((m for m in CORE if m in proc), None)
-    if core is None:
-        builtin = next((m for m in CORE if _builtin(m)), None)
-        if builtin:
-            ret.update(module=builtin, builtin=True, loaded=True,
-                       reason=f"{builtin} is built into this kernel (modules.builtin) and cannot be unloaded")  # fmt: skip
-        else:
-            ret["module"] = "nf_conntrack"
-        return ret
-    ret.update(module=core, loaded=True)
-    chain, todo = set(), [core]
-    while todo:
-        name = todo.pop()
-        if name in chain:
-            continue
-        chain.add(name)
-        todo.extend(h for h in _holders(name, proc) if h not in chain)
-    holders = {name: [h for h in _holders(name, proc) if h in chain] for name in chain}
-    refcnt = {name: _sys_refcnt(name, proc.get(name, {}).get("refcnt", 0)) for name in chain}
-    removed = []
-    while len(removed) < len(chain):
-        ready = sorted(
-            (name for name in chain if name not in removed and all(h in removed for h in holders[name])),
-            key=lambda n: (refcnt[n] - len(holders[n]), refcnt[n], n),
-        )
-        if not ready:
-            raise CommandExecutionError(
-                f"the holders of {', '.join(sorted(set(chain) - set(removed)))} form a cycle: "
-                "cannot order the unload"
-            )
-        removed.append(ready[0])
-    ret["order"] = removed
-    ret["refcnt"] = refcnt
-    ret["in_use"] = [n for n in removed if refcnt[n] > len(holders[n])]
-    return ret
+    return kmod.unload_plan(_root(), _release())
 
 
-def unload(force=False, test=False):
-    """
-    Unload the conntrack module chain, consumers first, in :py:func:`unload_plan` order.
-
-    Refuses while ``conntrack.dependents`` finds rules that need conntrack,
-    unless ``force=True``. Refuses, even with ``force=True`` and before the
-    first ``rmmod``, when :py:func:`unload_plan` lists a module ``in_use``
-    (rules or sockets hold it, so ``rmmod`` would fail partway and leave a
-    half-removed chain); ``test=True`` gives the same verdicts.
-    On a kernel with conntrack built in it raises: nothing can be unloaded
-    there. Runs ``rmmod NAME`` (from ``PATH``) for each module and checks
-    ``/proc/modules`` afterwards; returns ``order`` and ``removed``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' conntrack_fw.unload
-        salt '*' conntrack_fw.unload force=True
-    """
-    if not isinstance(force, bool) or not isinstance(test, bool):
-        raise SaltInvocationError("force and test must be true or false")
-    plan = unload_plan()
-    if plan["builtin"]:
-        raise CommandExecutionError(plan["reason"])
-    ret = {"order": plan["order"], "removed": [], "dependents": []}
-    if not plan["loaded"]:
-        return ret
-    deps = __salt__["conntrack.dependents"]()  # noqa: F821
-    ret["dependents"] = deps
-    if deps and not force:
-        shown = "; ".join(f"{d['rule']} ({d['why']}, {d['source']})" for d in deps[:5])
+def _refuse_unload(plan, deps_found, force):
+    if deps_found and not force:
+        shown = "; ".join(f"{d['rule']} ({d['why']}, {d['source']})" for d in deps_found[:5])
         raise CommandExecutionError(
-            f"{len(deps)} firewall rule(s) need conntrack, so it stays loaded: {shown}. "
-            "Remove them first (see conntrack.stateless) or pass force=True"
+            f"{len(deps_found)} firewall rule(s) need conntrack, so it stays loaded: {shown}. "
+            "Remove them first (see conntrack_fw.stateless) or pass force=True"
         )
     if plan["in_use"]:
         # rmmod would refuse these once it reaches them, after unloading the
@@ -215,24 +107,194 @@ def unload(force=False, test=False):
             f"the unload order ({', '.join(plan['order'])}): nothing was unloaded. "
             "Remove what holds it first (force does not override this)"
         )
+
+
+def unload(force=False, test=False):
+    """
+    Unload the conntrack module chain, consumers first, in :py:func:`unload_plan` order.
+
+    Refuses while :py:func:`dependents` finds rules that need conntrack,
+    unless ``force=True``. Refuses, even with ``force=True`` and before the
+    first ``rmmod``, when :py:func:`unload_plan` lists a module ``in_use``
+    (rules or sockets hold it, so ``rmmod`` would fail partway and leave a
+    half-removed chain); ``test=True`` gives the same verdicts.
+    On a kernel with conntrack built in it raises: nothing can be unloaded
+    there. Runs ``rmmod NAME`` for each module and checks ``/proc/modules``
+    afterwards; returns ``order``, ``removed`` and ``dependents``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.unload
+        salt '*' conntrack_fw.unload force=True
+    """
+    force = numbers.boolean(force, "force")
+    test = numbers.boolean(test, "test")
+    plan = unload_plan()
+    if plan["builtin"]:
+        raise CommandExecutionError(plan["reason"])
+    ret = {"order": plan["order"], "removed": [], "dependents": []}
+    if not plan["loaded"]:
+        return ret
+    ret["dependents"] = deps.find(_root())
+    _refuse_unload(plan, ret["dependents"], force)
     if test:
         return ret
     for name in plan["order"]:
-        proc = _run(["rmmod", name], check=False)
+        proc = commands.run(["rmmod", name], check=False)
         if proc.returncode != 0:
             raise CommandExecutionError(
                 f"rmmod {name} failed after unloading {ret['removed'] or 'nothing'}: "
                 f"{(proc.stderr or proc.stdout).strip()}"
             )
         ret["removed"].append(name)
-    left = [m for m in plan["order"] if m in (_proc_modules() or {})]
+    left = [m for m in plan["order"] if m in (kmod.proc_modules(_root()) or {})]
     if left:
         raise CommandExecutionError(f"still loaded after rmmod: {', '.join(left)}")
     return ret
 
 
 # ---------------------------------------------------------------------------
+# Saved rules without conntrack
+
+
+def stateless(path="/etc/sysconfig/iptables", mode="comment", force=False, test=False):
+    """
+    Rewrite a saved iptables rules file so no rule uses state or conntrack matches.
+
+    An ACCEPT rule whose only conntrack condition is ``--state NEW`` (or
+    ``--ctstate NEW``) keeps its place and loses just that match
+    (``-A INPUT -m state --state NEW -m tcp -p tcp --dport 22 -j ACCEPT``
+    becomes ``-A INPUT -m tcp -p tcp --dport 22 -j ACCEPT``), so the service
+    stays reachable. Every other rule with ``-m state``, ``--state``,
+    ``-m conntrack`` or ``--ctstate``/``--ctstatus`` is commented out
+    (``mode=comment``, the line becomes ``# conntrack.stateless: <rule>``) or
+    dropped (``mode=remove``): dropping only its match would change its meaning
+    (``-m state --state ESTABLISHED -j ACCEPT`` would accept everything).
+
+    Taking an ACCEPT rule out of a chain whose policy is DROP, or whose last
+    rule drops or rejects, takes traffic away from the host (typically the
+    replies to its own connections, or SSH): that is refused unless
+    ``force=True``. Every other line stays byte for byte. Where
+    ``iptables-restore --test`` exists (``ip6tables-restore`` for files whose
+    name has a 6), a result it rejects is never written. ``test=True`` gives
+    the same verdict and writes nothing.
+
+    Returns ``path``, ``changes`` keyed by ``line N`` (``{old: rule, new:
+    rewritten rule, commented line or None}``), ``checked_with`` and ``written``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.stateless
+        salt '*' conntrack_fw.stateless /etc/sysconfig/ip6tables mode=remove test=True
+        salt '*' conntrack_fw.stateless force=True
+    """
+    test = numbers.boolean(test, "test")
+    plan = sl.plan(_root(), path, mode, force)
+    return {**plans.result(_root(), plan, test), "checked_with": plan["checked_with"]}
+
+
+# ---------------------------------------------------------------------------
 # notrack
+
+
+def notrack_rules(flows, backend="nft"):
+    """
+    The rules that exempt ``flows`` from connection tracking, both directions.
+
+    ``flows`` is a list of ``{proto: tcp|udp|sctp|udplite, port: N}`` (or
+    ``ports: [..]``). For each port, traffic to it and from it (the replies)
+    is exempted in prerouting and output. ``backend=nft`` gives the body of a
+    table ``inet conntrack_notrack`` with chains at priority -300;
+    ``backend=iptables`` gives ``-A CONNTRACK_NOTRACK ... -j CT --notrack``
+    rules for the raw table. Pure: reads and writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.notrack_rules '[{proto: udp, port: 53}]'
+        salt '*' conntrack_fw.notrack_rules '[{proto: tcp, ports: [80, 443]}]' backend=iptables
+    """
+    return nt.rules(flows, backend)
+
+
+def notrack_script(flows, backend="nft"):
+    """
+    A complete, idempotent script loading the notrack rules for ``backend``:
+    ``nft -f`` input or ``iptables-restore --noflush`` input.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.notrack_script '[{proto: udp, port: 53}]'
+    """
+    return nt.script(flows, backend)
+
+
+def notrack_persist(flows, backend="nft", path=None, test=False):
+    """
+    Write the notrack script for ``flows`` to ``path``.
+
+    Default path: ``/etc/nftables.d/conntrack-notrack.nft`` (nft) or
+    ``/etc/iptables/conntrack-notrack.rules`` (iptables, for
+    ``iptables-restore --noflush``). The file holds only that script.
+
+    Writing the file does not make boot load it: for nft,
+    :py:func:`nft_include` adds it to the nftables service's config
+    (:py:func:`notrack` with ``persist`` does that); the iptables file is
+    loaded by no service (netfilter-persistent loads
+    ``/etc/iptables/rules.v4``/``v6``, RHEL's iptables service
+    ``/etc/sysconfig/iptables``): load it at boot with
+    ``iptables-restore --noflush < FILE`` and
+    ``ip6tables-restore --noflush < FILE``, after the firewall service.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.notrack_persist '[{proto: udp, port: 53}]'
+    """
+    test = numbers.boolean(test, "test")
+    return plans.result(_root(), nt.file_plan(_root(), flows, backend, path), test)
+
+
+def nft_include(include=nt.DEFAULT_FILES["nft"], path=None, test=False):
+    """
+    Make the nftables service load ``include`` at boot: ensure the line
+    ``include "INCLUDE"`` is the last rule line of its config.
+
+    ``path``: ``/etc/nftables.conf`` (Debian, ``nftables.service``) or
+    ``/etc/sysconfig/nftables.conf`` (RHEL); default: each of them that exists.
+    The line goes at the end, after the ``flush ruleset`` those files start
+    with; an earlier copy of the same line is moved there. Every other line
+    stays byte for byte; a missing config is not created (there is no
+    service to load it). Returns ``changes`` keyed by config path,
+    ``written`` (the configs written) and ``configs`` (those holding the
+    include after the call, or that would with ``test=True``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_fw.nft_include
+        salt '*' conntrack_fw.nft_include path=/etc/sysconfig/nftables.conf test=True
+    """
+    test = numbers.boolean(test, "test")
+    return _includes_result(nt.include_plans(_root(), include, path), test)
+
+
+def _includes_result(configs, test):
+    ret = {"changes": {}, "written": [], "configs": [p["path"] for p in configs]}
+    for plan in configs:
+        ret["changes"].update(plan["changes"])
+        if not test and plans.apply(_root(), plan):
+            ret["written"].append(plan["path"])
+    return ret
 
 
 def backend():
@@ -246,63 +308,97 @@ def backend():
 
         salt '*' conntrack_fw.backend
     """
-    if _which("iptables-save"):
-        proc = _run(["iptables-save"], check=False)
-        if proc.returncode == 0 and re.search(r"^-A ", proc.stdout, re.M):
+    if commands.which("iptables-save"):
+        proc = commands.run(["iptables-save"], check=False)
+        if proc.returncode == 0 and iptables.rules(proc.stdout):
             return "iptables"
-    if _which("nft"):
+    if commands.which("nft"):
         return "nft"
-    if _which("iptables-restore"):
+    if commands.which("iptables-restore"):
         return "iptables"
     raise CommandExecutionError("neither nft nor iptables is installed: cannot exempt flows")
 
 
-_NFT_TABLE = "conntrack_notrack"
-_IPT_CHAIN = "CONNTRACK_NOTRACK"
-
-
-def _nft_current():
-    """{chain: [rule, ...]} of our nft table, or None when it does not exist."""
-    proc = _run(["nft", "list", "table", "inet", _NFT_TABLE], check=False)
-    if proc.returncode != 0:
-        return None
-    chains, chain = {}, None
-    for line in proc.stdout.splitlines():
-        line = line.strip()
-        match = re.match(r"chain (\S+) \{", line)
-        if match:
-            chain = chains.setdefault(match.group(1), [])
+def _live_plan(flows, chosen):
+    """``[(change key, change, command, stdin)]``: what loading ``flows`` live would change."""
+    rules, script = nt.rules(flows, chosen), nt.script(flows, chosen)
+    if chosen == "nft":
+        current, wanted = nt.nft_loaded(), {"prerouting": rules, "output": rules}
+        if current == wanted:
+            return []
+        return [(f"nft table inet {nt.TABLE}", {"old": current, "new": wanted}, ["nft", "-f", "-"], script)]
+    out = []
+    for cmd in ("iptables", "ip6tables"):
+        if not commands.which(f"{cmd}-restore"):
             continue
-        if chain is None or not line or line == "}" or line.startswith("type "):
+        current = nt.iptables_loaded(f"{cmd}-save")
+        wanted = {"rules": rules, "jumps": ["OUTPUT", "PREROUTING"]}
+        if current == wanted:
             continue
-        chain.append(line)
-    return chains
+        text = script.replace("COMMIT\n", "")
+        have = (current or {}).get("jumps", [])
+        for hook in ("PREROUTING", "OUTPUT"):
+            if hook not in have:
+                text += f"-I {hook} -j {nt.CHAIN}\n"
+            # one jump per hook: duplicates (from an earlier run or by hand) go
+            text += f"-D {hook} -j {nt.CHAIN}\n" * max(0, have.count(hook) - 1)
+        key = f"{cmd} raw {nt.CHAIN}"
+        out.append((key, {"old": current, "new": wanted}, [f"{cmd}-restore", "--noflush"], text + "COMMIT\n"))
+    return out
 
 
-def _ipt_current(cmd):
-    proc = _run([cmd, "-t", "raw"], check=False)
-    if proc.returncode != 0:
-        return None
-    rules, jumps = [], []
-    for line in proc.stdout.splitlines():
-        if line.startswith(f"-A {_IPT_CHAIN} "):
-            rules.append(line)
-        elif re.fullmatch(rf"-A (PREROUTING|OUTPUT) -j {_IPT_CHAIN}", line):
-            jumps.append(line.split()[1])
-    return {"rules": rules, "jumps": sorted(jumps)}
+def _boot_note(chosen, path, configs):
+    """What boot will load of the persisted file, in a sentence."""
+    if chosen == "nft" and path.endswith(".nft"):
+        if configs:
+            return (
+                f"At boot the nftables service loads {path} through the include at the end of "
+                f"{' and '.join(configs)}"
+            )
+        return (
+            f"At boot nothing loads {path}: there is no /etc/nftables.conf or "
+            f"/etc/sysconfig/nftables.conf; add 'include \"{path}\"' to the config your firewall loads"
+        )
+    if chosen == "nft":
+        return f"At boot nothing loads {path} (not an .nft file the nftables config can include)"
+    return (
+        f"At boot nothing loads {path}: netfilter-persistent loads /etc/iptables/rules.v4/v6 and "
+        f"the iptables service /etc/sysconfig/iptables, not this file. Load it after the firewall "
+        f"with 'iptables-restore --noflush < {path}' and 'ip6tables-restore --noflush < {path}' "
+        "(e.g. a systemd oneshot unit)"
+    )
 
 
-def notrack(flows, backend=None, test=False):  # pylint: disable=redefined-outer-name
+def _persist_plans(flows, chosen, persist_to):
+    """The notrack file plan and, for an nft file, the plans of the configs that include it."""
+    if persist_to is False or persist_to is None:
+        return []
+    if persist_to is not True:
+        numbers.text(persist_to, "persist", paths.PATH_MAX)
+    plan = nt.file_plan(_root(), flows, chosen, None if persist_to is True else persist_to)
+    if chosen == "nft" and plan["path"].endswith(".nft"):
+        return [plan, *nt.include_plans(_root(), plan["path"])]
+    return [plan]
+
+
+def notrack(flows, backend=None, persist=None, test=False):  # pylint: disable=redefined-outer-name
     """
-    Exempt ``flows`` from connection tracking, in both directions, live.
+    Exempt ``flows`` from connection tracking, in both directions, live (and at boot).
 
     ``flows``: ``[{proto: udp, port: 53}, {proto: tcp, ports: [80, 443]}]``.
     ``backend``: ``nft`` (table ``inet conntrack_notrack``, chains at priority
     -300 on prerouting and output) or ``iptables`` (chain ``CONNTRACK_NOTRACK``
     in the raw table, jumped to once from PREROUTING and once from OUTPUT,
-    duplicate jumps removed, for iptables and ip6tables); default: what the host uses (:py:func:`backend`). The managed
-    table or chain is replaced as a whole, atomically. Returns ``backend`` and
-    ``changes``.
+    duplicate jumps removed, for iptables and ip6tables); default: what the
+    host uses (:py:func:`backend`). The managed table or chain is replaced as a
+    whole, atomically.
+
+    ``persist``: ``True`` for the default file (:py:func:`notrack_persist`), a
+    path, or nothing. For nft the file is also included at the end of the
+    nftables configs that exist (:py:func:`nft_include`). Every input and
+    every file is checked before the live rules change.
+
+    Returns ``backend``, ``changes`` and ``boot`` (what boot will load, or None).
 
     CLI Example:
 
@@ -310,35 +406,24 @@ def notrack(flows, backend=None, test=False):  # pylint: disable=redefined-outer
 
         salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]'
         salt '*' conntrack_fw.notrack '[{proto: tcp, ports: [80, 443]}]' backend=nft test=True
+        salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]' persist=True
     """
+    test = numbers.boolean(test, "test")
+    nt.flows(flows)
+    if backend is not None:
+        nt.backend_name(backend)
+    if persist is not None and not isinstance(persist, (bool, str)):
+        raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}"[:200])
     chosen = backend or globals()["backend"]()
-    rules = __salt__["conntrack_files.notrack_rules"](flows, chosen)  # noqa: F821
-    script = __salt__["conntrack_files.notrack_script"](flows, chosen)  # noqa: F821
-    changes = {}
-    if chosen == "nft":
-        current = _nft_current()
-        wanted = {"prerouting": rules, "output": rules}
-        if current != wanted:
-            changes[f"nft table inet {_NFT_TABLE}"] = {"old": current, "new": wanted}
-            if not test:
-                _run(["nft", "-f", "-"], stdin=script)
-    else:
-        for cmd in ("iptables", "ip6tables"):
-            if not _which(f"{cmd}-restore"):
-                continue
-            current = _ipt_current(f"{cmd}-save")
-            wanted = {"rules": rules, "jumps": ["OUTPUT", "PREROUTING"]}
-            if current == wanted:
-                continue
-            changes[f"{cmd} raw {_IPT_CHAIN}"] = {"old": current, "new": wanted}
-            if test:
-                continue
-            text = script.replace("COMMIT\n", "")
-            have = (current or {}).get("jumps", [])
-            for hook in ("PREROUTING", "OUTPUT"):
-                if hook not in have:
-                    text += f"-I {hook} -j {_IPT_CHAIN}\n"
-                # one jump per hook: duplicates (from an earlier run or by hand) go
-                text += f"-D {hook} -j {_IPT_CHAIN}\n" * max(0, have.count(hook) - 1)
-            _run([f"{cmd}-restore", "--noflush"], stdin=text + "COMMIT\n")
-    return {"backend": chosen, "changes": changes}
+    files = _persist_plans(flows, chosen, persist)
+    live = _live_plan(flows, chosen)
+    changes = {key: change for key, change, _, _ in live}
+    for plan in files:
+        changes.update(plan["changes"])
+    boot = _boot_note(chosen, files[0]["path"], [p["path"] for p in files[1:]]) if files else None
+    if not test:
+        for _, _, cmd, stdin in live:
+            commands.run(cmd, stdin=stdin)
+        for plan in files:
+            plans.apply(_root(), plan)
+    return {"backend": chosen, "changes": changes, "boot": boot}

@@ -64,23 +64,21 @@ neither blocks until the clock catches up nor opens the limit.
 """
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
 import logging
 import os
-import tempfile
-import threading
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+from saltext_conntrack_core import kernel, kmod, netns, numbers, paths, writer
+from saltext_conntrack_core import persist as plans
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack_remediate"
 
-CLONE_NEWNET = 0x40000000
 TAG_REMEDIATED = "conntrack/remediated"
 TAG_REFUSED = "conntrack/remediation_refused"
 DEFAULTS = {
@@ -93,13 +91,6 @@ DEFAULTS = {
     "sysctl_file": "/etc/sysctl.d/90-conntrack.conf",
     "modprobe_file": "/etc/modprobe.d/conntrack.conf",
 }
-# Where each flavour keeps the per-namespace numbers, relative to the root.
-_NS_FILES = {
-    "nf_conntrack": ("net/stat/nf_conntrack", "proc/sys/net/netfilter/nf_conntrack_count"),
-    "ip_conntrack": ("net/stat/ip_conntrack", "proc/sys/net/ipv4/netfilter/ip_conntrack_count"),
-}
-
-
 def __virtual__():
     if __grains__.get("kernel") != "Linux":  # noqa: F821
         return False, "conntrack_remediate: connection tracking exists only on Linux"
@@ -111,11 +102,7 @@ def __virtual__():
 
 
 def _root():
-    return __opts__.get("conntrack.root", "/") or "/"  # noqa: F821
-
-
-def _path(rel):
-    return os.path.join(_root(), rel.lstrip("/"))
+    return paths.root_of(__opts__)  # noqa: F821
 
 
 def _option(name, value):
@@ -123,18 +110,6 @@ def _option(name, value):
         return value
     found = __salt__["config.get"](f"conntrack:remediate:{name}", None)  # noqa: F821
     return DEFAULTS[name] if found is None else found
-
-
-def _int(value, name, low, high):
-    if isinstance(value, bool):
-        raise SaltInvocationError(f"{name} must be an integer, got {value!r}")
-    try:
-        value = int(str(value).strip()) if isinstance(value, str) else value
-    except ValueError:
-        raise SaltInvocationError(f"{name} must be an integer, got {value!r}") from None
-    if not isinstance(value, int) or not low <= value <= high:
-        raise SaltInvocationError(f"{name} must be an integer from {low} to {high}, got {value!r}")
-    return value
 
 
 def _state_dir():
@@ -173,121 +148,32 @@ def _load_state():
     return {}
 
 
-def _atomic_write(path, text, mode=0o644):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    try:
-        st = os.stat(path)
-        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
-    except OSError:
-        owner = None
-    fd, tmp = tempfile.mkstemp(prefix=".conntrack-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        if owner is not None:
-            os.chown(tmp, *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _save_state(data):
-    _atomic_write(os.path.join(_state_dir(), "remediate.json"), json.dumps(data, sort_keys=True), 0o600)
+    directory = _state_dir()
+    writer.atomic_write(directory, os.path.join(directory, "remediate.json"), json.dumps(data, sort_keys=True), 0o600)
 
 
 # ---------------------------------------------------------------------------
 # Observing every namespace
 
 
-def _parse_drop(data):
-    """The ``drop`` counter of a stat file, summed over CPUs, found by header name."""
-    lines = data.split("\n")
-    header = lines[0].split()
-    if "drop" not in header:
-        return None
-    index = header.index("drop")
-    total = 0
-    for line in lines[1:]:
-        fields = line.split()
-        if len(fields) == len(header):
-            total += int(fields[index], 16)
-    return total
-
-
-def _read_text(path):
-    with open(path, encoding="ascii", errors="replace") as fh:
-        return fh.read()
-
-
-def _read_netns(path, flavour):
-    """Count and drop counter of the namespace at ``path``, read from a thread
-    that enters it (setns moves only the calling thread; it then exits)."""
-    stat_rel, count_rel = _NS_FILES[flavour]
-    result = {}
-
-    def worker():
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-            finally:
-                os.close(fd)
-            # /proc/net follows the thread group leader; thread-self follows us.
-            result["drop"] = _parse_drop(_read_text(_path(f"proc/thread-self/{stat_rel}")))
-            result["count"] = int(_read_text(_path(count_rel)).split()[0])
-        except (OSError, ValueError, IndexError) as err:
-            result["error"] = f"{type(err).__name__}: {err}"
-
-    thread = threading.Thread(target=worker, name="conntrack-netns", daemon=True)
-    thread.start()
-    thread.join(10)
-    if thread.is_alive():
-        return {"error": "timed out reading the namespace"}
-    return result
-
-
 def _observe():
+    """The host's status and every namespace's count and drops (core ``netns.survey``):
+    named ones, container runtimes' bind mounts and those only a process holds."""
     status = __salt__["conntrack.status"]()  # noqa: F821
-    flavour = status["flavour"]
     maximum = status["max"]
     host_key = "initial"
     with contextlib.suppress(OSError):
-        host_key = f"netns:{os.stat(_path('proc/self/ns/net')).st_ino}"
-    seen = [
-        {
-            "key": host_key,
-            "name": "(host)",
-            "count": status["count"],
-            "drop": status["stats"].get("drop"),
-        }
-    ]
-    netns_dir = _path("run/netns")
-    try:
-        names = sorted(os.listdir(netns_dir))
-    except OSError:
-        names = []
-    for name in names:
-        path = os.path.join(netns_dir, name)
-        try:
-            key = f"netns:{os.stat(path).st_ino}"
-        except OSError:
+        host_key = f"netns:{os.stat(paths.join(_root(), 'proc/self/ns/net')).st_ino}"
+    seen = [{"key": host_key, "name": "(host)", "count": status["count"], "drop": status["stats"].get("drop")}]
+    for row in netns.survey(_root(), status["flavour"], maximum):
+        key = f"netns:{row['inode']}"
+        if key == host_key:
             continue
-        if key == host_key or any(item["key"] == key for item in seen):
+        if row["error"] is not None:
+            log.debug("conntrack_remediate: cannot read netns %s: %s", netns.label(row), row["error"])
             continue
-        reading = _read_netns(path, flavour)
-        if "error" in reading:
-            log.debug("conntrack_remediate: cannot read netns %s: %s", name, reading["error"])
-            continue
-        seen.append({"key": key, "name": name, **reading})
+        seen.append({"key": key, "name": netns.label(row), "count": row["count"], "drop": row["drop"]})
     for item in seen:
         item["usage"] = round(100.0 * item["count"] / maximum, 2) if maximum else 0.0
     return status, seen
@@ -310,23 +196,46 @@ def _evidence(seen, baselines, threshold):
 # Persisting
 
 
-def _persist(flavour, new_max, new_buckets, sysctl_file, modprobe_file):
-    """Write the new values where ``conntrack.tuned`` keeps them, through the
-    same editor, never lowering what the files already hold."""
+def _persist(conf, flavour, new_max, new_buckets, test):
+    """Write (or with ``test`` plan) the new values where ``conntrack.tuned`` keeps
+    them, through the same editor, never lowering what the files already hold."""
     key = __salt__["conntrack.sysctl_names"]()["max"]  # noqa: F821
-    done = {"sysctl": __salt__["conntrack_files.persist_sysctl"]({key: new_max}, path=sysctl_file, lower=False)}  # noqa: F821
-    plan = __salt__["conntrack_fw.unload_plan"]() if "conntrack_fw.unload_plan" in __salt__ else {}  # noqa: F821
-    if new_buckets and plan.get("builtin"):
+    done = {
+        "sysctl": __salt__["conntrack_files.persist_sysctl"](  # noqa: F821
+            {key: new_max}, path=conf["sysctl_file"], lower=False, test=test
+        )
+    }
+    builtin, _ = kmod.builtin(_root(), __grains__.get("kernelrelease") or os.uname().release)  # noqa: F821
+    if new_buckets and builtin:
         # As conntrack.tuned does: options for a module that never loads would
         # never apply, so none are written.
-        done["modprobe"] = {
-            "skipped": f"{plan.get('module') or flavour} is built into this kernel: no modprobe options written"
-        }
+        done["modprobe"] = {"skipped": f"{builtin} is built into this kernel: no modprobe options written"}
     elif new_buckets:
         done["modprobe"] = __salt__["conntrack_files.module_options"](  # noqa: F821
-            flavour, {"hashsize": new_buckets}, path=modprobe_file, lower=False
+            flavour, {"hashsize": new_buckets}, path=conf["modprobe_file"], lower=False, test=test
         )
     return done
+
+
+def _arguments(**given):
+    """Every argument (or its configured value) checked, paths resolved, before anything is read."""
+    conf = {name: _option(name, value) for name, value in given.items()}
+    conf["threshold"] = float(numbers.number(conf["threshold"], "threshold", 1, 100))
+    conf["interval"] = numbers.integer(conf["interval"], "interval", 0, 10**9)
+    conf["hash_ratio"] = numbers.integer(conf["hash_ratio"], "hash_ratio", 1, 64)
+    for name in ("cap", "target"):
+        value = conf[name]
+        conf[name] = None if value in (None, "", "auto") else numbers.integer(value, name, 1, kernel.INT_MAX)
+    conf["persist"] = numbers.boolean(conf["persist"], "persist")
+    if conf["sysctl_file"] in (None, "default", DEFAULTS["sysctl_file"]):
+        # Where conntrack.tuned persists: one file, one truth.
+        conf["sysctl_file"] = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
+    if conf["persist"]:
+        # A path that is not one the editor may write, or that leads out of
+        # conntrack.root, refuses the call before the kernel is touched.
+        plans.target(_root(), conf["sysctl_file"], "sysctl")
+        plans.target(_root(), conf["modprobe_file"], "modprobe")
+    return conf
 
 
 # ---------------------------------------------------------------------------
@@ -394,50 +303,20 @@ def remediate(
         salt '*' conntrack_remediate.remediate
         salt 'web*' conntrack_remediate.remediate threshold=95 interval=1800
     """
-    threshold = float(_int(_option("threshold", threshold), "threshold", 1, 100))
-    interval = _int(_option("interval", interval), "interval", 0, 10**9)
-    hash_ratio = _int(_option("hash_ratio", hash_ratio), "hash_ratio", 1, 64)
-    cap = _option("cap", cap)
-    cap = None if cap in (None, "", "auto") else _int(cap, "cap", 1, 2**31 - 1)
-    target = _option("target", target)
-    target = None if target in (None, "", "auto") else _int(target, "target", 1, 2**31 - 1)
-    persist = _option("persist", persist)
-    persist = persist if isinstance(persist, bool) else str(persist).lower() in ("1", "true", "yes")
-    sysctl_file = _option("sysctl_file", sysctl_file)
-    if sysctl_file == "default":
-        sysctl_file = None
-    if sysctl_file is None or sysctl_file == DEFAULTS["sysctl_file"]:
-        # Where conntrack.tuned persists: one file, one truth.
-        sysctl_file = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
-    modprobe_file = _option("modprobe_file", modprobe_file)
-
+    conf = _arguments(
+        threshold=threshold, interval=interval, hash_ratio=hash_ratio, cap=cap, target=target,
+        persist=persist, sysctl_file=sysctl_file, modprobe_file=modprobe_file,
+    )  # fmt: skip
+    fire_event = numbers.boolean(fire_event, "fire_event")
     with _locked():
         state = _load_state()
         baselines = state.get("drops", {})
         status, seen = _observe()
         now = time.time()
-        ret = {
-            "remediated": False,
-            "refused": None,
-            "reason": "",
-            "evidence": [],
-            "old": {"max": status["max"], "buckets": status["buckets"]},
-            "new": {"max": status["max"], "buckets": status["buckets"]},
-            "persisted": {},
-            "namespaces": [
-                {k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen
-            ],
-            "time": now,
-        }
+        ret = _report(status, seen, now)
         drops = {item["key"]: item["drop"] for item in seen if item["drop"] is not None}
         evaluated = False
-        last = state.get("last_remediation")
-        if isinstance(last, bool) or not isinstance(last, (int, float)):
-            last = None
-        elif last > now:
-            # The wall clock went back: count the interval from now, once.
-            log.warning("conntrack_remediate: last remediation is %.0f s in the future; clamped", last - now)
-            last = state["last_remediation"] = now
+        last = _last_remediation(state, now)
         try:
             if not status.get("initial_netns"):
                 ret["refused"] = "not_initial_netns"
@@ -445,23 +324,23 @@ def remediate(
                     "this minion runs outside the initial network namespace, where the "
                     "global limit is read-only: remediate from the host"
                 )
-            elif last is not None and now - last < interval:
+            elif last is not None and now - last < conf["interval"]:
                 ret["refused"] = "rate_limited"
                 ret["reason"] = (
                     f"rate limited: last remediation {int(now - last)} s ago, at most one per "
-                    f"{interval} s (next allowed in {int(interval - (now - last)) + 1} s)"
+                    f"{conf['interval']} s (next allowed in {int(conf['interval'] - (now - last)) + 1} s)"
                 )
             else:
                 evaluated = True
-                ret["evidence"] = _evidence(seen, baselines, threshold)
+                ret["evidence"] = _evidence(seen, baselines, conf["threshold"])
                 if not ret["evidence"]:
                     ret["refused"] = "not_confirmed"
                     ret["reason"] = (
                         "not confirmed by this host's counters: no drop counter rose since the "
-                        f"last check and no namespace is at {threshold}% usage"
+                        f"last check and no namespace is at {conf['threshold']}% usage"
                     )
                 else:
-                    _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_file)
+                    _act(ret, status, conf)
                     if ret["remediated"]:
                         state["last_remediation"] = now
         finally:
@@ -480,10 +359,38 @@ def remediate(
     return ret
 
 
-def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_file):
-    rec = __salt__["conntrack.recommend"](hash_ratio=hash_ratio)  # noqa: F821
+def _report(status, seen, now):
+    return {
+        "remediated": False,
+        "refused": None,
+        "reason": "",
+        "evidence": [],
+        "old": {"max": status["max"], "buckets": status["buckets"]},
+        "new": {"max": status["max"], "buckets": status["buckets"]},
+        "persisted": {},
+        "namespaces": [{k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen],
+        "time": now,
+    }
+
+
+def _last_remediation(state, now):
+    """The recorded time of the last remediation, or None; one in the future is clamped to now."""
+    last = state.get("last_remediation")
+    if isinstance(last, bool) or not isinstance(last, (int, float)):
+        return None
+    if last > now:
+        # The wall clock went back: count the interval from now, once.
+        log.warning("conntrack_remediate: last remediation is %.0f s in the future; clamped", last - now)
+        last = state["last_remediation"] = now
+    return last
+
+
+def _sizes(ret, status, conf):
+    """``(new max, new buckets, recommendation)``, or None (refused at the ceiling)."""
+    rec = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])  # noqa: F821
+    cap = conf["cap"]
     ceiling = rec["max"] if cap is None else min(rec["max"], cap)
-    recommendation = rec["max"] if target is None else target
+    recommendation = rec["max"] if conf["target"] is None else conf["target"]
     current = status["max"]
     new_max = min(ceiling, max(2 * current, recommendation))
     ret["ceiling"] = ceiling
@@ -494,9 +401,26 @@ def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_fi
             f"({'cap' if cap is not None and cap < rec['max'] else 'RAM formula'}): "
             "not raised; find what fills the table (conntrack.summary)"
         )
-        return
+        return None
     buckets = status["buckets"] or 0
-    new_buckets = max(buckets, -(-new_max // hash_ratio))
+    return new_max, max(buckets, -(-new_max // conf["hash_ratio"])), recommendation
+
+
+def _act(ret, status, conf):
+    sizes = _sizes(ret, status, conf)
+    if sizes is None:
+        return
+    new_max, new_buckets, recommendation = sizes
+    current, buckets = status["max"], status["buckets"] or 0
+    if conf["persist"]:
+        try:
+            # Plan the files before the kernel changes: a file that cannot be
+            # written refuses the whole remediation, not its last step.
+            _persist(conf, status["flavour"], new_max, new_buckets, test=True)
+        except Exception as err:  # pylint: disable=broad-except
+            ret.update(errors=[f"not persisted: {_describe(err)}"], refused="apply_failed")
+            ret["reason"] = f"nothing changed: the new values could not be persisted: {_describe(err)}"
+            return
     errors = []
     if new_buckets > buckets:
         # Resize first: the bigger table should not land in the old, smaller hash.
@@ -519,13 +443,11 @@ def _act(ret, status, hash_ratio, cap, target, persist, sysctl_file, modprobe_fi
     ret["remediated"] = True
     ret["reason"] = (
         f"max raised from {current} to {ret['new']['max']} "
-        f"(min(ceiling {ceiling}, max(2 x {current}, {recommendation})))"
+        f"(min(ceiling {ret['ceiling']}, max(2 x {current}, {recommendation})))"
     )
-    if persist:
+    if conf["persist"]:
         try:
-            ret["persisted"] = _persist(
-                status["flavour"], ret["new"]["max"], ret["new"]["buckets"], sysctl_file, modprobe_file
-            )
+            ret["persisted"] = _persist(conf, status["flavour"], ret["new"]["max"], ret["new"]["buckets"], test=False)
         except Exception as err:  # pylint: disable=broad-except
             errors.append(f"not persisted: {_describe(err)}")
     if errors:

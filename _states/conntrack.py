@@ -28,6 +28,7 @@ counts and says so when conntrack is built in instead of pretending.
 import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+from saltext_conntrack_core import modprobe, numbers
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,9 @@ def _test():
     return bool(__opts__.get("test"))  # noqa: F821
 
 
-def _fail(ret, err, done=None):
+def _fail(ret, err):
     ret["result"] = False
     ret["comment"] = str(err)
-    if done:
-        ret["comment"] += f" (already changed before the failure: {', '.join(done)})"
     return ret
 
 
@@ -72,15 +71,6 @@ def _finish(ret, what, pending=None):
         parts.append(pending)
     ret["comment"] = ". ".join(parts)
     return ret
-
-
-def _file_changes(ret, res):
-    """Fold a conntrack_files result into the state's changes, one entry per file."""
-    if res["changes"]:
-        ret["changes"][res["path"]] = {
-            "old": {k: v["old"] for k, v in res["changes"].items()},
-            "new": {k: v["new"] for k, v in res["changes"].items()},
-        }
 
 
 def tuned(
@@ -145,97 +135,20 @@ def tuned(
                 udp: 30
     """
     ret = _ret(name)
-    test = _test()
     try:
-        plan = __salt__["conntrack_files.tuning_plan"](  # noqa: F821
-            max=max, buckets=buckets, timeouts=timeouts, persist=persist
-        )
-        if not isinstance(survive_reload, bool) or not isinstance(force, bool):
-            raise SaltInvocationError("survive_reload and force must be true or false")
+        res = __salt__["conntrack_files.tune"](  # noqa: F821
+            max=max, buckets=buckets, timeouts=timeouts, persist=persist,
+            survive_reload=survive_reload, force=force, test=_test(),
+        )  # fmt: skip
     except ERRORS as err:
         return _fail(ret, err)
-    done = []
-    pending = None
-    try:
-        if plan["loaded"]:
-            status = __salt__["conntrack.status"]()  # noqa: F821
-            current = {"max": status["max"], "buckets": status["hashsize"]}
-            setters = {"max": "conntrack.set_max", "buckets": "conntrack.set_buckets"}
-            # The setters make every check in test mode too (ceiling, read-only in a
-            # netns, below the count), so a refusal shows as a failure there as well;
-            # a change is recorded only from what the setter returns.
-            for key in ("max", "buckets"):
-                if plan[key] is not None and current[key] != plan[key]:
-                    res = __salt__[setters[key]](plan[key], force=force, test=test)  # noqa: F821
-                    if res["old"] != res["new"]:
-                        ret["changes"][key] = {"old": res["old"], "new": res["new"]}
-                        if not test:
-                            done.append(key)
-            now = __salt__["conntrack.timeouts"]() if plan["timeouts"] else {}  # noqa: F821
-            for short, seconds in sorted(plan["timeouts"].items()):
-                if short not in now:
-                    raise CommandExecutionError(f"this kernel has no {short} timeout while conntrack is loaded")
-                if now[short] != seconds:
-                    res = __salt__["conntrack.set_timeout"](short, seconds, test=test)  # noqa: F821
-                    if res["old"] != res["new"]:
-                        ret["changes"][f"timeout {short}"] = {"old": res["old"], "new": res["new"]}
-                        if not test:
-                            done.append(f"timeout {short}")
-        else:
-            wanted = {k: plan[k] for k in ("max", "buckets") if plan[k] is not None}
-            wanted.update({f"timeout {k}": v for k, v in plan["timeouts"].items()})
-            if wanted:
-                pending = (
-                    f"conntrack is not loaded, so {', '.join(sorted(wanted))} "
-                    "are persisted and pending: they apply when the module loads"
-                )
-        if plan["sysctl"]:
-            res = __salt__["conntrack_files.persist_sysctl"](  # noqa: F821
-                plan["sysctl"], path=plan["persist"], test=test
-            )
-            _file_changes(ret, res)
-        if survive_reload:
-            module = plan["flavour"]
-            fw = __salt__["conntrack_fw.unload_plan"]()  # noqa: F821
-            if fw["builtin"]:
-                # A built-in module never loads: modprobe options and a udev rule
-                # on module load would never apply, so none are written.
-                skipped = (
-                    f"{fw['module']} is built into this kernel, so no modprobe.d options or "
-                    "udev rule were written (they apply only when a module loads); the sysctl "
-                    "file applies at boot"
-                )
-                pending = f"{pending}. {skipped}" if pending else skipped
-            else:
-                if plan["buckets"] is not None:
-                    res = __salt__["conntrack_files.module_options"](  # noqa: F821
-                        module, {"hashsize": plan["buckets"]}, test=test
-                    )
-                    _file_changes(ret, res)
-                if plan["sysctl"] and __salt__["conntrack_files.udev_running"]():  # noqa: F821
-                    _file_changes(ret, __salt__["conntrack_files.udev_rule"](module, test=test))  # noqa: F821
-            for path, key in (
-                ("/etc/sysconfig/iptables-config", "IPTABLES_SYSCTL_LOAD_LIST"),
-                ("/etc/sysconfig/ip6tables-config", "IP6TABLES_SYSCTL_LOAD_LIST"),
-            ):
-                if plan["sysctl"] and path in plan["rhel_configs"]:
-                    res = __salt__["conntrack_files.iptables_config"](  # noqa: F821
-                        {}, path=path, add_tokens={key: f".{module}"}, test=test
-                    )
-                    _file_changes(ret, res)
-        overrides = (
-            __salt__["conntrack_files.sysctl_overrides"](plan["sysctl"], path=plan["persist"])  # noqa: F821
-            if plan["sysctl"]
-            else []
-        )
-    except ERRORS as err:
-        return _fail(ret, err, done)
-    _finish(ret, "conntrack tuning", pending)
-    if overrides:
-        where = "; ".join(f"{o['file']} sets {o['key']} = {o['value']}" for o in overrides)
+    ret["changes"] = res["changes"]
+    _finish(ret, "conntrack tuning", res["pending"])
+    if res["overrides"]:
+        where = "; ".join(f"{o['file']} sets {o['key']} = {o['value']}" for o in res["overrides"])
         ret["result"] = False
         ret["comment"] += (
-            f". At boot, files applied after {plan['persist']} override it (the last file wins): "
+            f". At boot, files applied after {res['persist']} override it (the last file wins): "
             f"{where}. Remove those lines or make them agree"
         )
     return ret
@@ -292,7 +205,7 @@ def _blacklist(name, names, hard, path, present):
     return ret
 
 
-def blacklisted(name, names=None, hard=False, path="/etc/modprobe.d/conntrack-blacklist.conf"):
+def blacklisted(name, names=None, hard=False, path=modprobe.BLACKLIST_FILE):
     """
     Blacklist kernel modules in a modprobe.d file.
 
@@ -310,7 +223,7 @@ def blacklisted(name, names=None, hard=False, path="/etc/modprobe.d/conntrack-bl
     return _blacklist(name, names, hard, path, True)
 
 
-def not_blacklisted(name, names=None, path="/etc/modprobe.d/conntrack-blacklist.conf"):
+def not_blacklisted(name, names=None, path=modprobe.BLACKLIST_FILE):
     """
     Remove ``blacklist NAME`` and ``install NAME /bin/false`` lines from a
     modprobe.d file. Fails (after cleaning its own file) when another file in
@@ -345,8 +258,7 @@ def unloaded(name, force=False):
     ret = _ret(name)
     plan = {}
     try:
-        if not isinstance(force, bool):
-            raise SaltInvocationError(f"force must be true or false, got {force!r}")
+        numbers.boolean(force, "force")
         plan = __salt__["conntrack_fw.unload_plan"]()  # noqa: F821
         if plan["builtin"]:
             return _fail(ret, plan["reason"])
@@ -398,7 +310,7 @@ def stateless(name="/etc/sysconfig/iptables", mode="comment", force=False):
     """
     ret = _ret(name)
     try:
-        res = __salt__["conntrack_files.stateless"](name, mode=mode, force=force, test=_test())  # noqa: F821
+        res = __salt__["conntrack_fw.stateless"](name, mode=mode, force=force, test=_test())  # noqa: F821
     except ERRORS as err:
         return _fail(ret, err)
     ret["changes"] = res["changes"]
@@ -442,54 +354,12 @@ def notrack(name, flows, backend=None, persist=None):
             - persist: true
     """
     ret = _ret(name)
-    test = _test()
     try:
-        if backend not in (None, "nft", "iptables"):
-            raise SaltInvocationError(f"backend must be nft or iptables, got {backend!r}")
-        # Validate everything before the live change.
-        __salt__["conntrack_files.notrack_rules"](flows, backend or "nft")  # noqa: F821
-        if persist not in (None, False, True) and not isinstance(persist, str):
-            raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}")
-        chosen = backend or __salt__["conntrack_fw.backend"]()  # noqa: F821
-        if isinstance(persist, str):
-            __salt__["conntrack_files.notrack_persist"](flows, chosen, path=persist, test=True)  # noqa: F821
-        res = __salt__["conntrack_fw.notrack"](flows, backend=chosen, test=test)  # noqa: F821
-        ret["changes"].update(res["changes"])
-        boot = None
-        if persist:
-            saved = __salt__["conntrack_files.notrack_persist"](  # noqa: F821
-                flows, chosen, path=None if persist is True else persist, test=test
-            )
-            ret["changes"].update(saved["changes"])
-            boot = _notrack_boot(ret, chosen, saved["path"], test)
+        res = __salt__["conntrack_fw.notrack"](flows, backend=backend, persist=persist, test=_test())  # noqa: F821
     except ERRORS as err:
         return _fail(ret, err)
-    _finish(ret, f"notrack ({chosen})")
-    if boot:
-        ret["comment"] += f". {boot}"
+    ret["changes"] = res["changes"]
+    _finish(ret, f"notrack ({res['backend']})")
+    if res["boot"]:
+        ret["comment"] += f". {res['boot']}"
     return ret
-
-
-def _notrack_boot(ret, chosen, path, test):
-    """Make boot load the persisted notrack file where a service can; say what boot loads."""
-    if chosen == "nft" and path.endswith(".nft"):
-        res = __salt__["conntrack_files.nft_include"](include=path, test=test)  # noqa: F821
-        for conf, change in res["changes"].items():
-            ret["changes"][conf] = change
-        if res["configs"]:
-            return (
-                f"At boot the nftables service loads {path} through the include at the end of "
-                f"{' and '.join(res['configs'])}"
-            )
-        return (
-            f"At boot nothing loads {path}: there is no /etc/nftables.conf or "
-            f"/etc/sysconfig/nftables.conf; add 'include \"{path}\"' to the config your firewall loads"
-        )
-    if chosen == "nft":
-        return f"At boot nothing loads {path} (not an .nft file the nftables config can include)"
-    return (
-        f"At boot nothing loads {path}: netfilter-persistent loads /etc/iptables/rules.v4/v6 and "
-        f"the iptables service /etc/sysconfig/iptables, not this file. Load it after the firewall "
-        f"with 'iptables-restore --noflush < {path}' and 'ip6tables-restore --noflush < {path}' "
-        "(e.g. a systemd oneshot unit)"
-    )

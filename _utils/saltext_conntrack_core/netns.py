@@ -165,6 +165,31 @@ def counters(root, ns, flavour):
         return None, f"ValueError: {err}"
 
 
+def label(row):
+    """A short name for a namespace row: its bind mount's name, its container or its process."""
+    if row["names"]:
+        return os.path.basename(row["names"][0])
+    owner = row.get("owner") or {}
+    if owner.get("container"):
+        return f"{owner['runtime']}:{owner['container'][:12]}"
+    if owner.get("pid") is not None:
+        return f"pid {owner['pid']} ({owner.get('process') or '?'})"
+    return f"inode {row['inode']}"
+
+
+def describe(root, inodes):
+    """``{inode: {"name", "owner"}}`` for the namespaces among ``inodes`` that exist (no counters read)."""
+    wanted = {ino for ino in inodes if ino is not None}
+    if not wanted:
+        return {}
+    found = {}
+    for inode, ns in discover(root).items():
+        if inode in wanted:
+            row = {**ns, "owner": owner_of(root, ns["pid"]) if ns["pid"] is not None else None}
+            found[inode] = {"name": label(row), "owner": row["owner"]}
+    return found
+
+
 def survey(root, flavour, maximum):
     """Every namespace with its count, usage of ``maximum``, drops and owner; worst usage first."""
     rows = []

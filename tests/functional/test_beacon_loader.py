@@ -6,11 +6,16 @@ reading the fixture root; the last test runs Salt's ``Beacon.process``, which
 adds the tags the master sees.
 """
 
+import importlib
 import os
+import sys
 
 import pytest
 
+from tests.conftest import REPO
+from tests.support.beacons import SyncRouteCore
 from tests.support.fixtures import build_root
+from tests.support.loaderfile import load
 
 FULL = "2026-11-25T11:00:{sec:02d}.000000+00:00 vm kernel: nf_conntrack: nf_conntrack: table full in netns {ns}, dropping packet\n"
 
@@ -45,7 +50,7 @@ def test_table_full_through_the_loader(make_beacons, host):
     assert event["source"] == f"{host}/var/log/kern.log"
     assert (event["matched"], event["suppressed"], event["total"]) == (4, 55, 59)
     assert sorted(event["netns"], key=lambda n: n["inode"]) == sorted(
-        [{"inode": 4026530001, "name": None, "matched": 1}, {"inode": blue, "name": "blue", "matched": 3}],
+        [{"inode": 4026530001, "name": None, "owner": None, "matched": 1}, {"inode": blue, "name": "blue", "owner": None, "matched": 3}],
         key=lambda n: n["inode"],
     )
     assert (event["first"], event["last"]) == ("2026-11-25T11:00:01+00:00", "2026-11-25T11:00:09+00:00")
@@ -82,7 +87,7 @@ def test_legacy_host_and_messages_file(make_beacons, tmp_path):
         fh.write("Mar  3 04:12:06 web1 kernel: printk: 443 messages suppressed.\n")
     (event,) = beacons["conntrack.beacon"](config)
     assert (event["tag"], event["matched"], event["suppressed"], event["source"]) == ("table_full", 2, 443, messages)
-    assert event["netns"] == [{"inode": None, "name": None, "matched": 2}]
+    assert event["netns"] == [{"inode": None, "name": None, "owner": None, "matched": 2}]
     assert event["status"] == {"count": 65536, "max": 65536, "usage": 100.0, "drop": 3}
 
 
@@ -95,7 +100,7 @@ def test_restart_keeps_the_cursor_in_the_cachedir(make_beacons, host):
     loaders.restart()
     append(host, FULL.format(sec=2, ns=2) * 2)  # while the minion is down
     (event,) = loaders.beacons["conntrack.beacon"](config)
-    assert event["netns"] == [{"inode": 2, "name": None, "matched": 2}]
+    assert event["netns"] == [{"inode": 2, "name": None, "owner": None, "matched": 2}]
     assert os.path.exists(os.path.join(loaders.opts["cachedir"], "conntrack", "beacon-conntrack.json"))
 
 
@@ -121,3 +126,30 @@ def test_salt_beacon_processing_adds_the_tags(make_beacons, host):
     assert fired["data"]["matched"] == 1 and fired["data"]["id"] == "web1"
     broken = {"conntrack": [{"source": "auto"}, {"min_interval": "soon"}]}
     assert beacon.process(broken, loaders.grains) == []  # refused by validate, logged, not run
+
+
+def test_sync_route_core_comes_through_the_execution_module(make_beacons, host, monkeypatch):
+    """saltutil.sync_all: the core is not importable when the beacon loads, but the
+    execution module's loader imports it, and __virtual__ takes it from sys.modules."""
+    SyncRouteCore(REPO / "_utils").install(monkeypatch)
+    with pytest.raises(ImportError):
+        importlib.import_module("saltext_conntrack_core")  # what the beacon's top-level import meets
+    beacons = make_beacons(host).beacons
+    config = [{"source": "auto"}, {"min_interval": 0}]
+    assert beacons["conntrack.beacon"](config) == []
+    append(host, FULL.format(sec=1, ns=7))
+    (event,) = beacons["conntrack.beacon"](config)
+    assert (event["tag"], event["matched"]) == ("table_full", 1)
+    core = sys.modules["saltext_conntrack_core"]
+    assert os.path.realpath(core.__file__) == os.path.realpath(REPO / "_utils/saltext_conntrack_core/__init__.py")
+    assert str(REPO / "_utils") not in sys.path  # the loader put it there only while loading
+
+
+def test_sync_route_without_the_execution_module_says_why(monkeypatch, tmp_path):
+    SyncRouteCore(REPO / "_utils").install(monkeypatch)
+    beacon = load("_beacons/conntrack.py", name="sync_route_beacon")
+    assert beacon.incident is None
+    beacon.__salt__ = {}
+    beacon.__opts__ = {"cachedir": str(tmp_path)}
+    ok, why = beacon.__virtual__()
+    assert ok is False and "saltext_conntrack_core cannot be imported" in why and "saltutil.sync_all" in why

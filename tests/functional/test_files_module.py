@@ -55,7 +55,8 @@ def test_persist_sysctl_lower_false_keeps_a_bigger_value(make_loaders, tmp_path)
 )
 def test_each_function_writes_only_its_own_files(make_loaders, tmp_path, call, path):
     root = build_root(tmp_path)
-    files = make_loaders(root).modules.conntrack_files
+    modules = make_loaders(root).modules
+    files = modules.conntrack_fw if call in ("stateless", "notrack_persist") else modules.conntrack_files
     args = {
         "persist_sysctl": ({"net.netfilter.nf_conntrack_max": 4096},),
         "module_options": ("nf_conntrack", {"hashsize": 4096}),
@@ -75,8 +76,9 @@ def test_allowed_paths_accepted(make_loaders, tmp_path):
     files = make_loaders(root).modules.conntrack_files
     assert files.persist_sysctl({"net.netfilter.nf_conntrack_max": 4096}, path="/etc/sysctl.conf")["written"]
     assert files.module_options("nf_conntrack", {"hashsize": 4096}, path="/etc/modprobe.conf")["written"]
-    assert files.notrack_persist([{"proto": "udp", "port": 53}], backend="iptables",
-                                 path="/etc/iptables/notrack.rules")["written"]  # fmt: skip
+    fw = make_loaders(root).modules.conntrack_fw
+    assert fw.notrack_persist([{"proto": "udp", "port": 53}], backend="iptables",
+                              path="/etc/iptables/notrack.rules")["written"]  # fmt: skip
 
 
 def test_symlinked_file_written_through_and_kept_a_symlink(make_loaders, tmp_path):

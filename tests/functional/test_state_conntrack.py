@@ -4,7 +4,7 @@ import os
 import stat
 
 import pytest
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.hosts import MODULES_IN_USE, SAVED_RULES, fake_bin, host_root, modular_kernel, tree_snapshot
 
@@ -100,12 +100,22 @@ def test_tuned_test_mode_sees_a_wrong_file_value(host):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ({"max": -5}, "max must be between"),
-        ({"max": "lots"}, "max must be an integer"),
-        ({"max": 1.5}, "max must be an integer"),
+        ({"max": -5}, "max must be a whole number from 1"),
+        ({"max": "lots"}, "max must be a whole number"),
+        ({"max": 1.5}, "max must be a whole number"),
+        ({"max": "1_000"}, "max must be a whole number"),
+        ({"max": "\uff11\uff10\uff10\uff10"}, "max must be a whole number"),
+        ({"max": True}, "max must be a whole number"),
         ({"timeouts": {"tcp_forever": 10}}, "unknown conntrack timeout"),
-        ({"timeouts": {"udp": 0}}, "between 1"),
+        ({"timeouts": {"udp": 0}}, "from 1 to"),
+        ({"timeouts": {"udp": float("nan")}}, "whole number"),
+        ({"timeouts": "udp=30"}, "timeouts must be a mapping"),
         ({"max": 1000, "persist": "/etc/../root/x"}, "'..'"),
+        ({"max": 1000, "persist": "/etc/passwd"}, "file must be"),
+        ({"max": 1000, "persist": "/etc/sysctl.d/x\x00.conf"}, "NUL"),
+        ({"max": 1000, "persist": 5}, "persist must be a string"),
+        ({"max": 1000, "survive_reload": "false"}, "survive_reload must be true or false"),
+        ({"max": 1000, "force": "yes"}, "force must be true or false"),
     ],
 )
 def test_tuned_bad_input_touches_nothing(host, args, message):
@@ -563,7 +573,7 @@ def test_nft_include_moves_an_include_flushed_by_the_ruleset(tmp_path, make_load
     conf = os.path.join(root, "etc/nftables.conf")
     with open(conf, "w", encoding="utf-8") as fh:
         fh.write(INCLUDE + DEBIAN_NFTABLES_CONF + INCLUDE + "# end\n" + INCLUDE.replace(".nft", "-x.nft"))
-    files = make_loaders(root).modules.conntrack_files
+    files = make_loaders(root).modules.conntrack_fw
     res = files.nft_include(test=True)
     assert res["changes"] == {"/etc/nftables.conf": {"old": "not last", "new": INCLUDE.strip()}}
     assert res["written"] == []
@@ -641,3 +651,166 @@ def test_tuned_reports_later_sysctl_files_that_win_at_boot(tmp_path, make_loader
             fh.write("vm.swappiness = 10\n")
         again = states.conntrack.tuned(name="size", max=131072, survive_reload=False)
         assert again.result is True and again.changes == {}, again.comment
+
+
+# ---------------------------------------------------------------------------
+# Plan, then apply: every input and every path is checked before the first
+# change, in test mode too. Each case below changed something (or read through
+# a link out of the root, or reported success in test mode) before the fix.
+
+
+def _link_out(root, tmp_path, rel, text="# not ours\n"):
+    """``rel`` under ``root`` as a symlink to a file outside it; returns the outside file."""
+    outside = tmp_path / f"outside-{os.path.basename(rel)}"
+    outside.write_text(text)
+    link = os.path.join(str(root), rel)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(str(outside), link)
+    return outside
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_tuned_persist_link_out_of_root_changes_nothing(tmp_path, make_loaders, test):
+    root = host_root(tmp_path / "root", maximum=65536, mem_kb=16 * 1024 * 1024)
+    outside = _link_out(root, tmp_path, "etc/sysctl.d/90-conntrack.conf")
+    before = tree_snapshot(root)
+    ret = make_loaders(root).states.conntrack.tuned(name="size", max=131072, timeouts={"udp": 45}, test=test)
+    assert ret.result is False and "outside" in ret.comment, ret.comment
+    assert ret.changes == {}
+    assert knob(root, "max") == 65536 and knob(root, "udp_timeout") != 45
+    assert outside.read_text() == "# not ours\n"
+    assert tree_snapshot(root) == before
+
+
+@pytest.mark.parametrize("rel", ["etc/nftables.d/conntrack-notrack.nft", "etc/nftables.conf"])
+@pytest.mark.parametrize("test", [True, False])
+def test_notrack_persist_link_out_of_root_loads_nothing(nft_host, tmp_path, rel, test):
+    """The notrack file, or the nftables config that would include it, leads out of the root:
+    refused before the live rules change."""
+    root, states = nft_host
+    outside = _link_out(root, tmp_path, rel, DEBIAN_NFTABLES_CONF)
+    ret = states.conntrack.notrack(
+        name="dns", flows=[{"proto": "udp", "port": 53}], backend="nft", persist=True, test=test
+    )
+    assert ret.result is False and "outside" in ret.comment, ret.comment
+    assert not os.path.exists(os.path.join(root, ".nft-state")), "the live rules were loaded"
+    assert outside.read_text() == DEBIAN_NFTABLES_CONF
+
+
+def test_stateless_test_mode_never_reads_through_a_link_out_of_root(tmp_path, make_loaders):
+    root = host_root(tmp_path / "r")
+    secret = SAVED_RULES.replace("--dport 22", "--dport 2222")
+    outside = _link_out(root, tmp_path, "etc/sysconfig/iptables", secret)
+    ret = make_loaders(root).states.conntrack.stateless(name="/etc/sysconfig/iptables", force=True, test=True)
+    assert ret.result is False and "outside" in ret.comment, ret.comment
+    assert ret.changes == {} and "2222" not in ret.comment
+    assert outside.read_text() == secret
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"IPTABLES_MODULES": " ".join(["nf_nat_ftp"] * 100000)},  # 1 MB of module names
+        {"IPTABLES_MODULES": ["nf_nat_ftp"] * 100000},
+        {"IPTABLES_SYSCTL_LOAD_LIST": "." + "a" * 2000},
+        {"IPTABLES_MODULES": "nf_nat\x00"},
+    ],
+)
+def test_iptables_config_values_are_bounded(host, settings):
+    root, loaders = host
+    before = tree_snapshot(root)
+    for test in (True, False):
+        ret = loaders.states.conntrack.iptables_config(name="/etc/sysconfig/iptables-config", settings=settings, test=test)
+        assert ret.result is False and ret.changes == {}, ret.comment[:200]
+        assert len(ret.comment) < 1000
+    assert tree_snapshot(root) == before
+
+
+WRITERS = {
+    "persist_sysctl": ("conntrack_files", ({"net.netfilter.nf_conntrack_max": 4096},), "/etc/sysctl.d/90-conntrack.conf"),
+    "module_options": ("conntrack_files", ("nf_conntrack", {"hashsize": 4096}), "/etc/modprobe.d/conntrack.conf"),
+    "blacklist": ("conntrack_files", ("nf_conntrack",), "/etc/modprobe.d/conntrack-blacklist.conf"),
+    "udev_rule": ("conntrack_files", (), "/etc/udev/rules.d/90-conntrack-sysctl.rules"),
+    "iptables_config": ("conntrack_files", ({"IPTABLES_MODULES_UNLOAD": "no"},), "/etc/sysconfig/iptables-config"),
+    "stateless": ("conntrack_fw", (), "/etc/sysconfig/iptables"),
+    "notrack_persist": ("conntrack_fw", ([{"proto": "udp", "port": 53}],), "/etc/nftables.d/conntrack-notrack.nft"),
+    "nft_include": ("conntrack_fw", (), "/etc/nftables.conf"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(WRITERS))
+@pytest.mark.parametrize("test", [True, False])
+def test_every_writer_refuses_a_link_out_of_root_in_its_plan(tmp_path, make_loaders, call, test):
+    module, args, path = WRITERS[call]
+    root = host_root(tmp_path / "r")
+    outside = _link_out(root, tmp_path, path.lstrip("/"), SAVED_RULES)
+    func = getattr(getattr(make_loaders(root).modules, module), call)
+    with pytest.raises(CommandExecutionError, match="outside"):
+        func(*args, path=path, test=test)
+    assert outside.read_text() == SAVED_RULES
+    assert os.path.islink(os.path.join(root, path.lstrip("/")))
+
+
+BOOLS = {
+    "persist_sysctl": ("conntrack_files", ({"net.netfilter.nf_conntrack_max": 4096},), ("lower", "test")),
+    "module_options": ("conntrack_files", ("nf_conntrack", {"hashsize": 4096}), ("lower", "test")),
+    "blacklist": ("conntrack_files", ("nf_conntrack",), ("hard", "present", "test")),
+    "udev_rule": ("conntrack_files", (), ("present", "test")),
+    "iptables_config": ("conntrack_files", ({"IPTABLES_MODULES_UNLOAD": "no"},), ("test",)),
+    "stateless": ("conntrack_fw", (), ("force", "test")),
+    "notrack_persist": ("conntrack_fw", ([{"proto": "udp", "port": 53}],), ("test",)),
+    "nft_include": ("conntrack_fw", (), ("test",)),
+    "unload": ("conntrack_fw", (), ("force", "test")),
+    "tune": ("conntrack_files", (), ("survive_reload", "force", "test")),
+}
+
+
+@pytest.mark.parametrize("call, flag", [(c, f) for c in sorted(BOOLS) for f in BOOLS[c][2]])
+@pytest.mark.parametrize("value", ["ture", "false", 1, None])
+def test_every_switch_takes_only_a_real_bool(tmp_path, make_loaders, call, flag, value):
+    """'false' is truthy and 'ture' is a typo: neither may be guessed, and nothing is written."""
+    module, args, _ = BOOLS[call]
+    root = host_root(tmp_path / "r", udev=True, rhel=True)
+    saved(root)
+    with open(os.path.join(root, "etc/nftables.conf"), "w", encoding="utf-8") as fh:
+        fh.write(DEBIAN_NFTABLES_CONF)
+    before = tree_snapshot(root)
+    func = getattr(getattr(make_loaders(root).modules, module), call)
+    with pytest.raises(SaltInvocationError, match=f"{flag} must be true or false"):
+        func(*args, **{flag: value})
+    assert tree_snapshot(root) == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"names": [f"m{i}" for i in range(1000)]}, "at most 64"),
+        ({"names": "nf_conntrack", "path": "/etc/modprobe.d/" + "x" * 300 + ".conf"}, "file must be"),
+    ],
+)
+def test_blacklist_bounds(host, kwargs, message):
+    root, loaders = host
+    before = tree_snapshot(root)
+    ret = loaders.states.conntrack.blacklisted(name="bl", **kwargs)
+    assert ret.result is False and message in ret.comment
+    assert tree_snapshot(root) == before
+
+
+@pytest.fixture
+def nft_host(tmp_path, make_loaders, monkeypatch):
+    """A fixture host with the fake nft first on PATH: ``(root, states)``."""
+    root = host_root(tmp_path / "r")
+    monkeypatch.setenv("PATH", f"{fake_bin(tmp_path, root)[0]}:{os.environ['PATH']}")
+    return root, make_loaders(root).states
+
+
+def test_notrack_bad_persist_refused_before_live_rules(nft_host):
+    root, states = nft_host
+    flows = [{"proto": "udp", "port": 53}]
+    for persist, message in (("/etc/cron.d/x", "file must be"), (["x"], "persist must be"),
+                             ("/etc/nftables.d/a\x00.nft", "NUL")):  # fmt: skip
+        ret = states.conntrack.notrack(name="dns", flows=flows, backend="nft", persist=persist)
+        assert ret.result is False and message in ret.comment, ret.comment
+        assert not os.path.exists(os.path.join(root, ".nft-state"))
+    ret = states.conntrack.notrack(name="dns", flows=[{"proto": "udp", "ports": list(range(1, 1000))}], backend="nft")
+    assert ret.result is False and "at most 256 ports" in ret.comment

@@ -7,6 +7,8 @@ import sys
 import time
 
 from saltext_conntrack_core import netns as nscore
+from tests.support.hostroot import build_host_root
+from tests.support.kernel import PROC_NF, read_int, write_int
 
 # Inside a fresh namespace: loopback up, tracking on, N UDP flows, then wait to be killed.
 _INSIDE = """
@@ -19,7 +21,17 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for port in range(20000, 20000 + int(sys.argv[1])):
     s.sendto(b"x", ("127.0.0.1", port))
 print("ready", flush=True)
-time.sleep(120)
+port = 30000
+for line in sys.stdin:  # "N": try N new flows, answer how many the kernel accepted
+    accepted = 0
+    for _ in range(int(line)):
+        port += 1
+        try:
+            s.sendto(b"x", ("127.0.0.1", port))
+            accepted += 1
+        except PermissionError:
+            pass
+    print(accepted, flush=True)
 """
 
 
@@ -27,6 +39,7 @@ time.sleep(120)
 def unshared(flows):
     proc = subprocess.Popen(
         ["unshare", "--net", sys.executable, "-c", _INSIDE, str(flows)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -60,3 +73,39 @@ def test_bind_mounted_namespace_read_through_setns(netns):
     row = rows[netns.inode]
     assert row["names"] == [netns.path] and row["owner"] is None
     assert row["count"] == 11 and row["error"] is None
+
+
+def _send(proc, flows):
+    proc.stdin.write(f"{flows}\n")
+    proc.stdin.flush()
+    return int(proc.stdout.readline())
+
+
+def test_full_unshared_namespace_named_by_the_beacon_and_confirms_remediation(
+    make_beacons, make_loaders, global_knobs, tmp_path
+):
+    """A namespace only a process holds fills up: the beacon names its process, and the
+    remediation (which looks at every namespace, not only /run/netns) is confirmed by it."""
+    beacons = make_beacons("/").beacons
+    config = [{"source": "kmsg"}, {"min_interval": 0}, {"persist": False}]
+    with unshared(20) as proc:
+        inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        beacons["conntrack.beacon"](config)  # first run: the kmsg cursor starts at its end
+        write_int(f"{PROC_NF}/nf_conntrack_max", 20)
+        full, deadline = [], time.monotonic() + 20
+        while not full and time.monotonic() < deadline:
+            assert _send(proc, 3) == 0  # the table is full: every new flow is refused
+            full = [e for e in beacons["conntrack.beacon"](config) if e["tag"] == "table_full"]
+            time.sleep(0.5)
+        assert full, "no table_full event within 20 s"
+        ours = [n for n in full[0]["netns"] if n["inode"] == inode]
+        assert ours and ours[0]["owner"]["pid"] == proc.pid, full[0]["netns"]
+        assert ours[0]["name"] == f"pid {proc.pid} (python3)" or ours[0]["name"].startswith(f"pid {proc.pid} ")
+
+        root = build_host_root(tmp_path / "root")
+        rmod = make_loaders(root, cachedir=str(tmp_path / "cache")).modules
+        ret = rmod.conntrack_remediate.remediate(cap=65536, fire_event=False)
+        assert ret["remediated"] is True, ret
+        assert any(f"pid {proc.pid}" in ev and "usage 100.0%" in ev for ev in ret["evidence"]), ret
+        assert read_int(f"{PROC_NF}/nf_conntrack_max") == 65536
+        assert _send(proc, 5) == 5  # tracked again

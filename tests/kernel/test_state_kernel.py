@@ -52,7 +52,7 @@ def test_notrack_in_namespace_exempts_only_its_flows(netns, real_root, make_load
         again = loaders.states.conntrack.notrack(name="dns", flows=flows, persist=True)
         assert again.result is True and again.changes == {}
         bad = loaders.states.conntrack.notrack(name="dns", flows=[{"proto": "udp", "port": 70000}])
-        assert bad.result is False and "between 1 and 65535" in bad.comment
+        assert bad.result is False and "from 1 to 65535" in bad.comment
     # the bad call left the live rules alone
     assert "udp dport 20000 notrack" in netns.run("nft", "list", "table", "inet", "conntrack_notrack").stdout
 
@@ -114,3 +114,17 @@ def test_unloaded_on_builtin_kernel_fails_and_says_so(real_root, make_loaders):
     assert ret.result is False
     assert "built in" in ret.comment and ret.changes == {}
     assert os.path.exists(f"{PROC_NF}/nf_conntrack_max")
+
+
+def test_dependents_found_with_a_path_without_sbin(netns, real_root, make_loaders, monkeypatch):
+    """A minion started without sbin on PATH must still see the rules that need
+    conntrack: iptables-save and nft live in sbin."""
+    netns.run("iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    loaders = make_loaders(real_root)
+    with netns.entered():
+        found = loaders.modules.conntrack.dependents()
+    live = {(d["source"], d["why"]) for d in found}
+    assert ("iptables-save", "conntrack match (-m conntrack)") in live, found
+    # the namespace's own nft table (ct state new) is found too
+    assert ("nft list ruleset", "nft ct expression") in live, found

@@ -5,6 +5,10 @@ opts, execution modules and ``__context__`` the minion would give it, so a
 beacon under test reaches ``__salt__["conntrack.status"]`` for real.
 """
 
+import importlib.machinery
+import os
+import sys
+
 from saltfactories.utils.functional import Loaders
 
 
@@ -26,13 +30,21 @@ class BeaconLoaders(Loaders):
             self._beacons = None
         super().reload_all()
 
-    def restart(self):
-        """What a minion restart does to a beacon: its __context__ is gone, the cachedir stays."""
+    def restart(self, loader=False):
+        """What a minion killed (SIGKILL) does to a beacon: its __context__ is gone, the cachedir stays.
+
+        Nothing is saved (close() is not called); with ``loader`` the beacons
+        loader and its module are dropped too, as a new process would load them.
+        """
         for state in self.context.values():
             source = getattr(state, "source", None)
             if source is not None:
                 source.close()
         self.context.clear()
+        if loader and self._beacons is not None:
+            self._beacons.clean_modules()
+            self._beacons.clear()
+            self._beacons = None
 
 
 class Clock:
@@ -47,3 +59,33 @@ class Clock:
     def tick(self, seconds):
         self.now += seconds
         return self.now
+
+
+class SyncRouteCore:
+    """The core as ``saltutil.sync_all`` leaves it: importable only while ``utils`` is on sys.path.
+
+    The tests' own sys.path entry for ``_utils`` is removed, the core's modules
+    leave sys.modules, and a finder ahead of every other (a pip-installed copy
+    included) refuses ``saltext_conntrack_core`` unless the utils directory is
+    on sys.path at that moment, which is what Salt's execution-module loader
+    does while it loads a file, and the beacons loader never does.
+    """
+
+    NAME = "saltext_conntrack_core"
+
+    def __init__(self, utils_dir):
+        self.utils = os.path.realpath(utils_dir)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.NAME:
+            return None
+        if self.utils not in {os.path.realpath(p) for p in sys.path if isinstance(p, str)}:
+            raise ImportError(f"{fullname} is not on sys.path (the beacons loader adds no utils dirs)")
+        return importlib.machinery.PathFinder.find_spec(fullname, [self.utils])
+
+    def install(self, monkeypatch):
+        for name in [n for n in sys.modules if n == self.NAME or n.startswith(self.NAME + ".")]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.realpath(p) != self.utils])
+        monkeypatch.setattr(sys, "meta_path", [self, *sys.meta_path])
+        return self

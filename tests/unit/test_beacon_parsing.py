@@ -4,12 +4,16 @@ The beacon file is loaded on its own with the dunders the loader would give
 it; ``conntrack.status`` is a stand-in whose numbers the test sets.
 """
 
+import bz2
 import datetime
 import errno
+import gzip
 import json
+import lzma
 import os
 import shutil
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -24,6 +28,9 @@ from tests.support.beacon_lines import (
     SUPPRESSED,
     TABLE_FULL,
 )
+from saltext_conntrack_core import kernlog, logfile, logsources
+
+from tests.conftest import REPO
 from tests.support.beacons import Clock
 from tests.support.loaderfile import load
 
@@ -43,7 +50,9 @@ class Env:
         self.status = {"count": 10, "max": 100, "usage": 10.0, "stats": {"drop": 0, "early_drop": 0}}
         self.status_calls = 0
         self.mod.__salt__ = {"conntrack.status": self._status}
-        self.log = tmp_path / "kern.log"
+        # An explicit source is a host path under conntrack.root, as every path is.
+        self.log = tmp_path / "root" / "var" / "log" / "kern.log"
+        self.log.parent.mkdir(parents=True)
 
     def _status(self):
         self.status_calls += 1
@@ -58,14 +67,15 @@ class Env:
 
     def run(self, *extra, source=None, tick=1):
         self.clock.tick(tick)
-        config = [{"source": source or str(self.log)}, *extra]
+        config = [{"source": source or "/var/log/kern.log"}, *extra]
         ok, why = self.mod.validate(config)
         assert ok, why
         return self.mod.beacon(config)
 
     def restart(self):
         for state in self.mod.__context__.values():
-            state.source.close()
+            if hasattr(state, "source"):
+                state.source.close()
         self.mod.__context__.clear()
 
     def append(self, text, path=None):
@@ -101,7 +111,7 @@ def seen(event):
 
 @pytest.mark.parametrize("label,line,ns", TABLE_FULL, ids=[s[0] for s in TABLE_FULL])
 def test_every_era_and_format(env, label, line, ns):
-    hits = env.mod.scan_text((line + "\n").encode())
+    hits = kernlog.scan_text((line + "\n").encode())
     assert len(hits) == 1 and hits[0][:2] == (ns, None)
     # Syslog headers carry a time; dmesg's seconds-since-boot and bare messages do not.
     has_header = not line.startswith(("[", "nf_conntrack"))
@@ -109,18 +119,18 @@ def test_every_era_and_format(env, label, line, ns):
 
 
 def test_header_times_are_read(env):
-    hits = env.mod.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
+    hits = kernlog.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
     assert hits[0][2] == 1714630530.5
 
 
 @pytest.mark.parametrize("label,line,count", SUPPRESSED, ids=[s[0] for s in SUPPRESSED])
 def test_suppression_lines(env, label, line, count):
-    assert env.mod.scan_text((line + "\n").encode()) == [(None, count, None)]
+    assert kernlog.scan_text((line + "\n").encode()) == [(None, count, None)]
 
 
 @pytest.mark.parametrize("line", NOT_TABLE_FULL)
 def test_other_lines_are_not_incidents(env, line):
-    assert env.mod.scan_text((line + "\n").encode()) == []
+    assert kernlog.scan_text((line + "\n").encode()) == []
 
 
 def test_every_era_in_one_file_is_one_event(env):
@@ -314,7 +324,8 @@ def test_truncated_and_regrown_past_the_offset(env):
     env.log.write_text(full(7) * 5)
     event = only_full(env.run({"min_interval": 0}))
     assert seen(event) == {7: 5}
-    assert event["lost"] == 1  # the beacon says it could not see what the truncation took
+    # Everything seen had been read: whether the truncation took anything unread cannot be known.
+    assert (event["lost"], event["unverified"]) == (0, 1)
 
 
 def test_partial_lines_wait_for_their_end(env):
@@ -335,8 +346,8 @@ def test_restart_neither_loses_nor_repeats(env):
     env.restart()
     env.append(full(2))  # written while the minion was down
     assert seen(only_full(env.run({"min_interval": 0}))) == {2: 1}
-    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())
-    assert saved["kind"] == "file" and saved["offset"] == env.log.stat().st_size
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())["source"]
+    assert saved["kind"] == "file" and saved["cur"]["offset"] == env.log.stat().st_size
 
 
 def test_rotation_while_down_finds_the_old_inode(env):
@@ -352,15 +363,56 @@ def test_rotation_while_down_finds_the_old_inode(env):
     assert seen(event) == {2: 1, 3: 1} and event["lost"] == 0
 
 
-def test_compressed_rotation_while_down_is_reported_lost(env):
+def compress(path, ext):
+    """What logrotate's compress does: a compressed copy beside it, the original removed."""
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[ext]
+    with open(path, "rb") as src, opener(f"{path}.{ext}", "wb") as dst:
+        dst.write(src.read())
+    os.unlink(path)
+
+
+@pytest.mark.parametrize("ext", ["gz", "bz2", "xz"])
+def test_compressed_rotation_while_down_is_read(env, ext):
     env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.restart()
+    env.append(full(2))  # unread when the minion went down
+    os.rename(env.log, f"{env.log}.1")
+    compress(f"{env.log}.1", ext)
+    env.log.write_text(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1, 3: 1} and (event["lost"], event["unverified"]) == (0, 0)
+
+
+def test_rotation_while_down_deleted_is_unverified(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
     env.run({"min_interval": 0})
     env.restart()
     env.append(full(2))
-    os.rename(env.log, f"{env.log}.1.gz")
+    os.rename(env.log, f"{env.log}.1")
+    os.unlink(f"{env.log}.1")  # rotate 0: gone, and the beacon never saw what was written last
     env.log.write_text(full(3))
     event = only_full(env.run({"min_interval": 0}))
-    assert seen(event) == {3: 1} and event["lost"] == 1
+    assert seen(event) == {3: 1} and (event["lost"], event["unverified"]) == (0, 1)
+
+
+def test_copytruncate_into_a_compressed_copy_is_read(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    env.append(full(2))
+    shutil.copy(env.log, f"{env.log}.1")
+    with open(env.log, "r+") as fh:
+        fh.truncate(0)
+    compress(f"{env.log}.1", "gz")
+    env.append(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1, 3: 1} and (event["lost"], event["unverified"]) == (0, 0)
 
 
 def test_max_read_spreads_a_backlog_over_runs(env):
@@ -383,14 +435,16 @@ def test_max_read_spreads_a_backlog_over_runs(env):
 @pytest.mark.parametrize("chunk", [7, 64, 100, 4096])
 def test_finishing_a_rotated_file_keeps_lines_across_read_chunks(env, monkeypatch, chunk):
     """Lines straddling the reads that finish an old file (1 MiB each in real life) stay whole."""
-    monkeypatch.setattr(env.mod.FileSource, "chunk", chunk)
+    monkeypatch.setattr(logfile.FileSource, "chunk", chunk)
     env.log.write_text("")
     env.run({"min_interval": 0})
     env.append("".join(full(i) for i in range(40)))  # ~120-byte lines: every chunk size cuts some
     os.rename(env.log, f"{env.log}.1")
     env.log.write_text(full(99))
     env.append(full(40)[:-1], f"{env.log}.1")  # the old file ends without a newline: still a line
-    assert seen(only_full(env.run({"min_interval": 0}))) == {**{i: 1 for i in range(41)}, 99: 1}
+    assert seen(only_full(env.run({"min_interval": 0}))) == {**{i: 1 for i in range(40)}, 99: 1}
+    # The unfinished last line is read when the held file is let go (quiet, and the new file has content).
+    assert seen(only_full(env.run({"min_interval": 0}, tick=logfile.QUIET + 1))) == {40: 1}
     # The copy after copytruncate is finished the same way.
     env.append("".join(full(i) for i in range(100, 140)))
     shutil.copy(env.log, f"{env.log}.2")
@@ -424,8 +478,8 @@ class Ring:
         del self.records[: -self.capacity]
 
 
-def fake_kmsg(mod, ring):
-    class FakeKmsg(mod.KmsgSource):
+def fake_kmsg(ring):
+    class FakeKmsg(logsources.KmsgSource):
         pos = None
 
         def _open(self):
@@ -454,7 +508,7 @@ def fake_kmsg(mod, ring):
 @pytest.fixture
 def ring(env, monkeypatch):
     r = Ring(capacity=50)
-    monkeypatch.setattr(env.mod, "KmsgSource", fake_kmsg(env.mod, r))
+    monkeypatch.setattr(logsources, "KmsgSource", fake_kmsg(r))
     return r
 
 
@@ -535,13 +589,13 @@ def test_auto_skips_kmsg_on_any_read_error(env, ring, error):
     kmsg_node(env)
     ring.error = error
     messages = root_file(env, "var/log/messages")
-    source = env.mod._make_source({"source": "auto"}, None)
+    source = logsources.make_source("auto", env.mod.__opts__["conntrack.root"], None)
     assert (source.kind, source.path) == ("file", messages)
 
 
 def test_auto_keeps_a_readable_kmsg(env, ring):
     kmsg_node(env)
-    assert env.mod._make_source({"source": "auto"}, None).kind == "kmsg"  # an empty ring is readable
+    assert logsources.make_source("auto", env.mod.__opts__["conntrack.root"], None).kind == "kmsg"  # an empty ring is readable
 
 
 def test_kmsg_asked_for_on_an_old_kernel_says_so(env, ring):
@@ -573,7 +627,7 @@ def test_read_errors_do_not_stop_the_counters(env, ring):
 
 def test_kmsg_failing_on_its_first_read_starts_at_the_end_later(env, ring, monkeypatch):
     ring.log(KMSG_FULL, ns=1)  # the past
-    fast_forward = env.mod.KmsgSource._fast_forward
+    fast_forward = logsources.KmsgSource._fast_forward
     failed = []
 
     def flaky(self):
@@ -582,7 +636,7 @@ def test_kmsg_failing_on_its_first_read_starts_at_the_end_later(env, ring, monke
             raise OSError(errno.EIO, "Input/output error")
         return fast_forward(self)
 
-    monkeypatch.setattr(env.mod.KmsgSource, "_fast_forward", flaky)
+    monkeypatch.setattr(logsources.KmsgSource, "_fast_forward", flaky)
     assert env.run({"min_interval": 0}, source="kmsg") == []
     assert env.run({"min_interval": 0}, source="kmsg") == []  # not the whole ring as news
     ring.log(KMSG_FULL, ns=2)
@@ -679,10 +733,10 @@ def test_journal_cursor_vacuumed_away_restarts_at_the_end(env, tmp_path, monkeyp
     # From the new cursor on, nothing is refused, lost or repeated; the gap was counted once.
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 4, dropping packet")
     event = only_full(env.run(conf, source="journal"))
-    assert seen(event) == {4: 1} and event["lost"] == 1 and event["errors"] == 0
+    assert seen(event) == {4: 1} and (event["lost"], event["unverified"], event["errors"]) == (0, 1, 0)
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 5, dropping packet")
     event = only_full(env.run(conf, source="journal"))
-    assert seen(event) == {5: 1} and event["lost"] == 0
+    assert seen(event) == {5: 1} and event["unverified"] == 0
     # A garbled cursor in the cachedir is the same case.
     env.set_usage(10)
     env.restart()
@@ -691,7 +745,7 @@ def test_journal_cursor_vacuumed_away_restarts_at_the_end(env, tmp_path, monkeyp
     assert env.run(conf, source="journal") == []
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 6, dropping packet")
     event = only_full(env.run(conf, source="journal"))
-    assert seen(event) == {6: 1} and event["lost"] == 1
+    assert seen(event) == {6: 1} and (event["lost"], event["unverified"]) == (0, 1)
 
 
 def test_journal_failing_first_run_does_not_replay_the_journal(env, tmp_path, monkeypatch):
@@ -720,15 +774,25 @@ def test_journal_failing_first_run_does_not_replay_the_journal(env, tmp_path, mo
         ([{"source": "var/log/messages"}], "absolute log file path"),
         ([{"source": "/var/log"}], "is a directory"),
         ([{"source": 3}], "source must be"),
-        ([{"min_interval": -1}], "min_interval must be at least 0"),
-        ([{"min_interval": "60"}], "min_interval must be a number"),
+        ([{"min_interval": -1}], "min_interval must be a number from 0 to 86400"),
+        ([{"min_interval": "soon"}], "min_interval must be a number"),
+        ([{"min_interval": float("nan")}], "min_interval must be a number"),
+        ([{"usage_warning": float("nan")}], "usage_warning must be a number"),
+        ([{"usage_critical": float("inf")}], "usage_critical must be a number"),
+        ([{"incident_gap": "1_000"}], "incident_gap must be a number"),
+        ([{"status_interval": "\uff15"}], "status_interval must be a number"),
+        ([{"source": "/var/log/kern\x00.log"}], "without NUL"),
+        ([{"source": "/var/log/../../etc/passwd"}], "must not contain '..'"),
+        ([{"source": "/" + "a" * 5000}], "characters long"),
         ([{"incident_gap": 0}], "incident_gap must be above 0"),
-        ([{"usage_warning": 120}], "usage_warning must be above 0 and at most 100"),
+        ([{"usage_warning": 120}], "usage_warning must be a number from 0 to 100"),
+        ([{"usage_warning": 0}], "usage_warning must be above 0"),
         ([{"usage_warning": 95}, {"usage_critical": 90}], "must not be above usage_critical"),
         ([{"usage_warning": 4}, {"hysteresis": 5}], "hysteresis (5) must be below"),
         ([{"drops": "yes"}], "drops must be true or false"),
         ([{"persist": 1}], "persist must be true or false"),
-        ([{"max_read": 10}], "max_read must be an integer"),
+        ([{"max_read": 10}], "max_read (bytes) must be a whole number from 4096"),
+        ([{"max_read": 5000.0}], "max_read (bytes) must be a whole number"),
         ([{"usage_critical": True}], "usage_critical must be a number"),
     ],
 )
@@ -756,3 +820,245 @@ def test_auto_without_any_log_says_what_to_do(env, monkeypatch):
     os.makedirs(env.mod.__opts__["conntrack.root"], exist_ok=True)
     with pytest.raises(RuntimeError, match="set source to a log file"):
         env.mod.beacon([{"source": "auto"}])
+
+
+# ---------------------------------------------------------------------------
+# Rotation followed until quiet, restarts inside min_interval, what counts as lost
+
+
+def counted(events):
+    """netns inode -> lines over several events; a repeat would show as a count above 1."""
+    total = {}
+    for event in events:
+        if event["tag"] == "table_full":
+            for ns, n in seen(event).items():
+                total[ns] = total.get(ns, 0) + n
+    return total
+
+
+def test_a_renamed_file_is_followed_until_quiet(env):
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    old = f"{env.log}.1"
+    os.rename(env.log, old)  # logrotate create, the HUP not yet sent: the writer stays on the old file
+    assert env.run(conf) == []
+    env.append(full(1), old)
+    env.log.write_text("")
+    assert seen(only_full(env.run(conf, tick=3))) == {1: 1}
+    env.append(full(2), old)  # 6 s after the rotation, still the old file
+    assert seen(only_full(env.run(conf, tick=3))) == {2: 1}
+    env.run(conf, tick=logfile.QUIET + 1)  # quiet, but the new file is still empty: held on
+    env.append(full(3), old)
+    env.append(full(4))
+    assert counted([*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]) == {3: 1, 4: 1}
+    source = env.mod.__context__["conntrack.beacon.conntrack"].source
+    assert source.held == []  # let go: quiet and the new file has content
+    env.append(full(5), old)  # too late: nobody writes a file 10 s after its HUP
+    env.append(full(6))
+    assert counted([*env.run(conf), *env.run(conf, tick=60)]) == {6: 1}
+
+
+def test_held_files_are_bounded(env):
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    for i in range(logfile.HELD_MAX + 3):
+        os.rename(env.log, f"{env.log}.{i}")
+        env.append(full(i), f"{env.log}.{i}")
+        env.log.write_text("")
+        env.run(conf)
+    source = env.mod.__context__["conntrack.beacon.conntrack"].source
+    assert len(source.held) == logfile.HELD_MAX
+    env.run(conf, tick=logfile.HOLD_MAX + 1)
+    assert source.held == []
+
+
+def test_over_the_bound_the_quietest_held_file_goes_first(env):
+    """A writer that missed its HUPs keeps writing a file renamed many times: that one stays held."""
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    written = f"{env.log}.written"
+    os.rename(env.log, written)  # the file the writer still has open
+    env.log.write_text("")
+    env.run(conf)
+    for i in range(logfile.HELD_MAX + 2):
+        env.append(full(100 + i), written)  # it keeps growing ...
+        os.rename(env.log, f"{env.log}.{i}")  # ... while empty new files are rotated away
+        env.log.write_text("")
+        env.run(conf, tick=1)
+    env.append(full(200), written)
+    events = [*env.run(conf, tick=1)]
+    assert counted(events) == {200: 1}
+
+
+def test_generations_rotated_between_two_runs_are_read_once(env):
+    conf = {"min_interval": 0}
+    env.log.write_text("")
+    env.run(conf)
+    env.append(full(1))
+    for gen in range(3):  # three rotations before the next run; each file had lines
+        for name in sorted(os.listdir(env.log.parent), reverse=True):
+            if name.startswith("kern.log."):
+                n = int(name.rsplit(".", 1)[1])
+                os.rename(env.log.parent / name, env.log.parent / f"kern.log.{n + 1}")
+        os.rename(env.log, f"{env.log}.1")
+        env.log.write_text(full(10 + gen))
+    events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1), *env.run(conf, tick=1)]
+    assert counted(events) == {1: 1, 10: 1, 11: 1, 12: 1}
+
+
+def test_restart_inside_min_interval_keeps_held_back_counts_and_the_incident(env):
+    conf = ({"min_interval": 60},)
+    env.log.write_text("")
+    env.run(*conf)
+    env.append(full(1))
+    first = only_full(env.run(*conf))
+    env.append(full(2) * 3 + "Nov 25 11:00:02 vm kernel: net_ratelimit: 40 callbacks suppressed\n")
+    assert env.run(*conf, tick=10) == []  # held back by min_interval
+    env.restart()  # killed: no close(), only what the last run saved
+    env.append(full(3))
+    assert env.run(*conf, tick=10) == []  # still inside min_interval after the restart
+    second = only_full(env.run(*conf, tick=45))
+    assert seen(second) == {2: 3, 3: 1} and second["suppressed"] == 40
+    assert second["incident"] == {"start": first["incident"]["start"], "events": 2}  # one incident, not two
+
+
+def test_close_saves_what_the_run_held_back(env):
+    config = [{"source": "/var/log/kern.log"}, {"min_interval": 60}]
+    env.log.write_text("")
+    env.mod.beacon(config)
+    env.append(full(1))
+    env.clock.tick(1)
+    env.mod.beacon(config)
+    env.append(full(2))
+    state = env.mod.__context__["conntrack.beacon.conntrack"]
+    state.source.read = lambda budget, now: []  # (nothing read in this run, to show close() saves)
+    env.mod.close(config)
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())
+    assert saved["tracker"]["incident"]["events"] == 1 and saved["source"]["kind"] == "file"
+
+
+def test_truncation_with_unread_bytes_is_lost_with_their_number(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1) + full(2)[:50])  # a line still being written: seen, not yet read
+    env.run({"min_interval": 0})
+    env.log.write_text("")  # truncated, no copy anywhere
+    env.append(full(3))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {3: 1}
+    assert (event["lost"], event["lost_bytes"], event["unverified"]) == (1, 50, 0)
+
+
+def test_copytruncate_with_nothing_unread_is_not_lost(env):
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    env.run({"min_interval": 0})
+    shutil.copy(env.log, f"{env.log}.1")
+    with open(env.log, "r+") as fh:
+        fh.truncate(0)
+    env.append(full(2))
+    event = only_full(env.run({"min_interval": 0}))
+    assert seen(event) == {2: 1} and (event["lost"], event["unverified"]) == (0, 0)
+
+
+def test_table_full_carries_the_cheap_findings(env):
+    calls = []
+    finding = {"id": "drops_rising", "severity": "critical", "evidence": {"drop": 5}, "why": "...", "fix": "..."}
+
+    def diagnose(walk=True):
+        calls.append(walk)
+        return {"findings": [finding]}
+
+    env.mod.__salt__["conntrack.diagnose"] = diagnose
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    assert only_full(env.run({"min_interval": 0}))["findings"] == [finding] and calls == [False]
+
+    def broken(walk=True):
+        raise RuntimeError("diagnose broke")
+
+    env.mod.__salt__["conntrack.diagnose"] = broken
+    env.append(full(2))
+    event = only_full(env.run({"min_interval": 0}))  # the event goes out anyway
+    assert seen(event) == {2: 1} and "findings" not in event
+    del env.mod.__salt__["conntrack.diagnose"]
+    env.append(full(3))
+    assert "findings" not in only_full(env.run({"min_interval": 0}))
+
+
+def test_source_path_is_resolved_under_the_root(env, tmp_path):
+    outside = tmp_path / "outside.log"
+    outside.write_text("")
+    os.symlink(outside, env.log)
+    ok, why = env.mod.validate([{"source": "/var/log/kern.log"}])
+    assert ok is False and "outside" in why and "conntrack.root" in why
+    os.unlink(env.log)
+    env.log.write_text("")
+    env.run()
+    env.append(full(1))
+    assert only_full(env.run())["source"] == os.path.realpath(env.log)
+
+
+TIMESTAMPS = {
+    "2024-05-02T08:15:30.5+02:00 h kernel: x": 1714630530.5,
+    "2024-05-02T08:15:30.5+0200 h kernel: x": 1714630530.5,
+    "2024-05-02T06:15:30Z h kernel: x": 1714630530.0,
+    "2024-05-02T06:15:30.123456789+00:00 h kernel: x": 1714630530.123456789,
+    "2024-05-02T04:15:30.25-02:00 h kernel: x": 1714630530.25,
+    "2024-05-02 06:15:30.5+00:00 h kernel: x": 1714630530.5,
+}
+
+
+@pytest.mark.parametrize("python", [sys.executable, "/root/.pyenv/versions/3.10.13/bin/python3.10"])
+def test_timestamps_parse_on_every_python(python):
+    """Python 3.10's fromisoformat refuses `.5` fractions and `+0200`: the grammar must not need it."""
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is not installed here")
+    code = (
+        "import json, sys; from saltext_conntrack_core import kernlog; "
+        "print(json.dumps({l: kernlog.line_time(l.encode(), 0) for l in json.loads(sys.argv[1])}))"
+    )
+    utils = str(REPO / "_utils")
+    proc = subprocess.run(
+        [python, "-c", code, json.dumps(list(TIMESTAMPS))],
+        capture_output=True, text=True, timeout=60, check=True, env={"PYTHONPATH": utils, "PATH": os.environ["PATH"]},
+    )
+    got = json.loads(proc.stdout)
+    assert got == pytest.approx(TIMESTAMPS)
+
+
+def test_idle_runs_write_nothing(env):
+    """The state file is written when the cursor or the held-back counts move, not on idle runs
+    (an fsync'd write costs milliseconds), a rotated file held open included."""
+    state = env.cachedir / "conntrack" / "beacon-conntrack.json"
+    env.log.write_text("")
+    env.run()
+    env.append(full(1))
+    env.run()
+    os.rename(env.log, f"{env.log}.1")
+    env.log.write_text("")  # empty: the old file stays held
+    env.run()
+    before = state.stat().st_ino, json.loads(state.read_text())
+    for _ in range(5):
+        assert env.run() == []
+    assert (state.stat().st_ino, json.loads(state.read_text())) == before  # atomic writes change the inode
+    assert len(before[1]["source"]["held"]) == 1
+
+
+def test_a_file_that_appears_and_is_rotated_before_the_next_run_is_read(env):
+    """Seen on the real kernel: syslog creates the file with its first line just as logrotate renames it."""
+    conf = {"min_interval": 0}
+    old = f"{env.log}.1"
+    with open(old, "w") as fh:
+        fh.write(full(0))  # a rotated copy from before: the past
+    env.run(conf)  # no file yet
+    env.log.write_text(full(1))
+    os.rename(env.log, f"{env.log}.0")
+    env.log.write_text(full(2))
+    events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]
+    assert counted(events) == {1: 1, 2: 1}

@@ -1,11 +1,9 @@
-"""Pure helpers of conntrack_files: the validation layer and the notrack renderer."""
+"""The pure parts of the persistence and firewall core: what a file may hold,
+the notrack renderer and the one iptables-save reader."""
 
 import pytest
 from salt.exceptions import SaltInvocationError
-
-from tests.support.loaderfile import load
-
-files = load("_modules/conntrack_files.py")
+from saltext_conntrack_core import iptables, iptcfg, notrack, persist, sysctl_edit
 
 
 @pytest.mark.parametrize(
@@ -21,7 +19,7 @@ files = load("_modules/conntrack_files.py")
     ],
 )
 def test_iptables_values_accepted(key, value, expected):
-    assert files._valid_iptables_value(key, value) == expected
+    assert iptcfg.valid_value(key, value) == expected
 
 
 @pytest.mark.parametrize(
@@ -41,7 +39,7 @@ def test_iptables_values_accepted(key, value, expected):
 )
 def test_iptables_values_refused(key, value):
     with pytest.raises(SaltInvocationError):
-        files._valid_iptables_value(key, value)
+        iptcfg.valid_value(key, value)
 
 
 @pytest.mark.parametrize(
@@ -58,48 +56,48 @@ def test_iptables_values_refused(key, value):
 )
 def test_sysctl_keys_stay_in_conntrack(key, ok):
     if ok:
-        assert files._valid_sysctl_key(key) == key
+        assert sysctl_edit.valid_key(key) == key
     else:
         with pytest.raises(SaltInvocationError, match="not a conntrack sysctl key"):
-            files._valid_sysctl_key(key)
+            sysctl_edit.valid_key(key)
 
 
 def test_timeout_keys_for_both_flavours():
-    assert files._timeout_key("tcp_established") == "net.netfilter.nf_conntrack_tcp_timeout_established"
-    assert files._timeout_key("udp") == "net.netfilter.nf_conntrack_udp_timeout"
-    assert files._timeout_key("udp_stream", "ip_conntrack") == "net.ipv4.netfilter.ip_conntrack_udp_timeout_stream"
+    assert sysctl_edit.timeout_key("tcp_established") == "net.netfilter.nf_conntrack_tcp_timeout_established"
+    assert sysctl_edit.timeout_key("udp") == "net.netfilter.nf_conntrack_udp_timeout"
+    assert sysctl_edit.timeout_key("udp_stream", "ip_conntrack") == "net.ipv4.netfilter.ip_conntrack_udp_timeout_stream"
 
 
 def test_notrack_rules_both_directions_and_validation():
-    rules = files.notrack_rules([{"proto": "udp", "port": 53}, {"proto": "tcp", "ports": [80, 80, 443]}])
+    rules = notrack.rules([{"proto": "udp", "port": 53}, {"proto": "tcp", "ports": [80, 80, 443]}])
     assert rules == ["udp dport 53 notrack", "udp sport 53 notrack", "tcp dport 80 notrack",
                      "tcp sport 80 notrack", "tcp dport 443 notrack", "tcp sport 443 notrack"]  # fmt: skip
-    ipt = files.notrack_rules({"proto": "udp", "port": 53}, "iptables")
+    ipt = notrack.rules({"proto": "udp", "port": 53}, "iptables")
     assert ipt == ["-A CONNTRACK_NOTRACK -p udp -m udp --dport 53 -j CT --notrack",
                    "-A CONNTRACK_NOTRACK -p udp -m udp --sport 53 -j CT --notrack"]  # fmt: skip
-    script = files.notrack_script([{"proto": "udp", "port": 53}])
+    script = notrack.script([{"proto": "udp", "port": 53}])
     assert script.count("priority -300") == 2
     for bad in ([{"proto": "icmp", "port": 1}], [{"proto": "udp"}], [{"proto": "udp", "port": "53; drop"}],
                 [{"proto": "udp", "port": 0}], [{"proto": "udp", "port": 53, "iface": "eth0"}], []):  # fmt: skip
         with pytest.raises(SaltInvocationError):
-            files.notrack_rules(bad)
+            notrack.rules(bad)
     with pytest.raises(SaltInvocationError):
-        files.notrack_rules([{"proto": "udp", "port": 53}], "pf")
+        notrack.rules([{"proto": "udp", "port": 53}], "pf")
 
 
 @pytest.mark.parametrize("value", ["-r --force", "-r", "--force nf_nat", "-", "-a"])
 def test_module_names_never_start_with_a_dash(value):
     """The init script runs ``modprobe $mod``: a leading '-' would be an option."""
     with pytest.raises(SaltInvocationError, match="only module names"):
-        files._valid_iptables_value("IPTABLES_MODULES", value)
+        iptcfg.valid_value("IPTABLES_MODULES", value)
     with pytest.raises(SaltInvocationError, match="not a kernel module name"):
-        files._valid_modules(value.split()[0])
+        persist.modules(value.split()[0])
 
 
 def test_module_names_accepted():
-    assert files._valid_modules(["nf_conntrack", "nf-nat", "9p"]) == ["nf_conntrack", "nf-nat", "9p"]
+    assert persist.modules(["nf_conntrack", "nf-nat", "9p"]) == ["nf_conntrack", "nf-nat", "9p"]
     with pytest.raises(SaltInvocationError):
-        files._valid_modules("x" * 65)
+        persist.modules("x" * 65)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +121,61 @@ def test_module_names_accepted():
 )
 def test_persisted_sysctl_values_bounded_per_key(key, value, ok):
     if ok:
-        assert files._valid_sysctl_value(key, value) == value
+        assert sysctl_edit.valid_value(key, value) == value
     else:
         with pytest.raises(SaltInvocationError):
-            files._valid_sysctl_value(key, value)
+            sysctl_edit.valid_value(key, value)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("IPTABLES_MODULES", " ".join(["nf_nat_ftp"] * 100000)),  # 1 MB
+        ("IPTABLES_MODULES", ["nf_nat"] * 65),
+        ("IPTABLES_SYSCTL_LOAD_LIST", "." + "a" * 1100),
+        ("IPTABLES_MODULES", "nf_nat\x00"),
+        ("IPTABLES_RESTORE_WAIT", "1_000"),
+        ("IPTABLES_RESTORE_WAIT", "\uff11\uff10"),
+        ("IPTABLES_RESTORE_WAIT", 10**9),
+        ("IPTABLES_RESTORE_WAIT", 5.0),
+    ],
+)
+def test_iptables_values_are_bounded(key, value):
+    with pytest.raises(SaltInvocationError) as err:
+        iptcfg.valid_value(key, value)
+    assert len(str(err.value)) < 700
+
+
+def test_one_iptables_save_reader():
+    text = (
+        "# Generated by iptables-save\n*raw\n:PREROUTING ACCEPT [0:0]\n:CONNTRACK_NOTRACK - [0:0]\n"
+        "-A PREROUTING -j CONNTRACK_NOTRACK\n-A CONNTRACK_NOTRACK -p udp -m udp --dport 53 -j CT --notrack\nCOMMIT\n"
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -m state --state ESTABLISHED -j ACCEPT\n-A INPUT -j REJECT\nCOMMIT\n"
+    )
+    parsed = iptables.parse(text)
+    assert [line["kind"] for line in parsed][:4] == ["other", "table", "chain", "chain"]
+    assert iptables.policies(parsed) == {("raw", "PREROUTING"): "ACCEPT", ("raw", "CONNTRACK_NOTRACK"): "-",
+                                         ("filter", "INPUT"): "DROP"}  # fmt: skip
+    assert iptables.last_rules(parsed)[("filter", "INPUT")] == "-A INPUT -j REJECT"
+    assert [r["chain"] for r in iptables.rules(text, "raw")] == ["PREROUTING", "CONNTRACK_NOTRACK"]
+    assert iptables.target("-A INPUT -m state --state NEW -j ACCEPT") == "ACCEPT"
+
+
+@pytest.mark.parametrize(
+    "path, ok",
+    [
+        ("/etc/sysctl.d/90-conntrack.conf", True),
+        ("/etc/sysctl.conf", True),
+        ("/etc/sysctl.d/.hidden.conf", False),
+        ("/etc/sysctl.d/" + "x" * 250 + ".conf", False),
+        ("/etc/sysctl.d/a b.conf", False),
+        ("etc/sysctl.conf", False),
+        ("/etc/sysctl.d/x.conf\n", False),
+    ],
+)
+def test_allowed_paths(path, ok):
+    if ok:
+        assert persist.allowed(path, "sysctl") == path
+    else:
+        with pytest.raises(SaltInvocationError):
+            persist.allowed(path, "sysctl")

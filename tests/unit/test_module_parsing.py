@@ -48,41 +48,6 @@ def test_integer_refuses(bad):
         ct._integer(bad, "max", 1, 100)
 
 
-def test_entry_regex_both_layouts():
-    legacy = "\n".join(TABLE_LINES).encode()
-    modern = "\n".join("ipv4     2 " + line for line in TABLE_LINES).encode()
-    ipv6 = (
-        b"ipv6     10 tcp      6 300 ESTABLISHED src=2001:db8::1 dst=2001:db8::2 sport=1 dport=22 "
-        b"src=2001:db8::2 dst=2001:db8::1 sport=22 dport=1 [ASSURED] mark=0 zone=0 use=2"
-    )
-    for flavour, text in (("ip_conntrack", legacy), ("nf_conntrack", modern)):
-        rows = ct._ENTRY[flavour].findall(text)
-        assert [r[0] for r in rows] == [b"tcp", b"tcp", b"tcp", b"udp", b"icmp", b"unknown"]
-        assert rows[0] == (b"tcp", b"ESTABLISHED", b"10.0.0.1", b"10.0.0.2", b"443")
-        assert rows[4] == (b"icmp", b"", b"10.0.0.1", b"10.0.0.2", b"")
-    assert ct._ENTRY["nf_conntrack"].findall(ipv6) == [(b"tcp", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"22")]
-
-
-def test_heavy_hitters_exact_when_small():
-    hh = ct._HeavyHitters(capacity=10)
-    hh.update([b"a"] * 5 + [b"b"] * 3 + [b"c"])
-    assert hh.top(2) == [[b"a", 5], [b"b", 3]]
-    assert hh.pruned == 0
-
-
-def test_heavy_hitters_bounded_and_keeps_the_heavy():
-    hh = ct._HeavyHitters(capacity=50)
-    heavy = [b"heavy"] * 5000
-    for start in range(0, 100000, 1000):
-        hh.update([str(i).encode() for i in range(start, start + 1000)])
-        hh.update(heavy[:50])
-    assert len(hh.counts) <= 2 * 50 + 1000
-    assert hh.top(1)[0][0] == b"heavy"
-    assert hh.pruned > 0
-    # A lower bound, off by at most what was pruned.
-    assert 5000 - hh.pruned <= hh.top(1)[0][1] <= 5000
-
-
 def test_timeout_short_names(tmp_path):
     d = tmp_path / "proc/sys/net/netfilter"
     d.mkdir(parents=True)
@@ -94,22 +59,3 @@ def test_timeout_short_names(tmp_path):
     finally:
         del ct.__opts__
     assert sorted(names) == ["tcp_established", "udp", "udp_stream"]
-
-
-@pytest.mark.parametrize("with_cat", [True, False])
-def test_chunks_end_on_lines_with_and_without_cat(tmp_path, monkeypatch, with_cat):
-    lines = [("ipv4     2 " + TABLE_LINES[i % len(TABLE_LINES)]).encode() for i in range(20000)]
-    path = tmp_path / "table"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    if not with_cat:
-        monkeypatch.setattr(ct.shutil, "which", lambda name: None)
-    monkeypatch.setattr(ct, "_CHUNK", 4096)
-    chunks = list(ct._chunks(str(path)))
-    assert len(chunks) > 10
-    assert all(chunk.endswith(b"\n") for chunk in chunks)
-    assert b"".join(chunks).split(b"\n")[:-1] == lines
-
-
-def test_chunks_missing_file_is_an_error(tmp_path):
-    with pytest.raises(OSError, match="No such file"):
-        list(ct._chunks(str(tmp_path / "missing")))

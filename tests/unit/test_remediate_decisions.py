@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.loaderfile import load
 
@@ -19,7 +19,6 @@ class Host:
     def __init__(self):
         self.max, self.buckets, self.count, self.drop = 1000, 128, 10, 0
         self.fail = set()
-        self.builtin = False
         self.events = []
         self.calls = []
 
@@ -47,7 +46,8 @@ class Host:
     def persist(self, name):
         def write(*args, **kwargs):
             self.calls.append((name, args, kwargs))
-            if name in self.fail:
+            # "sysctl" fails the write (a full disk), "sysctl-plan" the plan too.
+            if f"{name}-plan" in self.fail or (name in self.fail and not kwargs.get("test")):
                 raise CommandExecutionError(f"cannot write the {name} file")
             return {"path": kwargs.get("path"), "changes": {}}
 
@@ -65,7 +65,6 @@ class Host:
             "conntrack_files.persist_sysctl": self.persist("sysctl"),
             "conntrack_files.module_options": self.persist("modprobe"),
             "event.send": lambda tag, data: self.events.append((tag, data)),
-            "conntrack_fw.unload_plan": lambda: {"module": "nf_conntrack", "builtin": self.builtin},
         }
 
 
@@ -79,6 +78,7 @@ def host(tmp_path, monkeypatch):
     monkeypatch.setattr(mod, "__opts__", {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(root)}, raising=False)
     monkeypatch.setattr(mod, "__grains__", {"kernel": "Linux"}, raising=False)
     fake.mod = mod
+    fake.root = root
     fake.state_file = tmp_path / "cache" / "conntrack" / "remediate.json"
     return fake
 
@@ -126,7 +126,7 @@ def test_set_max_failure_after_resize_is_reported_with_the_partial_change(host):
     assert "buckets already resized to 8192" in ret["reason"]
     ((tag, data),) = host.events
     assert tag == "conntrack/remediation_refused" and data["new"] == ret["new"] and data["errors"]
-    assert not [c for c in host.calls if c[0] in ("sysctl", "modprobe")]  # nothing persisted
+    assert not [c for c in host.calls if c[0] in ("sysctl", "modprobe") and not c[2]["test"]]  # nothing persisted
     # No rate limit after a failure: the next confirmed event tries again.
     host.fail = set()
     again = host.mod.remediate()
@@ -194,13 +194,79 @@ def test_not_initial_netns_keeps_baselines(host):
 @pytest.mark.parametrize("builtin", [False, True])
 def test_modprobe_options_only_where_the_module_loads(host, builtin):
     """The same rule as conntrack.tuned: no options for a built-in module."""
-    host.count, host.builtin = 1000, builtin
+    host.count = 1000
+    if builtin:  # no /proc/modules, /sys/module/nf_conntrack: built in
+        (host.root / "sys/module/nf_conntrack").mkdir(parents=True)
     ret = host.mod.remediate()
     assert ret["result"] is True, ret
-    written = [c for c in host.calls if c[0] == "modprobe"]
+    written = [c for c in host.calls if c[0] == "modprobe" and not c[2]["test"]]
     if builtin:
         assert not written and "built into this kernel" in ret["persisted"]["modprobe"]["skipped"]
     else:
         ((_, args, kwargs),) = written
         assert args == ("nf_conntrack", {"hashsize": 8192})
         assert kwargs["path"] == "/etc/modprobe.d/conntrack.conf" and kwargs["lower"] is False
+
+
+# ---------------------------------------------------------------------------
+# Every argument and every path is checked before the first change.
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"sysctl_file": "/etc/passwd"}, SaltInvocationError, "sysctl file must be"),
+        ({"modprobe_file": "/etc/profile"}, SaltInvocationError, "modprobe file must be"),
+        ({"sysctl_file": "/etc/sysctl.d/../../etc/passwd"}, SaltInvocationError, "'..'"),
+        ({"persist": "ture"}, SaltInvocationError, "persist must be true or false"),
+        ({"persist": "false"}, SaltInvocationError, "persist must be true or false"),
+        ({"persist": 1}, SaltInvocationError, "persist must be true or false"),
+        ({"fire_event": "no"}, SaltInvocationError, "fire_event must be true or false"),
+        ({"threshold": float("nan")}, SaltInvocationError, "threshold"),
+        ({"threshold": True}, SaltInvocationError, "threshold"),
+        ({"interval": "1_000"}, SaltInvocationError, "interval"),
+        ({"interval": "\uff16\uff10\uff10"}, SaltInvocationError, "interval"),
+        ({"hash_ratio": 5.0}, SaltInvocationError, "hash_ratio"),
+        ({"cap": "1e6"}, SaltInvocationError, "cap"),
+    ],
+)
+def test_bad_arguments_change_nothing(host, kwargs, error, message):
+    host.count = 1000  # a full table: the old code acted before refusing
+    with pytest.raises(error, match=message):
+        host.mod.remediate(**kwargs)
+    assert host.max == 1000 and host.buckets == 128
+    assert not [c for c in host.calls if c[0] in ("max", "buckets")]
+    assert not host.events
+
+
+@pytest.mark.parametrize("which", ["sysctl", "modprobe"])
+def test_a_file_linked_out_of_the_root_changes_nothing(host, tmp_path, which):
+    rel = {"sysctl": "etc/sysctl.d/90-conntrack.conf", "modprobe": "etc/modprobe.d/conntrack.conf"}[which]
+    outside = tmp_path / "outside.conf"
+    outside.write_text("# not ours\n")
+    (host.root / rel).parent.mkdir(parents=True)
+    (host.root / rel).symlink_to(outside)
+    host.count = 1000
+    with pytest.raises(CommandExecutionError, match="outside"):
+        host.mod.remediate()
+    assert host.max == 1000 and host.buckets == 128 and not host.calls
+    assert outside.read_text() == "# not ours\n"
+
+
+def test_a_persist_plan_that_fails_refuses_before_the_kernel(host):
+    host.count = 1000
+    host.fail = {"sysctl-plan"}
+    ret = host.mod.remediate()
+    assert ret["remediated"] is False and ret["refused"] == "apply_failed" and ret["result"] is False, ret
+    assert "nothing changed" in ret["reason"]
+    assert host.max == 1000 and host.buckets == 128
+    assert not [c for c in host.calls if c[0] in ("max", "buckets")]
+    ((tag, _),) = host.events
+    assert tag == "conntrack/remediation_refused"
+
+
+def test_persist_false_touches_no_file(host):
+    host.count = 1000
+    ret = host.mod.remediate(persist=False, sysctl_file="/etc/passwd")
+    assert ret["remediated"] is True and ret["persisted"] == {}
+    assert not [c for c in host.calls if c[0] in ("sysctl", "modprobe")]

@@ -1,0 +1,77 @@
+"""
+The conntrack beacon's log reader as a command: what a kernel log says about table-full incidents.
+
+``salt-call conntrack_log.read_log /var/log/kern.log`` reads the file (under
+``conntrack.root``, links resolved) with the beacon's own grammar and says
+what the beacon would count: table-full lines, suppressed counts, the
+namespaces named and the first and last time. A debugging command for when
+an event did not arrive or its numbers look wrong.
+
+Loading this module also imports the shared core, which the beacon then
+finds in ``sys.modules`` on the ``saltutil.sync_all`` way in (the beacons
+loader adds no utils directory to ``sys.path``).
+"""
+
+import os
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+from saltext_conntrack_core import incident, kernlog, logsources, numbers, paths  # noqa: F401  (kept loaded for the beacon)
+
+__virtualname__ = "conntrack_log"
+
+
+def __virtual__():
+    if __grains__.get("kernel") != "Linux":  # noqa: F821
+        return False, "conntrack_log: the kernel log of netfilter exists only on Linux"
+    return __virtualname__
+
+
+def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
+    """
+    Count the table-full incidents in a kernel log file, as the beacon would.
+
+    path
+        An absolute path under ``conntrack.root`` (default ``/var/log/kern.log``);
+        the whole file is read, from its start.
+
+    max_bytes
+        Read at most this many bytes from the end of the file (default 64 MiB).
+
+    Returns ``matched`` (table-full lines), ``suppressed`` (rate-limit counts
+    belonging to bursts), ``total``, ``netns`` (``{inode: lines}``, ``null``
+    for lines naming none), ``first`` and ``last`` (times of the first and
+    last table-full line, UTC), ``bytes`` read and ``path`` (the real file).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_log.read_log
+        salt-call conntrack_log.read_log /var/log/messages
+    """
+    limit = numbers.integer(max_bytes, "max_bytes", 1, 2**31)
+    try:
+        real = paths.resolve(paths.root_of(__opts__), path, "path")  # noqa: F821
+    except CommandExecutionError as err:
+        raise SaltInvocationError(str(err)) from err
+    try:
+        with open(real, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - limit))
+            data = fh.read(limit)
+    except OSError as err:
+        raise CommandExecutionError(f"cannot read {real}: {err.strerror or err}") from err
+    if size > limit:
+        data = data[data.find(b"\n") + 1 :]  # start at a whole line
+    acc = incident.new_acc()
+    incident.coalesce(acc, kernlog.scan_text(data[: data.rfind(b"\n") + 1]), None, False)
+    return {
+        "path": real,
+        "bytes": len(data),
+        "matched": acc["matched"],
+        "suppressed": acc["suppressed"],
+        "total": acc["matched"] + acc["suppressed"],
+        "netns": {("null" if ns is None else str(ns)): n for ns, n in acc["netns"].items()},
+        "first": kernlog.iso(acc["first"]),
+        "last": kernlog.iso(acc["last"]),
+    }

@@ -1,0 +1,77 @@
+"""The diagnosis core on its own: the findings with and without status's
+``recent`` block, and the textfile format."""
+
+import yaml
+
+from saltext_conntrack_core import diagnose, promtext
+
+STATUS = {"flavour": "nf_conntrack", "count": 500, "max": 1000, "usage": 50.0, "buckets": 1000,
+          "hashsize": 1000, "initial_netns": True, "stats": {"drop": 40, "early_drop": 0, "insert_failed": 0}}
+
+
+def findings_for(status, **kwargs):
+    args = {"recommend": {"max": 2000, "ram": 1 << 30, "entry_size": 256}, "timeouts": {}, "names": {},
+            "dependents": [{"why": "x"}], "facts": {}}
+    args.update(kwargs)
+    return {f["id"]: f for f in diagnose.findings(status, **args)}
+
+
+def test_recent_block_decides_now_or_past():
+    recent = {"seconds": 12.5, "drop": 30, "early_drop": 4, "insert_failed": 2}
+    found = findings_for({**STATUS, "recent": recent})
+    assert found["drops_rising"]["severity"] == "critical"
+    assert found["drops_rising"]["evidence"] == {"drop": 30, "seconds": 12.5, "drop_since_boot": 40, "usage": 50.0}
+    assert "12.5 s" in found["drops_rising"]["why"]
+    assert found["early_drop_rising"]["evidence"]["early_drop"] == 4
+    assert found["insert_failed_rising"]["evidence"]["insert_failed"] == 2
+    assert found["limit_low"]["severity"] == "critical"  # drops now make a low limit urgent
+    assert "drops_since_boot" not in found
+    # max(2 x 1000, recommended 2000)
+    assert yaml.safe_load(found["drops_rising"]["fix"]) == {
+        "conntrack-size": {"conntrack.tuned": [{"max": 2000}, {"buckets": "auto"}]}}
+    quiet = findings_for({**STATUS, "recent": {"seconds": 60, "drop": 0, "early_drop": 0, "insert_failed": 0}})
+    assert not {"drops_rising", "drops_since_boot", "early_drop_rising"} & set(quiet)
+    assert quiet["limit_low"]["severity"] == "info"
+    past = findings_for(STATUS)  # no recent block: an older status
+    assert past["drops_since_boot"]["severity"] == "warning"
+
+
+def test_worst_first_and_every_field():
+    found = diagnose.findings({**STATUS, "usage": 95.0, "recent": {"seconds": 5, "drop": 1}},
+                              {"max": 2000}, {}, {}, [], {})
+    severities = [diagnose.SEVERITY[f["severity"]] for f in found]
+    assert severities == sorted(severities, reverse=True) and found[0]["severity"] == "critical"
+    assert {f["id"] for f in found} <= set(diagnose.IDS)
+    assert "no_dependents" in {f["id"] for f in found}
+    for f in found:
+        assert f["why"].endswith(".") and f["fix"] and f["fix_type"] in ("sls", "nft")
+
+
+def test_unreadable_dependents_is_no_verdict():
+    found = findings_for({**STATUS, "usage": 95.0}, dependents=None)
+    assert "no_dependents" not in found
+
+
+def test_textfile_render_is_bounded_and_escaped():
+    summary = {"total": 3, "by_protocol": {"udp": 2, "weird": 1}, "tcp_states": {"NEWSTATE": 1},
+               "assured": 0, "unreplied": 2,
+               "top": {"src": [['a"b\\c\nd', 2]] * 30, "dst": [], "dport": [["udp/53", 2]]}}
+    result = {"findings": [{"id": "limit_low", "severity": "info"}], "walk": {"complete": True, "seconds": 0.5},
+              "summary": summary}
+    text = promtext.render(result, top=100, now=1700000000.0)
+    assert text.count("saltext_conntrack_top_src_entries{") == promtext.TOP_MAX
+    assert 'address="a\\"b\\\\c\\nd"' in text
+    assert 'saltext_conntrack_protocol_entries{protocol="other"} 1' in text
+    assert 'saltext_conntrack_tcp_state_entries{state="other"} 1' in text
+    assert text.count("saltext_conntrack_finding{") == len(diagnose.IDS)
+    assert 'saltext_conntrack_finding{id="limit_low"} 1' in text
+    for line in text.splitlines():
+        assert line.startswith(("# HELP saltext_conntrack_", "# TYPE saltext_conntrack_", "saltext_conntrack_"))
+
+
+def test_drops_at_the_ram_ceiling_offer_a_forced_raise():
+    found = findings_for({**STATUS, "max": 4000, "recent": {"seconds": 5, "drop": 3}})
+    fix = yaml.safe_load(found["drops_rising"]["fix"])["conntrack-size"]["conntrack.tuned"]
+    assert fix == [{"max": 8000}, {"buckets": "auto"}, {"force": True}]
+    assert any("RAM ceiling" in s for s in found["drops_rising"]["side_effects"])
+    assert "limit_low" not in found
