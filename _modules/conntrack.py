@@ -18,66 +18,21 @@ costs a few small file reads whatever the table size.
         conntrack.root: /          # where /proc, /sys and /etc are found
 """
 
-import glob
 import logging
 import os
-import re
-import shutil
-import struct
-import subprocess
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltext_conntrack_core import diagnose as diagnosis
-from saltext_conntrack_core import numbers, paths, promtext, table, writer
+from saltext_conntrack_core import drift as driftcore
+from saltext_conntrack_core import kernel, netns, numbers, paths, promtext, recent, sizing, table
+from saltext_conntrack_core import verdict, writer
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack"
 
-# Where each flavour keeps its numbers, relative to the root.
-FLAVOURS = {
-    "nf_conntrack": {
-        "module": "nf_conntrack",
-        "sysctl_dir": "proc/sys/net/netfilter",
-        "sysctl_prefix": "net.netfilter.",
-        "prefix": "nf_conntrack_",
-        "stat": "proc/net/stat/nf_conntrack",
-        "table": "proc/net/nf_conntrack",
-        "hashsize": "sys/module/nf_conntrack/parameters/hashsize",
-    },
-    # CentOS 5 / kernels before 2.6.20 without nf_conntrack.
-    "ip_conntrack": {
-        "module": "ip_conntrack",
-        "sysctl_dir": "proc/sys/net/ipv4/netfilter",
-        "sysctl_prefix": "net.ipv4.netfilter.",
-        "prefix": "ip_conntrack_",
-        "stat": "proc/net/stat/ip_conntrack",
-        "table": "proc/net/ip_conntrack",
-        "hashsize": "sys/module/ip_conntrack/parameters/hashsize",
-    },
-}
-
-# The kernel keeps these as C ints; timeouts are stored in jiffies (HZ up to 1000).
-INT_MAX = 2**31 - 1
-TIMEOUT_MAX = INT_MAX // 1000
-# nf_ct_alloc_hashtable refuses more than INT_MAX / sizeof(bucket pointer).
-HASHSIZE_MAX = INT_MAX // 8
-
-SIZING_RULE = "RAMSIZE / 16384 / (ARCH / 32) (Eychenne, 'Netfilter conntrack performance tweaking')"
-
-_ARCH_BITS = {
-    "x86_64": 64,
-    "aarch64": 64,
-    "arm64": 64,
-    "ppc64": 64,
-    "ppc64le": 64,
-    "s390x": 64,
-    "riscv64": 64,
-    "mips64": 64,
-    "loongarch64": 64,
-    "sparc64": 64,
-}
+WINDOW_MAX = 31 * 86400  # longest look back of status/check(window=...)
 
 
 def __virtual__():
@@ -96,11 +51,14 @@ def __virtual__():
 
 
 def _root():
-    return __opts__.get("conntrack.root", "/") or "/"  # noqa: F821
+    return paths.root_of(__opts__)  # noqa: F821
 
 
 def _path(rel):
-    return os.path.join(_root(), rel.lstrip("/"))
+    return paths.join(_root(), rel)
+
+
+_integer = numbers.integer  # summary's ``top``: the one number rule
 
 
 def _read(rel):
@@ -117,10 +75,7 @@ def _read_int(rel):
 
 def _flavour():
     """The active flavour name, or None when no conntrack table is loaded."""
-    for name, spec in FLAVOURS.items():
-        if os.path.exists(_path(f"{spec['sysctl_dir']}/{spec['prefix']}max")):
-            return name
-    return None
+    return kernel.active_flavour(_root())
 
 
 def _spec():
@@ -133,90 +88,62 @@ def _spec():
                 "It loads with the first rule that needs it."
             )
         raise CommandExecutionError("this host has no connection tracking at all")
-    return name, FLAVOURS[name]
+    return name, kernel.FLAVOURS[name]
 
 
 def _kernel_release():
-    return __grains__.get("kernelrelease") or os.uname().release  # noqa: F821
+    return kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)  # noqa: F821
 
 
 def _loadable():
     """The conntrack module this kernel can load or has built in, or None."""
-    base = _path(f"lib/modules/{_kernel_release()}")
-    for index in ("modules.builtin", "modules.dep"):
-        try:
-            with open(os.path.join(base, index), encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        for module in ("nf_conntrack", "ip_conntrack"):
-            if re.search(rf"(^|/){module}\.ko", text, re.M):
-                return module
-    return None
-
-
-def _knob(spec, name):
-    """Path (relative) of a sysctl knob of the active flavour, e.g. ``max``."""
-    return f"{spec['sysctl_dir']}/{spec['prefix']}{name}"
-
-
-def _global_writable(spec):
-    """False inside a non-initial network namespace, where the kernel makes
-    global knobs read-only (mode 0444)."""
-    try:
-        return bool(os.stat(_path(_knob(spec, "max"))).st_mode & 0o222)
-    except OSError:
-        return False
-
-
-def _parse_stat(data):
-    """Sum /proc/net/stat/*conntrack over CPUs, keyed by the header's names.
-
-    ``entries`` is a global gauge repeated on every CPU line, so it is taken once.
-    """
-    lines = data.split(b"\n")
-    header = [name.decode() for name in lines[0].split()]
-    totals = dict.fromkeys(header, 0)
-    seen = False
-    for line in lines[1:]:
-        fields = line.split()
-        if len(fields) != len(header):
-            continue
-        for name, value in zip(header, fields):
-            if name == "entries":
-                if not seen:
-                    totals[name] = int(value, 16)
-            else:
-                totals[name] += int(value, 16)
-        seen = True
-    return totals
+    return kernel.available_module(_root(), _kernel_release())
 
 
 # ---------------------------------------------------------------------------
 # Reading
 
 
-def status():
+def _recent(stats, window):
+    """The counters' rise since an earlier sample (see ``recent``), or None."""
+    cachedir = __opts__.get("cachedir")  # noqa: F821
+    if not stats or not cachedir:
+        return None
+    return recent.observe(cachedir, _root(), stats, time.time(), window)
+
+
+def status(window=300):
     """
-    How full the conntrack table is and whether packets are being dropped.
+    How full the conntrack table is and whether packets are being dropped now.
 
     Returns the flavour (``nf_conntrack`` or legacy ``ip_conntrack``), ``count``,
     ``max``, ``usage`` (percent), ``buckets``, ``hashsize``, whether global
-    knobs are writable here (``initial_netns``) and ``stats``: every counter of
+    knobs are writable here (``initial_netns``), ``stats``: every counter of
     ``/proc/net/stat/nf_conntrack`` summed over CPUs, keyed by the kernel's own
     header names (``drop``, ``early_drop``, ``insert_failed``, ``invalid``,
-    ``search_restart``, ...). A few small reads: it never reads the table.
+    ``search_restart``, ...), counted since boot, and ``recent``: the rise of
+    ``drop``, ``early_drop`` and ``insert_failed`` since an earlier sample,
+    with ``seconds`` (what it covers) and ``since``. Each call keeps a sample
+    in the minion's cachedir (``conntrack/status-*.jsonl``, per network
+    namespace, bounded), so separate runs and the mine compare with the same
+    history. ``recent`` is null on the first sample, after a reboot and after
+    a counter reset (module reload). A few small reads: it never reads the table.
+
+    window
+        Seconds to look back: the baseline is the newest sample at least this
+        old, else the oldest there is. Default 300; 0 compares with the last sample.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.status
-        salt-call conntrack.status --out=json
+        salt-call conntrack.status window=60 --out=json
     """
+    window = numbers.integer(window, "window", 0, WINDOW_MAX)
     flavour, spec = _spec()
-    count = _read_int(_knob(spec, "count"))
-    maximum = _read_int(_knob(spec, "max"))
+    count = _read_int(kernel.knob(flavour, "count"))
+    maximum = _read_int(kernel.knob(flavour, "max"))
     ret = {
         "flavour": flavour,
         "count": count,
@@ -224,10 +151,11 @@ def status():
         "usage": round(100.0 * count / maximum, 2) if maximum else 0.0,
         "buckets": None,
         "hashsize": None,
-        "initial_netns": _global_writable(spec),
+        "initial_netns": kernel.global_writable(_root(), flavour),
         "stats": {},
+        "recent": None,
     }
-    for key, rel in (("buckets", _knob(spec, "buckets")), ("hashsize", spec["hashsize"])):
+    for key, rel in (("buckets", kernel.knob(flavour, "buckets")), ("hashsize", spec["hashsize"])):
         try:
             ret[key] = _read_int(rel)
         except CommandExecutionError:
@@ -237,21 +165,25 @@ def status():
     elif ret["hashsize"] is None:
         ret["hashsize"] = ret["buckets"]
     try:
-        ret["stats"] = _parse_stat(_read(spec["stat"]))
+        ret["stats"] = kernel.parse_stat(_read(spec["stat"]))
     except (OSError, ValueError):
         log.debug("conntrack: no stat file at %s", _path(spec["stat"]))
+    ret["recent"] = _recent(ret["stats"], window)
     return ret
 
 
-def check(warning=75, critical=90):
+def check(warning=75, critical=90, window=300):
     """
     A verdict on the table: ``ok``, ``warning`` or ``critical``, with reasons.
 
-    Usage past ``warning``/``critical`` percent raises the verdict. The
-    kernel's ``drop`` counter above zero means packets were already lost to a
-    full table (critical); ``early_drop`` above zero means the table sat at its
-    limit and evicted unassured entries to make room (warning). Both counters
-    count since boot (or module load).
+    Usage past ``warning``/``critical`` percent raises the verdict. Drops count
+    only while they are current: packets dropped (``drop``) within the last
+    ``window`` seconds make it critical, entries evicted early (``early_drop``)
+    a warning. Drops since boot that are all older are a note, so a host that
+    overflowed once and recovered is ``ok`` again. The reasons say how many
+    happened in the window and since boot. On the very first sample there is
+    nothing to compare with, and the counters since boot count as current.
+    The same rules and words as the fleet runner and the beacon.
 
     warning
         Usage percent that makes the verdict ``warning``. Default 75 (node_exporter's alert).
@@ -259,147 +191,69 @@ def check(warning=75, critical=90):
     critical
         Usage percent that makes the verdict ``critical``. Default 90.
 
+    window
+        Seconds of drops that count as current. Default 300.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.check
-        salt '*' conntrack.check warning=60 critical=80
+        salt '*' conntrack.check warning=60 critical=80 window=60
     """
-    warning = _number(warning, "warning", 0, 100)
-    critical = _number(critical, "critical", 0, 100)
+    warning = numbers.number(warning, "warning", 0, 100)
+    critical = numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}) must not be above critical ({critical})")
-    st = status()
-    rank = {"ok": 0, "warning": 1, "critical": 2}
-    verdict = "ok"
-    reasons = []
-
-    def raise_to(level, reason):
-        nonlocal verdict
-        reasons.append(reason)
-        if rank[level] > rank[verdict]:
-            verdict = level
-
-    usage = st["usage"]
-    if usage >= critical:
-        raise_to("critical", f"usage {usage}% ({st['count']}/{st['max']}) is at or above {critical}%")
-    elif usage >= warning:
-        raise_to("warning", f"usage {usage}% ({st['count']}/{st['max']}) is at or above {warning}%")
-    drop = st["stats"].get("drop", 0)
-    early_drop = st["stats"].get("early_drop", 0)
-    if drop:
-        raise_to("critical", f"{drop} packets dropped because the table was full (stat drop > 0)")
-    if early_drop:
-        raise_to(
-            "warning",
-            f"{early_drop} entries evicted early because the table was at its limit (stat early_drop > 0)",
-        )
-    if not reasons:
-        reasons.append(f"usage {usage}% ({st['count']}/{st['max']}), no drops")
+    st = status(window=window)
+    judged = verdict.assess(st, warning, critical)
     return {
-        "verdict": verdict,
-        "reasons": reasons,
-        "usage": usage,
+        **judged,
         "count": st["count"],
         "max": st["max"],
-        "drop": drop,
-        "early_drop": early_drop,
+        "drop": st["stats"].get("drop", 0),
+        "early_drop": st["stats"].get("early_drop", 0),
+        "recent": st["recent"],
     }
-
-
-def _number(value, name, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise SaltInvocationError(f"{name} must be a number, got {value!r}") from None
-    if not low <= value <= high:
-        raise SaltInvocationError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _integer(value, name, low, high):
-    """An int within [low, high]; strings of digits accepted, nothing else."""
-    if isinstance(value, bool):
-        raise SaltInvocationError(f"{name} must be an integer, got {value!r}")
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
-        value = int(value.strip())
-    if not isinstance(value, int):
-        raise SaltInvocationError(f"{name} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise SaltInvocationError(f"{name} must be between {low} and {high}, got {value}")
-    return value
 
 
 # ---------------------------------------------------------------------------
 # Sizing
 
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def _parse_ram(ram):
-    if isinstance(ram, bool):
-        raise SaltInvocationError(f"ram must be bytes or a size like 64G, got {ram!r}")
-    if isinstance(ram, int):
-        value = ram
-    else:
-        match = re.fullmatch(r"\s*([0-9]+)\s*([kmgtKMGT]?)(?:i?[bB])?\s*", str(ram))
-        if not match:
-            raise SaltInvocationError(f"ram must be bytes or a size like 64G, got {ram!r}")
-        value = int(match.group(1)) * _UNITS[match.group(2).lower()]
-    if value < 2**20:
-        raise SaltInvocationError(f"ram must be at least 1M, got {ram!r}")
-    return value
-
-
-def _host_ram():
-    try:
-        text = _read("proc/meminfo").decode()
-    except OSError as err:
-        raise CommandExecutionError(f"cannot read {_path('proc/meminfo')}: {err}") from err
-    for line in text.splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    raise CommandExecutionError(f"no MemTotal in {_path('proc/meminfo')}")
-
 
 def _host_arch():
-    machine = __grains__.get("cpuarch") or os.uname().machine  # noqa: F821
-    if machine in _ARCH_BITS:
-        return _ARCH_BITS[machine]
-    if re.fullmatch(r"i[3-6]86|armv[0-9].*|ppc|s390|mips", machine or ""):
-        return 32
-    return struct.calcsize("P") * 8
+    return sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)  # noqa: F821
 
 
-def _slab_object_size(flavour):
-    """Bytes per conntrack entry from /proc/slabinfo, or None when unreadable."""
-    try:
-        text = _read("proc/slabinfo").decode(errors="replace")
-    except OSError:
-        return None
-    # ip_conntrack's cache is named after it; nf_conntrack's may carry a suffix
-    # (nf_conntrack_<netns address>) on kernels before 4.x.
-    pattern = re.compile(rf"^({flavour}(?:_[0-9a-f]+)?)\s+\d+\s+\d+\s+(\d+)\s", re.M)
-    match = pattern.search(text)
-    return int(match.group(2)) if match else None
+def _size(ram, arch, hash_ratio, flavour, st):
+    """``max``, ``hashsize`` and the rule that gave the buckets."""
+    ram_bytes = sizing.host_ram(_root()) if ram is None else sizing.parse_ram(ram)
+    bits = _host_arch() if arch is None else numbers.integer(arch, "arch", 32, 64)
+    if bits not in (32, 64):
+        raise SaltInvocationError(f"arch must be 32 or 64, got {bits}")
+    if hash_ratio is None:
+        ratio, why = sizing.kernel_ratio(_kernel_release(), flavour)
+    else:
+        ratio = numbers.integer(hash_ratio, "hash_ratio", 1, 64)
+        why = f"hash_ratio={ratio} given: buckets = max / {ratio}"
+    maximum = sizing.ceiling(ram_bytes, bits)
+    hashsize, bucket_rule = sizing.buckets_for(maximum, ratio, why, st and st["hashsize"])
+    return ram_bytes, bits, maximum, hashsize, bucket_rule
 
 
-def _ceiling(ram, arch):
-    return ram // 16384 // (arch // 32)
-
-
-def recommend(ram=None, arch=None, hash_ratio=8):
+def recommend(ram=None, arch=None, hash_ratio=None):
     """
     The table size this host should have, what it costs, and whether to change.
 
     ``max`` follows the classic rule ``RAMSIZE / 16384 / (ARCH / 32)`` (64 GiB on
-    64-bit gives 2097152); ``hashsize`` is ``max / hash_ratio`` (classic 8; 1 gives
-    one entry per bucket where speed matters more than memory). ``memory_bytes``
-    is the unswappable kernel memory that size costs: ``max`` entries of the
-    conntrack slab object (size read from ``/proc/slabinfo``) plus one pointer
-    per bucket. ``rules`` says which rule produced each number.
+    64-bit gives 2097152). ``hashsize`` (the buckets) follows the running
+    kernel's own ratio: ``max`` from 5.15 on (one entry per bucket), ``max / 4``
+    on nf_conntrack before 5.15, ``max / 8`` on 2.6-era ip_conntrack; it is
+    never fewer than the buckets the host has now. ``bucket_rule`` says which
+    rule applied. ``memory_bytes`` is the unswappable kernel memory that size
+    costs: ``max`` entries of the conntrack slab object (size read from
+    ``/proc/slabinfo``) plus one pointer per bucket. ``rules`` says which rule
+    produced each number.
 
     ram
         RAM to size for, in bytes or with a unit (``64G``). Default: this host's MemTotal.
@@ -408,7 +262,8 @@ def recommend(ram=None, arch=None, hash_ratio=8):
         Pointer width in bits, 32 or 64. Default: this host's.
 
     hash_ratio
-        Entries per hash bucket. Default 8.
+        Entries per hash bucket, 1 to 64, instead of the kernel's own ratio
+        (8 is the classic advice where memory is short).
 
     CLI Example:
 
@@ -416,78 +271,40 @@ def recommend(ram=None, arch=None, hash_ratio=8):
 
         salt '*' conntrack.recommend
         salt '*' conntrack.recommend ram=64G arch=64
-        salt '*' conntrack.recommend hash_ratio=1
+        salt '*' conntrack.recommend hash_ratio=8
     """
-    ram_bytes = _host_ram() if ram is None else _parse_ram(ram)
-    bits = _host_arch() if arch is None else _integer(arch, "arch", 32, 64)
-    if bits not in (32, 64):
-        raise SaltInvocationError(f"arch must be 32 or 64, got {bits}")
-    ratio = _integer(hash_ratio, "hash_ratio", 1, 64)
     flavour = _flavour() or _loadable() or "nf_conntrack"
-    maximum = _ceiling(ram_bytes, bits)
-    hashsize = max(1, maximum // ratio)
-    entry_size = _slab_object_size(flavour)
+    st = status() if _flavour() else None
+    ram_bytes, bits, maximum, hashsize, bucket_rule = _size(ram, arch, hash_ratio, flavour, st)
+    entry_size = sizing.entry_size(_root(), flavour)
     pointer = bits // 8
     ret = {
         "ram": ram_bytes,
         "arch": bits,
         "max": maximum,
         "hashsize": hashsize,
+        "bucket_rule": bucket_rule,
         "entry_size": entry_size,
         "memory_bytes": None if entry_size is None else maximum * entry_size + hashsize * pointer,
         "rules": {
-            "max": SIZING_RULE,
-            "hashsize": f"max / {ratio}" + (" (classic)" if ratio == 8 else ""),
-            "memory": (
-                f"max x {entry_size}-byte {flavour} slab object (/proc/slabinfo) "
-                f"+ hashsize x {pointer}-byte bucket pointer"
-                if entry_size
-                else "unknown: /proc/slabinfo is unreadable (needs root) or has no conntrack cache yet"
-            ),
+            "max": sizing.MAX_RULE,
+            "hashsize": bucket_rule,
+            "memory": sizing.memory_rule(entry_size, flavour, pointer),
         },
         "current": None,
         "needs_change": None,
         "reasons": [],
     }
-    if _flavour() is None:
+    if st is None:
         ret["reasons"].append("conntrack is not loaded: nothing to compare with")
         return ret
-    st = status()
     ret["current"] = {"max": st["max"], "hashsize": st["hashsize"], "count": st["count"]}
-    if st["max"] < maximum:
-        ret["reasons"].append(f"max {st['max']} is below the recommended {maximum}")
-    elif st["max"] > maximum:
-        ret["reasons"].append(
-            f"max {st['max']} is above the RAM formula's ceiling {maximum}: a full table could "
-            "take more kernel memory than the rule allows"
-        )
-    if st["hashsize"] is not None and st["hashsize"] < hashsize:
-        ret["reasons"].append(f"hashsize {st['hashsize']} is below the recommended {hashsize}")
-    ret["needs_change"] = bool(ret["reasons"])
-    if not ret["reasons"]:
-        ret["reasons"].append("max and hashsize already match the recommendation")
+    sizing.compare(ret, st)
     return ret
 
 
 # ---------------------------------------------------------------------------
 # Timeouts
-
-
-def _timeout_files(spec):
-    """Map short timeout names (tcp_established, udp, ...) to relative paths."""
-    found = {}
-    directory = _path(spec["sysctl_dir"])
-    prefix = spec["prefix"]
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return found
-    for name in names:
-        if not name.startswith(prefix) or "timeout" not in name:
-            continue
-        short = name[len(prefix) :].replace("_timeout_", "_").replace("_timeout", "")
-        found[short] = f"{spec['sysctl_dir']}/{name}"
-    return found
 
 
 def timeouts():
@@ -505,8 +322,8 @@ def timeouts():
 
         salt '*' conntrack.timeouts
     """
-    _, spec = _spec()
-    return {short: _read_int(rel) for short, rel in sorted(_timeout_files(spec).items())}
+    flavour, _ = _spec()
+    return {short: _read_int(rel) for short, rel in sorted(kernel.timeout_files(_root(), flavour).items())}
 
 
 def sysctl_names():
@@ -525,12 +342,12 @@ def sysctl_names():
         salt '*' conntrack.sysctl_names
     """
     name = _flavour() or _loadable() or "nf_conntrack"
-    spec = FLAVOURS[name]
+    spec = kernel.FLAVOURS[name]
     ret = {
         short: spec["sysctl_prefix"] + spec["prefix"] + short
         for short in ("max", "buckets", "count", "expect_max")
     }
-    for short, rel in _timeout_files(spec).items():
+    for short, rel in kernel.timeout_files(_root(), name).items():
         ret[short] = spec["sysctl_prefix"] + os.path.basename(rel)
     return ret
 
@@ -605,8 +422,8 @@ def _write_knob(rel, value):
     return _read_int(rel)
 
 
-def _require_global(spec, what):
-    if not _global_writable(spec):
+def _require_global(flavour, what):
+    if not kernel.global_writable(_root(), flavour):
         raise CommandExecutionError(
             f"{what} is global to the kernel and read-only in this network namespace: "
             "set it from the initial namespace (the host itself)"
@@ -614,10 +431,10 @@ def _require_global(spec, what):
 
 
 def _check_ceiling(value, what, force):
-    ceiling = _ceiling(_host_ram(), _host_arch())
+    ceiling = sizing.ceiling(sizing.host_ram(_root()), _host_arch())
     if value > ceiling and not force:
         raise SaltInvocationError(
-            f"{what} {value} is above this host's ceiling {ceiling} ({SIZING_RULE}); "
+            f"{what} {value} is above this host's ceiling {ceiling} ({sizing.MAX_RULE}); "
             "pass force=True to set it anyway"
         )
 
@@ -641,20 +458,20 @@ def set_max(value, force=False, test=False):
         salt '*' conntrack.set_max 8000000 force=True
         salt '*' conntrack.set_max 524288 test=True
     """
-    value = _integer(value, "max", 1, INT_MAX)
-    _, spec = _spec()
-    _require_global(spec, "max")
+    value = numbers.integer(value, "max", 1, kernel.INT_MAX)
+    flavour, _ = _spec()
+    _require_global(flavour, "max")
     _check_ceiling(value, "max", force)
-    count = _read_int(_knob(spec, "count"))
+    count = _read_int(kernel.knob(flavour, "count"))
     if value < count and not force:
         raise SaltInvocationError(
             f"max {value} is below the {count} entries the table holds now: it would be full at "
             "once and drop every new flow; pass force=True to set it anyway"
         )
-    old = _read_int(_knob(spec, "max"))
+    old = _read_int(kernel.knob(flavour, "max"))
     if test or old == value:
         return {"old": old, "new": value}
-    return {"old": old, "new": _write_knob(_knob(spec, "max"), value)}
+    return {"old": old, "new": _write_knob(kernel.knob(flavour, "max"), value)}
 
 
 def set_buckets(value, force=False, test=False):
@@ -673,9 +490,9 @@ def set_buckets(value, force=False, test=False):
 
         salt '*' conntrack.set_buckets 131072
     """
-    value = _integer(value, "buckets", 1, HASHSIZE_MAX)
-    _, spec = _spec()
-    _require_global(spec, "buckets")
+    value = numbers.integer(value, "buckets", 1, kernel.HASHSIZE_MAX)
+    flavour, spec = _spec()
+    _require_global(flavour, "buckets")
     _check_ceiling(value, "buckets", force)
     path = _path(spec["hashsize"])
     if not os.path.exists(path) or not os.stat(path).st_mode & 0o222:
@@ -703,17 +520,65 @@ def set_timeout(name, seconds, test=False):
 
         salt '*' conntrack.set_timeout tcp_established 3600
     """
-    _, spec = _spec()
-    files = _timeout_files(spec)
+    flavour, _ = _spec()
+    files = kernel.timeout_files(_root(), flavour)
     if name not in files:
         raise SaltInvocationError(
             f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}"
         )
-    seconds = _integer(seconds, "seconds", 1, TIMEOUT_MAX)
+    seconds = numbers.integer(seconds, "seconds", 1, kernel.TIMEOUT_MAX)
     old = _read_int(files[name])
     if test or old == seconds:
         return {"old": old, "new": seconds}
     return {"old": old, "new": _write_knob(files[name], seconds)}
+
+
+# ---------------------------------------------------------------------------
+# Beyond one table: every namespace, and values undone behind our back
+
+
+def namespaces():
+    """
+    Every network namespace on this host with its own conntrack numbers.
+
+    Named ones (``/run/netns``), container runtimes' bind mounts
+    (``/run/docker/netns``) and every namespace only a process holds
+    (``/proc/PID/ns/net``: Docker, Kubernetes, LXC), one entry per inode:
+    ``inode``, ``initial``, ``names``, ``owner`` (``pid``, ``process``,
+    ``runtime`` and ``container`` from the process's cgroup), ``count``,
+    ``usage`` (of the one global max, against which each namespace's own
+    count is checked), ``drop``, ``early_drop``, ``insert_failed``, ``error``;
+    fullest first. Reads each namespace's stat file, never a table.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.namespaces --out=json
+    """
+    flavour, _ = _spec()
+    return netns.survey(_root(), flavour, _read_int(kernel.knob(flavour, "max")))
+
+
+def drift():
+    """
+    Runtime values against what boot will set and what ``conntrack.tuned`` last set.
+
+    Compares ``max``, ``buckets`` and every timeout with the sysctl files boot
+    applies (systemd-sysctl order) and with the values ``conntrack.tuned``
+    recorded in the minion cachedir. Returns ``differences`` (each ``key``,
+    ``runtime``, ``boot``, ``boot_file``, ``tuned``, ``differs_from`` and a
+    likely ``cause``: a module reload back to the kernel default, kube-proxy, a
+    boot file, a runtime write), ``recorded_at`` and ``checked`` (the keys read).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.drift
+    """
+    flavour, _ = _spec()
+    return driftcore.report(_root(), flavour, __opts__["cachedir"], __grains__.get("num_cpus"))  # noqa: F821
 
 
 # ---------------------------------------------------------------------------

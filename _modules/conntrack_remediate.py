@@ -81,6 +81,8 @@ __virtualname__ = "conntrack_remediate"
 
 TAG_REMEDIATED = "conntrack/remediated"
 TAG_REFUSED = "conntrack/remediation_refused"
+TAG_REAPPLIED = "conntrack/reapplied"
+TAG_REAPPLY_REFUSED = "conntrack/reapply_refused"
 DEFAULTS = {
     "threshold": 90,
     "interval": 600,
@@ -459,6 +461,55 @@ def _describe(err):
     if isinstance(err, (CommandExecutionError, SaltInvocationError)):
         return str(err)
     return f"{type(err).__name__}: {err}"
+
+
+def reapply(interval=None, fire_event=True):
+    """
+    Re-apply the ``conntrack`` formula if, and only if, this host's own
+    ``conntrack.drift`` lists a difference; at most once per ``interval``
+    seconds (default ``conntrack:remediate:interval``, 600).
+
+    The reactor answers a ``drift`` beacon event with this (off by default:
+    see ``salt/reactor/conntrack.conf``). Like :py:func:`remediate` it takes
+    nothing from the event: the differences are looked up here, and what is
+    applied is the ``conntrack`` SLS with this minion's own pillar. Returns
+    ``reapplied``, ``refused`` (``None``, ``not_confirmed``, ``rate_limited``
+    or ``apply_failed``), ``reason``, ``differences`` and ``result``; fires
+    ``conntrack/reapplied`` or ``conntrack/reapply_refused``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack_remediate.reapply
+    """
+    interval = numbers.integer(_option("interval", interval), "interval", 0, 10**9)
+    fire_event = numbers.boolean(fire_event, "fire_event")
+    with _locked():
+        state = _load_state()
+        now = time.time()
+        differences = __salt__["conntrack.drift"]()["differences"]  # noqa: F821
+        ret = {"reapplied": False, "refused": None, "reason": "", "differences": differences, "result": True}
+        last = min(state.get("last_reapply") or 0, now)
+        if not differences:
+            ret.update(refused="not_confirmed", reason="conntrack.drift lists no difference on this host")
+        elif now - last < interval:
+            ret.update(refused="rate_limited", reason=f"re-applied {now - last:.0f} s ago (interval {interval} s)")
+        else:
+            applied = __salt__["state.apply"]("conntrack", queue=False)  # noqa: F821
+            if isinstance(applied, dict):
+                failed = [v.get("comment") for v in applied.values() if isinstance(v, dict) and v.get("result") is False]
+            else:
+                failed = [str(applied)]  # a list of errors: the SLS did not render, or a state run is going on
+            if failed:
+                ret.update(refused="apply_failed", result=False, reason=f"state.apply conntrack failed: {failed or applied}")
+            else:
+                state["last_reapply"] = now
+                _save_state(state)
+                ret.update(reapplied=True, reason=f"{len(differences)} difference(s): conntrack formula re-applied")
+    if fire_event:
+        _fire(TAG_REAPPLIED if ret["reapplied"] else TAG_REAPPLY_REFUSED, ret)
+    return ret
 
 
 def status():

@@ -27,56 +27,44 @@ CLI Example:
 """
 
 import logging
+import re
 
+import salt.cache
 import salt.client
+import salt.utils.mine
 import salt.utils.minions
 from salt.exceptions import SaltInvocationError
+from saltext_conntrack_core import numbers, verdict
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack"
 
-RANK = {"critical": 3, "warning": 2, "unknown": 1, "ok": 0}
+FUNCTION = "conntrack.status"
+RANK = verdict.RANK  # critical > warning > unknown > ok
+TGT_TYPES = (
+    "glob",
+    "pcre",
+    "list",
+    "grain",
+    "grain_pcre",
+    "pillar",
+    "pillar_pcre",
+    "pillar_exact",
+    "compound",
+    "ipcidr",
+    "nodegroup",
+    "range",
+)
+MINE_SETUP = "mine_functions:\n  conntrack.status: []\nmine_interval: 5\n"
 
 
 def __virtual__():
     return __virtualname__
 
 
-def _int(value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"not an integer: {value!r}")
-    return value
-
-
-def _percent(value, name):
-    """A threshold argument as a float from 0 to 100, or SaltInvocationError."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SaltInvocationError(f"{name} must be a usage percent from 0 to 100, got {value!r}") from None
-    if not 0 <= number <= 100:
-        raise SaltInvocationError(f"{name} must be a usage percent from 0 to 100, got {value!r}")
-    return number
-
-
-def _count(value, name, low):
-    """A count argument as an int of at least ``low``, or SaltInvocationError."""
-    try:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        number = int(str(value).strip()) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise SaltInvocationError(f"{name} must be a whole number of at least {low}, got {value!r}") from None
-    if number < low:
-        raise SaltInvocationError(f"{name} must be a whole number of at least {low}, got {value!r}")
-    return number
-
-
 def _row(minion, status, warning, critical, source):
-    """One minion's row: the same verdict rules as ``conntrack.check``."""
+    """One minion's row, judged by the one verdict (``conntrack.check``'s rules and words)."""
     row = {
         "minion": minion,
         "verdict": "unknown",
@@ -86,6 +74,7 @@ def _row(minion, status, warning, critical, source):
         "drop": None,
         "early_drop": None,
         "insert_failed": None,
+        "recent": None,
         "reasons": [],
         "source": source,
     }
@@ -93,65 +82,115 @@ def _row(minion, status, warning, critical, source):
         row["reasons"].append(f"no usable conntrack.status ({str(status)[:200]})")
         return row
     try:
-        count = _int(status["count"])
-        maximum = _int(status["max"])
-        stats = status.get("stats") or {}
-        drop = _int(stats.get("drop", 0))
-        early_drop = _int(stats.get("early_drop", 0))
-        insert_failed = _int(stats.get("insert_failed", 0))
-    except (KeyError, TypeError, ValueError) as err:
+        clean = verdict.validated(status)
+    except ValueError as err:
         row["reasons"].append(f"malformed conntrack.status: {err}")
         return row
-    usage = round(100.0 * count / maximum, 2) if maximum else 0.0
-    row.update(
-        usage=usage,
-        count=count,
-        max=maximum,
-        drop=drop,
-        early_drop=early_drop,
-        insert_failed=insert_failed,
-        verdict="ok",
-    )
-
-    def raise_to(level, reason):
-        row["reasons"].append(reason)
-        if RANK[level] > RANK[row["verdict"]]:
-            row["verdict"] = level
-
-    if usage >= critical:
-        raise_to("critical", f"usage {usage}% ({count}/{maximum}) >= {critical}%")
-    elif usage >= warning:
-        raise_to("warning", f"usage {usage}% ({count}/{maximum}) >= {warning}%")
-    if drop:
-        raise_to("critical", f"{drop} packets dropped: the table was full (stat drop)")
-    if early_drop:
-        raise_to("warning", f"{early_drop} entries evicted early: the table was at its limit")
+    judged = verdict.assess(clean, warning, critical)
+    row.update(judged, count=clean["count"], max=clean["max"], recent=clean["recent"], **clean["stats"])
     return row
 
 
-def _targeted(tgt, tgt_type):
-    try:
-        found = salt.utils.minions.CkMinions(__opts__).check_minions(tgt, tgt_type)  # noqa: F821
-        return set(found.get("minions", []))
-    except Exception as err:  # pylint: disable=broad-except
-        log.debug("conntrack.fleet: cannot expand target %s: %s", tgt, err)
-        return set()
+def _mine_allowed():
+    """The master's own ``mine_get`` ACL, as ``mine.get`` applies it to the runner."""
+    acl = __opts__.get("mine_get")  # noqa: F821
+    if acl is None:
+        return True
+    if not isinstance(acl, dict):
+        return False
+    perms = set()
+    for match, funs in acl.items():
+        if re.match(match, __opts__["id"]) and isinstance(funs, list):  # noqa: F821
+            perms.update(funs)
+    return any(re.match(perm, FUNCTION) for perm in perms)
 
 
-def _from_mine(tgt, tgt_type):
-    return __salt__["mine.get"](tgt, "conntrack.status", tgt_type=tgt_type) or {}  # noqa: F821
+def _unwrap(checker, entry, allowed):
+    """The status inside a mine entry; None when the minion's ``allow_tgt`` shuts the master out."""
+    if not (isinstance(entry, dict) and salt.utils.mine.MINE_ITEM_ACL_ID in entry):
+        return entry
+    if "allow_tgt" in entry:
+        key = (str(entry["allow_tgt"]), str(entry.get("allow_tgt_type", "glob")))
+        if key not in allowed:
+            found = checker.check_minions(entry["allow_tgt"], entry.get("allow_tgt_type", "glob"))
+            allowed[key] = __opts__["id"] in found.get("minions", [])  # noqa: F821
+        if not allowed[key]:
+            return None
+    return entry.get(salt.utils.mine.MINE_ITEM_ACL_DATA)
+
+
+def _from_mine(checker, targeted):
+    """``{minion: status}`` from the master's mine cache, one read per targeted minion.
+
+    The same data and ACLs as ``mine.get``, without a second expansion of the
+    target or the master-side setup ``mine.get`` pays for.
+    """
+    if not _mine_allowed():
+        return {}
+    cache = salt.cache.factory(__opts__)  # noqa: F821
+    found, allowed = {}, {}
+    for minion in targeted:
+        mine = cache.fetch("mine", minion)
+        if isinstance(mine, dict) and FUNCTION in mine:
+            status = _unwrap(checker, mine[FUNCTION], allowed)
+            if status is not None:
+                found[minion] = status
+    return found
 
 
 def _live(tgt, tgt_type, timeout):
     client = salt.client.get_local_client(__opts__["conf_file"])  # noqa: F821
     found = {}
-    for answer in client.cmd_iter(tgt, "conntrack.status", tgt_type=tgt_type, timeout=timeout):
+    for answer in client.cmd_iter(tgt, FUNCTION, tgt_type=tgt_type, timeout=timeout):
         for minion, ret in answer.items():
             if isinstance(ret, dict) and "ret" in ret:
                 found[minion] = ret["ret"] if ret.get("retcode", 0) == 0 else str(ret["ret"])
             else:
                 found[minion] = ret
     return found
+
+
+def _no_data(tgt, tgt_type, targeted, live, timeout):
+    """Why there is nothing to show, and the setup that fixes it (a failed result)."""
+    if not targeted:
+        comment = f"no minion matches tgt={tgt!r} tgt_type={tgt_type}"
+    elif live:
+        comment = f"none of the {len(targeted)} targeted minions answered {FUNCTION} within {timeout} s"
+    else:
+        comment = (
+            f"none of the {len(targeted)} targeted minions has {FUNCTION} in the mine: the mine is "
+            f"not set up for it, or not updated yet. Add these lines to the minions' config (or "
+            f"pillar), then run: salt {tgt!r} mine.update"
+        )
+    ret = {"result": False, "retcode": 1, "comment": comment, "targeted": len(targeted)}
+    if not live:
+        ret["add_to_minion_config"] = MINE_SETUP
+    try:
+        __context__["retcode"] = 1  # noqa: F821
+    except NameError:
+        pass
+    return ret
+
+
+def _arguments(tgt, tgt_type, warning, critical, verdict_, limit):
+    if not isinstance(tgt, list):
+        numbers.text(tgt, "tgt", 4096)
+    if tgt_type not in TGT_TYPES:
+        raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {tgt_type!r}"[:300])
+    warning = numbers.number(warning, "warning", 0, 100)
+    critical = numbers.number(critical, "critical", 0, 100)
+    if warning > critical:
+        raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
+    if verdict_ is not None and verdict_ not in RANK:
+        raise SaltInvocationError(f"verdict must be one of {', '.join(RANK)}, got {verdict_!r}"[:300])
+    if limit is not None:
+        limit = numbers.integer(limit, "limit", 0, 10**9)
+    return warning, critical, limit
+
+
+def _sort_key(row):
+    recent = row["recent"] or {}
+    return (-RANK[row["verdict"]], -(row["usage"] or 0.0), -recent.get("drop", 0), -(row["drop"] or 0), row["minion"])
 
 
 def fleet(
@@ -161,7 +200,7 @@ def fleet(
     timeout=None,
     warning=75,
     critical=90,
-    verdict=None,
+    verdict=None,  # pylint: disable=redefined-outer-name
     limit=None,
 ):
     """
@@ -169,19 +208,24 @@ def fleet(
 
     Rows hold ``minion``, ``verdict`` (``critical``, ``warning``, ``unknown``,
     ``ok``), ``usage`` (percent), ``count``, ``max``, ``drop``, ``early_drop``,
-    ``insert_failed``, ``reasons`` and ``source`` (``mine`` or ``live``). The
-    verdict follows ``conntrack.check``: usage against ``warning``/``critical``,
-    any ``drop`` is critical, any ``early_drop`` a warning. Sorted by verdict,
-    then usage, then drops. A targeted minion without data (no mine entry,
-    no answer) is ``unknown``.
+    ``insert_failed`` (since boot), ``recent`` (the rise of those counters the
+    minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
+    (``mine`` or ``live``). The verdict is ``conntrack.check``'s, word for
+    word: usage against ``warning``/``critical``; drops in ``recent`` are
+    critical, early drops a warning; drops since boot that are all past are
+    a note. Sorted by verdict, then usage, then drops. A targeted minion
+    without data (no mine entry, no answer) is ``unknown``. With no data at
+    all, the result is a failure that says why and, for the mine, which
+    ``mine_functions`` lines to add.
 
     live
-        Ask the minions now instead of reading the mine. Default False: at a
-        few thousand minions the mine answers in well under a second and
-        publishes nothing; a live query waits ``timeout`` for the slowest.
+        Ask the minions now instead of reading the mine. Default False: at
+        10,000 minions the mine answers in seconds and publishes nothing; a
+        live query waits ``timeout`` for the slowest.
 
     tgt, tgt_type
-        Which minions. Default every minion (``*``, glob).
+        Which minions. Default every minion (``*``, glob). As with
+        ``mine.get``, pillar and compound targets match pillar values exactly.
 
     timeout
         Seconds to wait for live answers. Default the master's ``timeout``.
@@ -204,41 +248,26 @@ def fleet(
         salt-run conntrack.fleet live=True timeout=10
         salt-run conntrack.fleet tgt='G@role:lb' tgt_type=compound verdict=warning limit=50
     """
-    warning = _percent(warning, "warning")
-    critical = _percent(critical, "critical")
-    if warning > critical:
-        raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
-    if verdict is not None and verdict not in RANK:
-        raise SaltInvocationError(f"verdict must be one of {', '.join(RANK)}, got {verdict!r}")
-    if limit is not None:
-        limit = _count(limit, "limit", 0)
+    warning, critical, limit = _arguments(tgt, tgt_type, warning, critical, verdict, limit)
+    live = numbers.boolean(live, "live")
     if live:
-        timeout = _count(timeout if timeout is not None else __opts__.get("timeout", 5), "timeout", 1)  # noqa: F821
-        data = _live(tgt, tgt_type, timeout)
-        source = "live"
-    else:
-        data = _from_mine(tgt, tgt_type)
-        source = "mine"
+        timeout = numbers.integer(timeout if timeout is not None else __opts__.get("timeout", 5), "timeout", 1, 86400)  # noqa: F821
+    checker = salt.utils.minions.CkMinions(__opts__)  # noqa: F821
+    # mine.get's target types: pillar values match exactly, never as globs.
+    expand_type = tgt_type if live else {"pillar": "pillar_exact", "compound": "compound_pillar_exact"}.get(tgt_type, tgt_type)
+    targeted = checker.check_minions(tgt, expand_type).get("minions", [])
+    data = _live(tgt, tgt_type, timeout) if live else _from_mine(checker, targeted)
+    if not data:
+        return _no_data(tgt, tgt_type, targeted, live, timeout)
+    source = "live" if live else "mine"
     rows = [_row(minion, status, warning, critical, source) for minion, status in data.items()]
-    missing = _targeted(tgt, tgt_type) - set(data)
-    for minion in missing:
+    for minion in set(targeted).difference(data):
         row = _row(minion, None, warning, critical, source)
         row["reasons"] = [
-            "did not answer in time"
-            if live
-            else "no conntrack.status in the mine (mine_functions not set, or not yet updated)"
+            "did not answer in time" if live else "no conntrack.status in the mine (mine_functions not set, or not yet updated)"
         ]
         rows.append(row)
-    rows.sort(
-        key=lambda r: (
-            -RANK[r["verdict"]],
-            -(r["usage"] or 0.0),
-            -(r["drop"] or 0),
-            r["minion"],
-        )
-    )
+    rows.sort(key=_sort_key)
     if verdict is not None:
         rows = [r for r in rows if RANK[r["verdict"]] >= RANK[verdict]]
-    if limit is not None:
-        rows = rows[:limit]
-    return rows
+    return rows if limit is None else rows[:limit]

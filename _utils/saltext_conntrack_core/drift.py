@@ -11,7 +11,7 @@ import json
 import os
 import time
 
-from . import writer
+from . import kernel, paths, sysctlconf, writer
 
 RECORD = "tuned.json"
 # Kernel defaults that a module reload restores (domain.md, "Timeout defaults").
@@ -115,3 +115,30 @@ def compare(runtime, boot, tuned, cpus=None):
             }
         )
     return found
+
+
+def runtime_values(root, flavour):
+    """``{sysctl key: int}`` of max, buckets and every timeout as the kernel has them now."""
+    spec = kernel.FLAVOURS[flavour]
+    rels = [kernel.knob(flavour, "max"), kernel.knob(flavour, "buckets"), *kernel.timeout_files(root, flavour).values()]
+    values = {}
+    for rel in rels:
+        try:
+            with open(paths.join(root, rel), encoding="ascii") as fh:
+                values[spec["sysctl_prefix"] + os.path.basename(rel)] = int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # buckets is absent on the oldest kernels
+    return values
+
+
+def report(root, flavour, cachedir, cpus=None):
+    """What ``conntrack.drift`` returns: ``differences``, ``recorded_at`` and ``checked``."""
+    spec = kernel.FLAVOURS[flavour]
+    runtime = runtime_values(root, flavour)
+    tuned, set_at = recorded(cachedir)
+    boot = sysctlconf.boot_values(root, spec["sysctl_prefix"] + spec["prefix"])
+    return {
+        "differences": compare(runtime, boot, tuned, cpus),
+        "recorded_at": None if set_at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(set_at)),
+        "checked": sorted(runtime),
+    }

@@ -48,6 +48,40 @@ def knob(flavour, name):
     return f"{spec['sysctl_dir']}/{spec['prefix']}{name}"
 
 
+def timeout_files(root, flavour):
+    """``{short name: relative path}`` of every timeout knob (``tcp_established``, ``udp``, ...)."""
+    spec = FLAVOURS[flavour]
+    try:
+        names = os.listdir(paths.join(root, spec["sysctl_dir"]))
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        if name.startswith(spec["prefix"]) and "timeout" in name:
+            short = name[len(spec["prefix"]) :].replace("_timeout_", "_").replace("_timeout", "")
+            found[short] = f"{spec['sysctl_dir']}/{name}"
+    return found
+
+
+def release(root, fallback):
+    """The release of the kernel under ``root`` (a fixture tree says its own), else ``fallback``."""
+    try:
+        with open(paths.join(root, "proc/sys/kernel/osrelease"), encoding="ascii", errors="replace") as fh:
+            found = fh.read().strip()
+    except OSError:
+        found = ""
+    return found or fallback
+
+
+def global_writable(root, flavour):
+    """False inside a non-initial network namespace, where the kernel makes
+    global knobs read-only (mode 0444)."""
+    try:
+        return bool(os.stat(paths.join(root, knob(flavour, "max"))).st_mode & 0o222)
+    except OSError:
+        return False
+
+
 def active_flavour(root):
     """The flavour whose table is loaded under ``root``, or None."""
     for name in FLAVOURS:

@@ -103,11 +103,13 @@ def test_walk_false_never_reads_the_table(make_loaders, tmp_path):
 
 def test_drops_since_boot_without_an_earlier_sample(make_loaders, tmp_path):
     mods = make_loaders(build_root(tmp_path, count=10, maximum=1000, drop=7)).modules
-    status = mods.conntrack.status()
+    # diagnose's own status() is this fresh cachedir's first sample: no recent block yet.
     found = by_id(mods.conntrack.diagnose(walk=False))
-    if status.get("recent") is None:
-        assert found["drops_since_boot"]["evidence"]["drop_since_boot"] == 7
-        assert "drops_rising" not in found
+    assert found["drops_since_boot"]["evidence"]["drop_since_boot"] == 7
+    assert "drops_rising" not in found
+    # The next look has an earlier sample: those drops are past, not rising.
+    assert mods.conntrack.status(window=0)["recent"]["drop"] == 0
+    assert "drops_rising" not in by_id(mods.conntrack.diagnose(walk=False))
 
 
 @pytest.mark.parametrize("era", ["centos5", "6.17"])

@@ -1,9 +1,14 @@
 """The execution module through the real Salt loader, on fixture trees."""
 
+import os
+
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.fixtures import ERAS, build_root
+from tests.support.loaderfile import load
+
+runner = load("_runners/conntrack.py")
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -29,36 +34,112 @@ def test_check_verdicts(make_loaders, tmp_path):
     assert mods.conntrack.check(warning=85, critical=95)["verdict"] == "ok"
     mods = make_loaders(build_root(tmp_path / "crit", count=10, maximum=100, drop=1)).modules
     ret = mods.conntrack.check()
-    assert ret["verdict"] == "critical"
-    assert any("dropped" in reason for reason in ret["reasons"])
+    assert ret["verdict"] == "critical" and ret["recent"] is None  # first sample: since boot counts
+    assert any("dropped since boot" in reason for reason in ret["reasons"])
     mods = make_loaders(build_root(tmp_path / "early", count=10, maximum=100, early_drop=2)).modules
     assert mods.conntrack.check()["verdict"] == "warning"
-    with pytest.raises(SaltInvocationError):
-        mods.conntrack.check(warning=95, critical=90)
-    with pytest.raises(SaltInvocationError):
-        mods.conntrack.check(warning="lots")
+    for bad in ({"warning": 95, "critical": 90}, {"warning": "lots"}, {"critical": float("nan")}, {"warning": True}, {"window": 5.0}, {"window": -1}):
+        with pytest.raises(SaltInvocationError):
+            mods.conntrack.check(**bad)
 
 
-def test_recommend_classic_formula(make_loaders, tmp_path):
-    # 64 GiB of MemTotal on 64-bit: the textbook example.
-    root = build_root(tmp_path, maximum=262144, buckets=262144, mem_kb=64 * 1024 * 1024, slab_size=320)
+def test_check_follows_current_drops(make_loaders, tmp_path):
+    """Drops count while they are new; a recovered host is ok with a note.
+    (A fresh Loaders wipes the cachedir; the kernel tier shows separate salt-call runs.)"""
+    root = build_root(tmp_path, count=10, maximum=100, drop=5)
+    mods = make_loaders(root).modules
+    assert mods.conntrack.status()["recent"] is None
+    ret = mods.conntrack.check(window=0)
+    assert ret["verdict"] == "ok" and ret["recent"]["drop"] == 0 and ret["drop"] == 5
+    assert any("the 5 since boot are past" in r for r in ret["reasons"]), ret
+    build_root(root, count=10, maximum=100, drop=9, early_drop=2)
+    ret = mods.conntrack.check(window=0)
+    assert ret["verdict"] == "critical" and (ret["recent"]["drop"], ret["recent"]["early_drop"]) == (4, 2)
+    assert any(r.startswith("4 packets dropped in the last") and "9 since boot" in r for r in ret["reasons"]), ret
+    st = mods.conntrack.status(window=0)
+    assert st["recent"]["drop"] == 0 and st["stats"]["drop"] == 9
+    # A module reload resets the counters: a new baseline, not a negative rise.
+    build_root(root, count=10, maximum=100, drop=1)
+    assert mods.conntrack.status(window=0)["recent"] is None
+    assert mods.conntrack.status(window=0)["recent"]["drop"] == 0
+    history = os.listdir(os.path.join(mods.conntrack.status.__globals__["__opts__"]["cachedir"], "conntrack"))
+    assert [name for name in history if name.startswith("status-") and name.endswith(".jsonl")]
+
+
+# The verdict lives once: check, the fleet runner's row and the beacon's
+# usage_high event give the same level for the same status.
+VERDICT_CASES = [
+    # count, max, warning, critical, level
+    (10, 1000, 75, 90, "ok"),
+    (749, 1000, 75, 90, "ok"),
+    (750, 1000, 75, 90, "warning"),
+    (899, 1000, 75, 90, "warning"),
+    (900, 1000, 75, 90, "critical"),
+    (1000, 1000, 75, 90, "critical"),
+    (600, 1000, 60, 60, "critical"),
+    (500, 1000, 40, 80, "warning"),
+    (333, 1000, 33.3, 90, "warning"),
+    (332, 1000, 33.3, 90, "ok"),
+]
+
+
+@pytest.mark.parametrize("count,maximum,warning,critical,level", VERDICT_CASES)
+def test_one_verdict_for_check_runner_and_beacon(make_loaders, make_beacons, tmp_path, count, maximum, warning, critical, level):
+    root = build_root(tmp_path, count=count, maximum=maximum)
+    os.makedirs(f"{root}/var/log")
+    open(f"{root}/var/log/kern.log", "w", encoding="utf-8").close()  # noqa: SIM115
+    mods = make_loaders(root).modules
+    checked = mods.conntrack.check(warning=warning, critical=critical)
+    status = mods.conntrack.status()
+    row = runner._row("m1", status, warning, critical, "mine")
+    assert checked["reasons"] == row["reasons"]  # the same words, not only the same level
+    checked, row = checked["verdict"], row["verdict"]
+    events = make_beacons(root).beacons["conntrack.beacon"](
+        [{"source": "auto"}, {"usage_warning": warning}, {"usage_critical": critical}, {"status_interval": 0}]
+    )
+    beacon = next((e["level"] for e in events if e["tag"] == "usage_high"), "ok")
+    assert (checked, row, beacon) == (level, level, level)
+
+
+@pytest.mark.parametrize(
+    "era,release,ratio",
+    [("centos5", "2.6.18-419.el5", 8), ("4.19", "4.19.0-26-amd64", 4), ("6.17", "6.17.0-1-amd64", 1)],
+)
+def test_recommend_follows_the_kernels_own_ratio(make_loaders, tmp_path, era, release, ratio):
+    # 64 GiB of MemTotal on 64-bit: max 2097152 (the textbook example).
+    root = build_root(tmp_path, era, maximum=65536, buckets=8192, mem_kb=64 * 1024 * 1024, slab_size=320)
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/osrelease").write_text(release + "\n")
     ret = make_loaders(root).modules.conntrack.recommend(arch=64)
     assert ret["max"] == 2097152
-    assert ret["hashsize"] == 262144
+    assert ret["hashsize"] == 2097152 // ratio
+    assert ret["rules"]["hashsize"] == ret["bucket_rule"]
+    assert {8: "2.6-era ip_conntrack", 4: "before 5.15", 1: "5.15 and later"}[ratio] in ret["bucket_rule"]
     assert ret["entry_size"] == 320
-    assert ret["memory_bytes"] == 2097152 * 320 + 262144 * 8
+    assert ret["memory_bytes"] == 2097152 * 320 + ret["hashsize"] * 8
     assert ret["needs_change"] is True
     assert "16384" in ret["rules"]["max"]
-    assert make_loaders(root).modules.conntrack.recommend(ram="64G", arch=32)["max"] == 4194304
-    assert make_loaders(root).modules.conntrack.recommend(ram="64G", hash_ratio=1)["hashsize"] == 2097152
-    with pytest.raises(SaltInvocationError):
-        make_loaders(root).modules.conntrack.recommend(ram="lots")
-    with pytest.raises(SaltInvocationError):
-        make_loaders(root).modules.conntrack.recommend(arch=48)
+
+
+def test_recommend_never_fewer_buckets_and_overrides(make_loaders, tmp_path):
+    # This machine's shape: 24 GiB, kernel 6.18, 262144 buckets = max.
+    root = build_root(tmp_path, maximum=262144, buckets=262144, mem_kb=24 * 1024 * 1024)
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/osrelease").write_text("6.18.0-1-amd64\n")
+    mods = make_loaders(root).modules
+    ret = mods.conntrack.recommend(arch=64)
+    assert (ret["max"], ret["hashsize"]) == (786432, 786432)
+    ret = mods.conntrack.recommend(arch=64, hash_ratio=8)
+    assert ret["hashsize"] == 262144 and "never fewer buckets" in ret["bucket_rule"] and "hash_ratio=8" in ret["bucket_rule"]
+    assert mods.conntrack.recommend(ram="64G", arch=32)["max"] == 4194304
+    assert mods.conntrack.recommend(ram="64G", hash_ratio="2")["hashsize"] == 1048576
+    for bad in ({"ram": "lots"}, {"arch": 48}, {"hash_ratio": 0}, {"hash_ratio": 8.0}, {"ram": 64.0}):
+        with pytest.raises(SaltInvocationError):
+            mods.conntrack.recommend(**bad)
 
 
 def test_recommend_already_right(make_loaders, tmp_path):
-    root = build_root(tmp_path, maximum=2097152, buckets=262144, mem_kb=64 * 1024 * 1024)
+    root = build_root(tmp_path, maximum=2097152, buckets=2097152, mem_kb=64 * 1024 * 1024)
     ret = make_loaders(root).modules.conntrack.recommend(arch=64)
     assert ret["needs_change"] is False
 

@@ -445,10 +445,14 @@ def test_tuned_refusal_reports_no_change_in_either_mode(tmp_path, make_loaders, 
 
 
 def test_tuned_auto_never_lowers(tmp_path, make_loaders):
-    """24 GiB: recommend gives max 786432 and hashsize 98304, the kernel has 262144 buckets."""
+    """24 GiB on 4.19: max 786432, whose kernel ratio (4) gives 196608 buckets, fewer than the 262144 the host has."""
     root = host_root(tmp_path / "r", maximum=262144, buckets=262144, mem_kb=24 * 1024 * 1024)
+    os.makedirs(os.path.join(root, "proc/sys/kernel"), exist_ok=True)
+    with open(os.path.join(root, "proc/sys/kernel/osrelease"), "w", encoding="utf-8") as fh:
+        fh.write("4.19.0-26-amd64\n")
     loaders = make_loaders(root)
-    assert loaders.modules.conntrack.recommend()["hashsize"] < 262144
+    rec = loaders.modules.conntrack.recommend()
+    assert rec["hashsize"] == 262144 and "never fewer buckets" in rec["bucket_rule"]
     plan = loaders.modules.conntrack_files.tuning_plan(max="auto", buckets="auto")
     assert plan["buckets"] == 262144
     assert plan["max"] == loaders.modules.conntrack.recommend()["max"] > 262144

@@ -38,6 +38,8 @@ def test_fleet_reports_all_three(salt_cli, salt_run_cli, three_minions):
         assert row["source"] == "mine"
         assert row["verdict"] in ("ok", "warning", "critical"), row
         assert row["max"] > 0 and row["usage"] is not None and row["drop"] is not None
+        # The minion's own status (with its recent block) judged by the one verdict.
+        assert "recent" in row and row["reasons"], row
     rank = {"critical": 3, "warning": 2, "unknown": 1, "ok": 0}
     keys = [(-rank[r["verdict"]], -r["usage"]) for r in rows]
     assert keys == sorted(keys)
@@ -63,3 +65,17 @@ def test_fleet_lists_minion_without_mine_data_as_unknown(salt_cli, salt_run_cli,
     assert sorted(rows) == ids
     assert rows[ids[0]]["verdict"] == "unknown" and "mine" in rows[ids[0]]["reasons"][0]
     assert all(rows[i]["verdict"] != "unknown" for i in ids[1:])
+
+
+def test_fleet_with_an_empty_mine_says_why_and_fails(salt_cli, salt_run_cli, three_minions):
+    """No conntrack.status in the mine at all: a failed run that shows the mine_functions lines to add."""
+    ids = sorted(m.id for m in three_minions)
+    ret = salt_cli.run("-L", "--timeout=30", "mine.flush", minion_tgt=",".join(ids), _timeout=60)
+    assert ret.returncode == 0, ret
+    ret = salt_run_cli.run("conntrack.fleet", f"tgt={','.join(ids)}", "tgt_type=list")
+    assert ret.returncode == 1, ret
+    assert ret.data["result"] is False
+    assert "none of the 3 targeted minions has conntrack.status in the mine" in ret.data["comment"]
+    assert "mine_functions:\n  conntrack.status: []" in ret.data["add_to_minion_config"]
+    ret = salt_run_cli.run("conntrack.fleet", "tgt=no-such-minion-*")
+    assert ret.returncode == 1 and "no minion matches" in ret.data["comment"], ret

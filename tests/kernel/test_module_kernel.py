@@ -1,8 +1,10 @@
 """The execution module against the real kernel, inside a namespace the test owns."""
 
+import datetime
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -43,17 +45,44 @@ def test_summary_matches_conntrack_tool(netns, modules):
     assert ret["top"]["src"][0] == ["127.0.0.1", 26]
 
 
-def test_overflow_shows_drops_and_critical(netns, modules, global_knobs):
+def test_overflow_is_critical_while_current_then_past(netns, modules, global_knobs):
+    """check(window=5) is critical for drops inside the window; seconds later,
+    with no new drops and the limit back, it is not, and says the drops are past."""
+    with netns.entered():
+        assert modules.conntrack.status(window=5)["recent"] is None  # the first sample of this netns
     netns.udp_flows(20, first_port=40000)
     write_int(f"{PROC_NF}/nf_conntrack_max", 20)
     refused = 30 - netns.udp_flows(30, first_port=41000)
     assert refused == 30
     with netns.entered():
-        st = modules.conntrack.status()
-        verdict = modules.conntrack.check()
+        st = modules.conntrack.status(window=5)
+        verdict = modules.conntrack.check(window=5)
     assert st["count"] == 20 and st["max"] == 20 and st["usage"] == 100.0
-    assert st["stats"]["drop"] >= 30
+    assert st["stats"]["drop"] >= 30 and st["recent"]["drop"] >= 30
     assert verdict["verdict"] == "critical"
+    assert any("packets dropped in the last" in r for r in verdict["reasons"]), verdict
+    # Recovered: the limit is back (the table is no longer full) and no flow is refused.
+    write_int(f"{PROC_NF}/nf_conntrack_max", global_knobs[f"{PROC_NF}/nf_conntrack_max"])
+    time.sleep(6)
+    with netns.entered():
+        later = modules.conntrack.check(window=5)
+    assert later["verdict"] == "ok", later
+    assert later["recent"]["drop"] == 0 and 5 <= later["recent"]["seconds"] < 30
+    assert later["drop"] == st["stats"]["drop"]
+    assert any(f"the {later['drop']} since boot are past" in r for r in later["reasons"]), later
+
+
+def test_separate_salt_call_runs_share_the_history(netns):
+    """Two salt-call processes in the namespace: the second compares with the first's sample (the cachedir)."""
+    netns.udp_flows(3, first_port=52000)
+    salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")
+    args = (salt_call, "--local", "-c", "conf", "-m", str(REPO / "_modules"), "--out=json", "conntrack.status", "window=0")
+    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    first = json.loads(netns.run(*args, timeout=120, cwd=REPO).stdout)["local"]
+    second = json.loads(netns.run(*args, timeout=120, cwd=REPO).stdout)["local"]
+    assert first["count"] == second["count"] == 3
+    assert second["recent"]["drop"] == 0 and second["recent"]["seconds"] > 0
+    assert datetime.datetime.fromisoformat(second["recent"]["since"]) >= started
 
 
 def test_global_write_refused_in_netns(netns, modules, global_knobs):

@@ -7,10 +7,11 @@ The tmp root links proc, sys and lib to the real ones and has its own etc, so
 
 import os
 import subprocess
+import time
 
 import pytest
 
-from tests.support.kernel import PROC_NF, read_int
+from tests.support.kernel import PROC_NF, read_int, write_int
 
 
 @pytest.fixture
@@ -128,3 +129,32 @@ def test_dependents_found_with_a_path_without_sbin(netns, real_root, make_loader
     assert ("iptables-save", "conntrack match (-m conntrack)") in live, found
     # the namespace's own nft table (ct state new) is found too
     assert ("nft list ruleset", "nft ct expression") in live, found
+
+
+def test_drift_after_tuned_value_is_undone(global_knobs, real_root, make_beacons, tmp_path):
+    """conntrack.tuned sets the max; something writes the old value back (as a module reload
+    or kube-proxy would): conntrack.drift lists it, and the beacon sends one drift event."""
+    (real_root / "dev").symlink_to("/dev")
+    loaders = make_beacons(real_root, cachedir=str(tmp_path / "cache"))
+    old_max = read_int(f"{PROC_NF}/nf_conntrack_max")
+    ceiling = loaders.modules.conntrack.recommend()["max"]
+    new_max = old_max + 1024 if old_max + 1024 <= ceiling else old_max - 1024
+    assert loaders.states.conntrack.tuned(name="size", max=new_max).result is True
+    assert loaders.modules.conntrack.drift()["differences"] == []
+    write_int(f"{PROC_NF}/nf_conntrack_max", old_max)
+
+    found = loaders.modules.conntrack.drift()["differences"]
+    assert [(d["key"], d["runtime"], d["tuned"], d["boot"]) for d in found] == [
+        ("net.netfilter.nf_conntrack_max", old_max, new_max, str(new_max))
+    ]
+    assert found[0]["differs_from"] == ["tuned", "boot"]
+    assert found[0]["boot_file"] == "/etc/sysctl.d/90-conntrack.conf"
+
+    config = [{"source": "kmsg"}, {"drift_interval": 0.2}, {"persist": False}]
+    runs = []
+    for _ in range(4):
+        runs.append(loaders.beacons["conntrack.beacon"](config))
+        time.sleep(0.3)
+    drift_events = [e for run in runs for e in run if e["tag"] == "drift"]
+    assert len(drift_events) == 1, runs
+    assert drift_events[0]["differences"] == found

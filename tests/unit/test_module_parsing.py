@@ -1,8 +1,13 @@
 """Pure parsing and arithmetic of _modules/conntrack.py, no loader."""
 
-import pytest
+import json
+import os
 
-from tests.support.fixtures import HEADERS, TABLE_LINES, stat_text
+import pytest
+from salt.exceptions import SaltInvocationError
+from saltext_conntrack_core import kernel, numbers, recent, sizing
+
+from tests.support.fixtures import HEADERS, stat_text
 from tests.support.loaderfile import load
 
 ct = load("_modules/conntrack.py")
@@ -10,7 +15,7 @@ ct = load("_modules/conntrack.py")
 
 @pytest.mark.parametrize("era", sorted(HEADERS))
 def test_parse_stat_keys_by_header_name(era):
-    stats = ct._parse_stat(stat_text(era, cpus=4, drop=9, early_drop=10, entries=123).encode())
+    stats = kernel.parse_stat(stat_text(era, cpus=4, drop=9, early_drop=10, entries=123).encode())
     assert list(stats) == HEADERS[era].split()
     assert stats["entries"] == 123
     assert stats["drop"] == 9
@@ -20,7 +25,7 @@ def test_parse_stat_keys_by_header_name(era):
 
 def test_parse_stat_hex_and_ragged_lines():
     text = b"entries drop early_drop\n0000000a 000000ff 00000001\n0000000a 00000001 00000000\ngarbage\n\n"
-    assert ct._parse_stat(text) == {"entries": 10, "drop": 256, "early_drop": 1}
+    assert kernel.parse_stat(text) == {"entries": 10, "drop": 256, "early_drop": 1}
 
 
 @pytest.mark.parametrize(
@@ -28,24 +33,152 @@ def test_parse_stat_hex_and_ragged_lines():
     [(64 * 2**30, 64, 2097152), (64 * 2**30, 32, 4194304), (2**30, 64, 32768), (512 * 2**20, 32, 32768)],
 )
 def test_classic_ceiling(ram, arch, expected):
-    assert ct._ceiling(ram, arch) == expected
+    assert sizing.ceiling(ram, arch) == expected
 
 
 @pytest.mark.parametrize("text,expected", [("64G", 64 * 2**30), ("512MiB", 512 * 2**20), ("1T", 2**40), (4 * 2**30, 4 * 2**30)])
 def test_parse_ram(text, expected):
-    assert ct._parse_ram(text) == expected
+    assert sizing.parse_ram(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["64X", "-5G", "", True, "1 G B", 1000])
+@pytest.mark.parametrize("bad", ["64X", "-5G", "", True, "1 G B", 1000, 64.0, "６４G", "1_000G", None])
 def test_parse_ram_refuses(bad):
-    with pytest.raises(ct.SaltInvocationError):
-        ct._parse_ram(bad)
+    with pytest.raises(SaltInvocationError):
+        sizing.parse_ram(bad)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.0, "1e3", "0x10", " 5; rm -rf /", None, [1]])
+@pytest.mark.parametrize(
+    "release,flavour,ratio,words",
+    [
+        ("6.18.0-1-amd64", "nf_conntrack", 1, "5.15 and later"),
+        ("5.15.0-91-generic", "nf_conntrack", 1, "5.15 and later"),
+        ("5.14.21", "nf_conntrack", 4, "before 5.15"),
+        ("4.19.0-26-amd64", "nf_conntrack", 4, "before 5.15"),
+        ("2.6.32-754.el6.x86_64", "nf_conntrack", 4, "before 5.15"),
+        ("2.6.18-419.el5", "ip_conntrack", 8, "2.6-era ip_conntrack"),
+        ("", "nf_conntrack", 8, "unreadable"),
+    ],
+)
+def test_kernel_bucket_ratio(release, flavour, ratio, words):
+    got, why = sizing.kernel_ratio(release, flavour)
+    assert got == ratio and words in why
+
+
+def test_buckets_never_fewer_than_the_host_has():
+    assert sizing.buckets_for(786432, 8, "r")[0] == 98304
+    buckets, rule = sizing.buckets_for(786432, 8, "r", current=262144)
+    assert buckets == 262144 and "never fewer" in rule
+    assert sizing.buckets_for(786432, 1, "r", current=262144) == (786432, "r")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.0, 5.0, "1e3", "0x10", " 5; rm -rf /", None, [1], True, "1_0", "５"])
 def test_integer_refuses(bad):
-    with pytest.raises(ct.SaltInvocationError):
-        ct._integer(bad, "max", 1, 100)
+    with pytest.raises(SaltInvocationError):
+        numbers.integer(bad, "max", 1, 100)
+
+
+# ---------------------------------------------------------------------------
+# recent: the counters' rise since an earlier sample, kept in the cachedir
+
+
+def stats(drop=0, early_drop=0, insert_failed=0):
+    return {"drop": drop, "early_drop": early_drop, "insert_failed": insert_failed, "found": 1}
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A root with a boot id, and a cachedir beside it."""
+    root = tmp_path / "root"
+    (root / "proc/sys/kernel/random").mkdir(parents=True)
+    (root / "proc/sys/kernel/random/boot_id").write_text("boot-1\n")
+    return str(root), str(tmp_path / "cache")
+
+
+def test_recent_first_sample_is_none_then_rises(host):
+    root, cache = host
+    assert recent.observe(cache, root, stats(drop=5), 1000.0, 300) is None
+    got = recent.observe(cache, root, stats(drop=9, early_drop=2, insert_failed=1), 1010.0, 300)
+    assert {k: got[k] for k in ("drop", "early_drop", "insert_failed", "seconds")} == {
+        "drop": 4, "early_drop": 2, "insert_failed": 1, "seconds": 10.0,
+    }
+    assert got["since"].startswith("1970-01-01T00:16:40")
+    assert os.path.dirname(recent.history_path(cache, root)) == os.path.join(cache, "conntrack")
+
+
+def test_recent_window_takes_newest_sample_old_enough(host):
+    root, cache = host
+    for t, drop in ((1000.0, 0), (1100.0, 10), (1200.0, 30), (1290.0, 60)):
+        recent.observe(cache, root, stats(drop=drop), t, 0)
+    # now=1300, window 100: newest at or before 1200 is the 1200 sample.
+    got = recent.observe(cache, root, stats(drop=61), 1300.0, 100)
+    assert (got["drop"], got["seconds"]) == (31, 100.0)
+    # window 0: the previous sample (the one just written at 1300).
+    got = recent.observe(cache, root, stats(drop=61), 1305.0, 0)
+    assert (got["drop"], got["seconds"]) == (0, 5.0)
+    # A window longer than the history: the oldest sample.
+    got = recent.observe(cache, root, stats(drop=61), 1310.0, 10_000)
+    assert (got["drop"], got["seconds"]) == (61, 310.0)
+
+
+def test_recent_counter_reset_and_reboot_start_a_new_baseline(host):
+    root, cache = host
+    recent.observe(cache, root, stats(drop=50), 1000.0, 0)
+    assert recent.observe(cache, root, stats(drop=3), 1010.0, 0) is None  # module reload
+    assert recent.observe(cache, root, stats(drop=4), 1020.0, 0)["drop"] == 1
+    with open(os.path.join(root, "proc/sys/kernel/random/boot_id"), "w", encoding="ascii") as fh:
+        fh.write("boot-2\n")
+    assert recent.observe(cache, root, stats(drop=400), 1030.0, 0) is None  # rebooted: not a rise of 396
+    assert recent.observe(cache, root, stats(drop=400), 1040.0, 0)["drop"] == 0
+
+
+def test_recent_history_is_bounded_and_spans_long_ago(host):
+    root, cache = host
+    now = 0.0
+    for _ in range(3400):  # every 30 s for 28 hours
+        now += 30
+        recent.observe(cache, root, stats(drop=int(now) // 1000), now, 0)
+    with open(recent.history_path(cache, root), encoding="utf-8") as fh:
+        samples = [json.loads(line) for line in fh.read().splitlines()[1:]]
+    assert len(samples) <= 2 * recent.MAX_SAMPLES
+    ages = [now - s[0] for s in samples]
+    assert min(ages) == 0 and max(ages) > 20 * 3600
+    # A one-hour window still finds a baseline between one and ~1.6 hours old.
+    got = recent.observe(cache, root, stats(drop=int(now) // 1000), now + 1, 3600)
+    assert 3600 <= got["seconds"] <= 1.6 * 3600
+    # ... and a short one the sample before.
+    got = recent.observe(cache, root, stats(drop=int(now) // 1000), now + 2, 10)
+    assert got["seconds"] == 32.0
+
+
+def test_recent_survives_an_unwritable_cache_and_a_torn_file(host, tmp_path):
+    root, cache = host
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert recent.observe(str(blocker), root, stats(drop=1), 1000.0, 0) is None  # cachedir is a file
+    recent.observe(cache, root, stats(drop=1), 1000.0, 0)
+    with open(recent.history_path(cache, root), "a", encoding="utf-8") as fh:
+        fh.write("[1005.0,1")  # an append cut short
+    got = recent.observe(cache, root, stats(drop=2), 1010.0, 0)
+    assert (got["drop"], got["seconds"]) == (1, 10.0)  # the torn line is skipped, not the history
+    with open(recent.history_path(cache, root), "w", encoding="utf-8") as fh:
+        fh.write('{"boot": "boot-1"')
+    assert recent.observe(cache, root, stats(drop=2), 1020.0, 0) is None
+    assert recent.observe(cache, root, stats(drop=2), 1030.0, 0)["drop"] == 0
+
+
+def test_recent_appends_between_compactions(host):
+    root, cache = host
+    path = recent.history_path(cache, root)
+    for i in range(2 * recent.MAX_SAMPLES + 5):
+        recent.observe(cache, root, stats(drop=i), 1000.0 + 10 * i, 0)
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        assert json.loads(lines[0]) == {"boot": "boot-1"}
+        assert len(lines) <= 2 * recent.MAX_SAMPLES + 1
+    # Readings equal to a sample under a second old add no line.
+    recent.observe(cache, root, stats(drop=i), 1000.0 + 10 * i + 0.5, 0)
+    with open(path, encoding="utf-8") as fh:
+        assert len(fh.read().splitlines()) == len(lines)
 
 
 def test_timeout_short_names(tmp_path):
@@ -55,7 +188,7 @@ def test_timeout_short_names(tmp_path):
         (d / name).write_text("1\n")
     ct.__opts__ = {"conntrack.root": str(tmp_path)}
     try:
-        names = ct._timeout_files(ct.FLAVOURS["nf_conntrack"])
+        names = ct._timeout_files(kernel.FLAVOURS["nf_conntrack"])
     finally:
         del ct.__opts__
     assert sorted(names) == ["tcp_established", "udp", "udp_stream"]
