@@ -1,19 +1,45 @@
 # Two front doors: `make demo` shows the extension on this host, `make test`
 # runs every test tier. Both set up what they need on a fresh Debian machine.
-VENV ?= .venv
+#
+# The Salt line and the Python are variables, one venv per Salt line:
+#   make test                                   # Salt 3008, python3, every tier (.venv-3008)
+#   make test SALT=3007 TIERS="unit functional" # .venv-3007
+#   make test SALT=3006 PYTHON=python3.10 TIERS="unit functional"   # the 3006 LTS onedir's Python
+#
+# Each line is pinned to its newest patch that installs from the package index
+# these machines use. The newest patches (3006.30, 3007.17, 3008.5) require
+# certifi>=2026.10.23, which that index does not serve; certifi is pinned to the
+# newest it does serve, and Salt to the newest patch that installs with it.
+# Raise both together when the index has a newer certifi.
+SALT ?= 3008
+SALT_3006 := 3006.29
+SALT_3007 := 3007.16
+SALT_3008 := 3008.4
+CERTIFI := 2026.10.19.post1
+SALT_PIN = $(or $(SALT_$(SALT)),$(error SALT=$(SALT): no pin, use 3006, 3007 or 3008))
+
+PYTHON ?= python3
+TIERS ?= unit functional integration kernel
+VENV ?= .venv-$(SALT)
 PY := $(VENV)/bin/python
 SALT_CALL := $(VENV)/bin/salt-call --local -c conf
 PYTEST_ARGS ?=
+# What to install: this tree, or a wheel built from it (.ci/run builds one and
+# hands it to every leg, so parallel installs never build in one tree at once).
+PKG ?= .
 
 .PHONY: setup demo test bench clean
 
 $(PY):
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# The second install puts the tree as it is now, even where pip sees this
+# version installed already (a reused venv, a wheel of the same version).
 setup: $(PY)
 	./scripts/system-deps
-	$(PY) -m pip install -q '.[tests]'
+	$(PY) -m pip install -q '$(PKG)[tests]' 'salt==$(SALT_PIN)' 'certifi==$(CERTIFI)'
+	$(PY) -m pip install -q --no-deps --force-reinstall '$(PKG)'
 
 demo: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(SALT_CALL) conntrack.status
@@ -21,10 +47,10 @@ demo: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(SALT_CALL) conntrack.recommend
 
 test: setup
-	PATH="/usr/sbin:/sbin:$$PATH" $(PY) -m pytest -ra $(PYTEST_ARGS)
+	PATH="/usr/sbin:/sbin:$$PATH" $(PY) -m pytest -ra $(addprefix tests/,$(TIERS)) $(PYTEST_ARGS)
 
 bench: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) run build *.egg-info
+	rm -rf .venv .venv-* run build dist *.egg-info

@@ -94,3 +94,59 @@ def make_beacons(minion_opts):
     for loaders in made:
         loaders.restart()
         loaders.reset_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With CONNTRACK_CI_RECORD set, write what ran where (.ci/run checks every leg ran)."""
+    record = os.environ.get("CONNTRACK_CI_RECORD")
+    if not record:
+        return
+    import json  # pylint: disable=import-outside-toplevel
+
+    import salt.version  # pylint: disable=import-outside-toplevel
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter else {}
+    counts = {key: len(stats.get(key, [])) for key in ("passed", "failed", "error", "skipped")}
+    with open(record, "w", encoding="utf-8") as fh:
+        json.dump(
+            {
+                "python": ".".join(map(str, sys.version_info[:3])),
+                "salt": salt.version.__version__,
+                "exitstatus": int(exitstatus),
+                "paths": [str(arg) for arg in session.config.args],
+                **counts,
+            },
+            fh,
+        )
+
+
+def wait_for_log_event(master, event_listener, tag, log, line, timeout=60):
+    """Append ``line`` to the beacon's ``log`` until ``tag`` reaches ``master``'s
+    bus: the beacon starts at the end of the file on its first run, so a line
+    written before that run is never seen. Returns the matching events."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    start = time.time()
+    deadline = time.monotonic() + timeout
+    matched = []
+    while time.monotonic() < deadline and not matched:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(line)
+        matched = event_listener.wait_for_events([(master.id, tag)], timeout=2, after_time=start).matches
+    return matched
+
+
+@pytest.fixture(scope="session")
+def file_roots(tmp_path_factory):
+    """``file_roots`` serving this tree as a master would (salt://conntrack,
+    salt://reactor, and _modules, _states, _beacons, _runners, _utils for
+    sync_all), through links in a directory of their own: the repository
+    root itself holds the venvs (.venv-*, tens of thousands of files) that
+    Salt's roots fileserver would walk on every file listing."""
+    root = tmp_path_factory.mktemp("file_root")
+    for name in ("_modules", "_states", "_beacons", "_runners", "_utils"):
+        (root / name).symlink_to(REPO / name)
+    for name in ("conntrack", "reactor"):
+        (root / name).symlink_to(REPO / "salt" / name)
+    return {"base": [str(root)]}

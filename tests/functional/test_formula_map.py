@@ -11,12 +11,27 @@ DEBIAN = {"os_family": "Debian", "osfinger": "Debian-12"}
 
 
 @pytest.fixture
-def render(make_loaders):
-    loaders = make_loaders("/", file_roots={"base": [str(REPO / "salt"), str(REPO)]})
+def loaders_for(make_loaders, file_roots):
+    """Loaders whose grains say the given OS, one set per OS: the grains are
+    set before the first execution module loads (Salt 3006/3007 copy them
+    then), so no render sees another OS's grains."""
+    made = {}
 
+    def get(grains):
+        key = tuple(sorted(grains.items()))
+        if key not in made:
+            loaders = make_loaders("/", file_roots=file_roots)
+            loaders.grains.update(grains)  # opts["grains"]; no module is loaded yet
+            made[key] = loaders
+        return made[key]
+
+    return get
+
+
+@pytest.fixture
+def render(loaders_for):
     def show(grains, sls, pillar=None):
-        loaders.grains.update(grains)  # the loaded modules share this dict
-        return loaders.modules.state.show_sls(sls, pillar=pillar or {})
+        return loaders_for(grains).modules.state.show_sls(sls, pillar=pillar or {})
 
     return show
 
@@ -82,3 +97,89 @@ def test_no_unused_map_values(render, make_loaders):
     for layer in layers:
         for key in layer:
             assert f"conntrack.{key}" in sls, f"map value {key!r} is used by no SLS"
+
+
+FAMILIES = {
+    "Debian-12": {"os_family": "Debian", "os": "Debian", "osfinger": "Debian-12"},
+    "Ubuntu-24.04": {"os_family": "Debian", "os": "Ubuntu", "osfinger": "Ubuntu-24.04"},
+    "Rocky Linux-9": {"os_family": "RedHat", "os": "Rocky", "osfinger": "Rocky Linux-9"},
+    "CentOS-5": {"os_family": "RedHat", "os": "CentOS", "osfinger": "CentOS-5"},
+    "SLES-15": {"os_family": "Suse", "os": "SUSE", "osfinger": "SLES-15"},
+    "Arch": {"os_family": "Arch", "os": "Arch", "osfinger": "Arch"},
+    "Alpine-3.20": {"os_family": "Alpine", "os": "Alpine", "osfinger": "Alpine-3.20"},
+}
+MODERN = ["nf_conntrack", "xt_state", "xt_conntrack", "xt_CT", "nf_nat", "iptable_nat"]
+LEGACY = ["ip_conntrack", "ip_conntrack_ftp", "ip_conntrack_netbios_ns", "ipt_state", "ip_nat", "iptable_nat", "ip_nat_ftp"]
+RHEL_RULES = ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"]
+# What each OS must get, with pillar.example as its pillar: blacklist, saved
+# rules files disable.sls strips, the iptables-config token (None: no file).
+PER_OS = {
+    "Debian-12": (MODERN, ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"], None),
+    "Ubuntu-24.04": (MODERN, ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"], None),
+    "Rocky Linux-9": (MODERN[:1] + ["nf_conntrack_ipv4", "nf_conntrack_ipv6"] + MODERN[1:], RHEL_RULES, ".nf_conntrack"),
+    "CentOS-5": (LEGACY, RHEL_RULES, ".ip_conntrack"),
+    "SLES-15": (MODERN, [], None),
+    "Arch": (MODERN, ["/etc/iptables/iptables.rules", "/etc/iptables/ip6tables.rules"], None),
+    "Alpine-3.20": (MODERN, ["/etc/iptables/rules-save", "/etc/iptables/rules6-save"], None),
+}
+SLS = sorted("conntrack" if p.stem == "init" else f"conntrack.{p.stem}" for p in (REPO / "salt/conntrack").glob("*.sls"))
+
+
+def _example():
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    return yaml.safe_load((REPO / "salt/conntrack/pillar.example").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("osfinger", sorted(FAMILIES))
+def test_pillar_example_as_is_keeps_the_per_os_values(render, osfinger):
+    """Every SLS renders the same with pillar.example as the pillar as with no
+    pillar, and the per-OS values are there."""
+    grains = FAMILIES[osfinger]
+    example = _example()
+    assert len(SLS) == 8, SLS  # a new SLS: add its per-OS checks here
+    # One render of every SLS at once (the IDs are unique across them).
+    rendered = render(grains, ",".join(SLS), example)
+    assert isinstance(rendered, dict), rendered
+    assert {value["__sls__"] for value in rendered.values()} >= set(SLS) - {"conntrack.notrack", "conntrack.iptables_config"}
+    assert rendered == render(grains, ",".join(SLS)), osfinger
+
+    modules, rules, token = PER_OS[osfinger]
+    for sid in ("conntrack-blacklisted", "conntrack-disable-blacklisted"):
+        assert args_of(rendered, sid)["names"] == modules, (osfinger, sid)
+    assert [sid[len("conntrack-stateless-"):] for sid in rendered if sid.startswith("conntrack-stateless-")] == rules
+    if token is None:
+        assert not any(sid.startswith("conntrack-iptables-config-") for sid in rendered), osfinger
+    else:
+        off = render(grains, "conntrack.iptables_config", {"conntrack": {**example["conntrack"], "survive_reload": False}})
+        assert args_of(off, IPT)["settings"]["IPTABLES_SYSCTL_LOAD_LIST"] == token
+
+
+def test_pillar_example_documents_every_key():
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    text = (REPO / "salt/conntrack/pillar.example").read_text(encoding="utf-8")
+    defaults = yaml.safe_load((REPO / "salt/conntrack/defaults.yaml").read_text(encoding="utf-8"))["conntrack"]
+    keys = [(top, None) for top in defaults] + [
+        (top, sub) for top, value in defaults.items() if isinstance(value, dict) for sub in value
+    ]
+    lines = [line.split("#", 1)[1] if line.lstrip().startswith("#") else line for line in text.splitlines()]
+    for top, sub in keys:
+        assert any(line.strip().startswith(f"{sub or top}:") for line in lines), f"{top}:{sub} not in pillar.example"
+
+
+@pytest.mark.parametrize(
+    "pillar,named",
+    [
+        ({"conntrack": {"maxx": 5}}, "conntrack:maxx"),
+        ({"conntrack": {"blacklist": {"hardd": True}}}, "conntrack:blacklist:hardd"),
+        ({"conntrack": {"lookup": {"disable": {"stateles_files": []}}}}, "conntrack:lookup:disable:stateles_files"),
+        ({"conntrack": {"remediate": ["threshold", 90]}}, 'conntrack:remediate must be a mapping (keys cap, hash_ratio, interval, persist, threshold), not ["threshold", 90]'),
+    ],
+)
+def test_unknown_pillar_key_fails_the_render_by_name(render, pillar, named):
+    out = render(DEBIAN, "conntrack", pillar)
+    assert not isinstance(out, dict) or not any(k.startswith("conntrack-") for k in out), out
+    text = str(out)
+    assert named in text, text
+    assert "OrderedDict" not in text, text
