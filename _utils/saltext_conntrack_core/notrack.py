@@ -20,11 +20,11 @@ def flows(value):
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
-        raise SaltInvocationError(f"flows must be a non-empty list of {{proto, port(s)}}, got {value!r}"[:300])
+        raise SaltInvocationError(f"flows must be a non-empty list of {{proto, port(s)}}, got {numbers.shown(value, 300)}")
     out = []
     for flow in value:
         if not isinstance(flow, dict) or set(flow) - {"proto", "port", "ports"}:
-            raise SaltInvocationError(f"a flow is a mapping with proto and port or ports, got {flow!r}"[:300])
+            raise SaltInvocationError(f"a flow is a mapping with proto and port or ports, got {numbers.shown(flow, 300)}")
         proto = flow.get("proto", "tcp")
         if proto not in PROTOS:
             raise SaltInvocationError(f"proto must be one of {', '.join(PROTOS)}, got {proto!r}"[:200])
@@ -33,7 +33,7 @@ def flows(value):
         if "port" in flow:
             ports.insert(0, flow["port"])
         if not ports:
-            raise SaltInvocationError(f"flow {flow!r} names no port"[:300])
+            raise SaltInvocationError(f"flow {numbers.shown(flow, 300)} names no port")
         for port in ports:
             pair = (proto, numbers.integer(port, "port", 1, 65535))
             if pair not in out:

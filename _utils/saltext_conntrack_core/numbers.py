@@ -6,6 +6,7 @@ kernel and a shell do not). Numbers (thresholds, intervals): also a finite
 float or a decimal string, never NaN or an infinity.
 """
 
+import json
 import math
 import re
 
@@ -56,6 +57,17 @@ def text(value, name, max_len, pattern=None):
     return value
 
 
-def _short(value):
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
+def shown(value, limit=80):
+    """A value as an operator wrote it: mappings and lists as JSON (Salt 3006 hands
+    SLS arguments over as OrderedDict, whose repr is noise), the rest as repr."""
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            text = json.dumps(value, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_short = shown

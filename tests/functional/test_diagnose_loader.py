@@ -8,7 +8,6 @@ import pytest
 import yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from tests.conftest import REPO
 from tests.support.fixtures import ERAS, TABLE_LINES, build_root
 
 DNS = "udp      17 {t} src=10.0.0.{h} dst=10.0.0.53 sport={p} dport=53 [UNREPLIED] src=10.0.0.53 dst=10.0.0.{h} sport=53 dport={p} mark=0 use=1"
@@ -178,8 +177,8 @@ def test_textfile_writes_atomically_and_validates_first(make_loaders, tmp_path):
     assert not os.path.exists("/tmp/ct.prom")
 
 
-def test_textfile_sls_schedules_the_function(make_loaders):
-    loaders = make_loaders("/", file_roots={"base": [str(REPO / "salt"), str(REPO)]})
+def test_textfile_sls_schedules_the_function(make_loaders, file_roots):
+    loaders = make_loaders("/", file_roots=file_roots)
     data = loaders.modules.state.show_sls("conntrack.textfile", pillar={"conntrack": {"textfile": {"sample": 100000}}})
     body = data["conntrack-textfile"]["schedule"]
     args = {k: v for item in body if isinstance(item, dict) for k, v in item.items()}

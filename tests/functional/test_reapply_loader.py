@@ -5,17 +5,16 @@ and at most once per interval."""
 import json
 import os
 
-from tests.conftest import REPO
 from tests.support.fixtures import build_root
 
 MAX = "net.netfilter.nf_conntrack_max"
 
 
-def test_reapply_only_on_own_drift_and_rate_limited(make_loaders, tmp_path):
+def test_reapply_only_on_own_drift_and_rate_limited(make_loaders, tmp_path, file_roots):
     root = build_root(tmp_path / "host", maximum=262144, buckets=262144)
     os.makedirs(os.path.join(root, "etc", "sysctl.d"))
     cache = tmp_path / "cache"
-    loaders = make_loaders(root, cachedir=str(cache), file_roots={"base": [str(REPO / "salt"), str(REPO)]})
+    loaders = make_loaders(root, cachedir=str(cache), file_roots=file_roots)
     mods = loaders.modules
 
     nothing = mods.conntrack_remediate.reapply(interval=0, fire_event=False)

@@ -8,16 +8,16 @@ minion config (beacons, a fixture root) starts one with
 import pytest
 from saltfactories.utils import random_string
 
-from tests.conftest import LOADER_DIRS, REPO
+from tests.conftest import LOADER_DIRS
 
 
 @pytest.fixture(scope="session")
-def master(salt_factories):
+def master(salt_factories, file_roots):
     factory = salt_factories.salt_master_daemon(
         random_string("master-"),
         overrides={
             **LOADER_DIRS,
-            "file_roots": {"base": [str(REPO / "salt"), str(REPO)]},
+            "file_roots": file_roots,
         },
     )
     with factory.started():

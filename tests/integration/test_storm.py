@@ -26,12 +26,12 @@ LINE = "{stamp} storm kernel: nf_conntrack: nf_conntrack: table full, dropping p
 
 
 @pytest.fixture(scope="module")
-def storm_master(salt_factories):
+def storm_master(salt_factories, file_roots):
     with open(REPO / "salt" / "reactor" / "conntrack.conf", encoding="utf-8") as fh:
         reactor = yaml.safe_load(fh)["reactor"]
     factory = salt_factories.salt_master_daemon(
         random_string("storm-"),
-        overrides={**LOADER_DIRS, "file_roots": {"base": [str(REPO / "salt"), str(REPO)]}, "reactor": reactor},
+        overrides={**LOADER_DIRS, "file_roots": file_roots, "reactor": reactor},
     )
     with factory.started():
         yield factory

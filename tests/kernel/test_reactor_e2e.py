@@ -32,14 +32,14 @@ def module_globals():
 
 
 @pytest.fixture(scope="module")
-def reactor_master(salt_factories, module_globals):
+def reactor_master(salt_factories, module_globals, file_roots):
     with open(REPO / "salt" / "reactor" / "conntrack.conf", encoding="utf-8") as fh:
         reactor = yaml.safe_load(fh)["reactor"]
     factory = salt_factories.salt_master_daemon(
         random_string("reactor-"),
         overrides={
             **LOADER_DIRS,
-            "file_roots": {"base": [str(REPO / "salt"), str(REPO)]},
+            "file_roots": file_roots,
             "reactor": reactor,
         },
     )
