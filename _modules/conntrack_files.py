@@ -35,9 +35,7 @@ __virtualname__ = "conntrack_files"
 
 
 def __virtual__():
-    if __grains__.get("kernel") != "Linux":  # noqa: F821
-        return False, "conntrack_files: conntrack settings exist only on Linux"
-    return __virtualname__
+    return kernel.virtual(__grains__, __virtualname__)  # noqa: F821
 
 
 def _root():

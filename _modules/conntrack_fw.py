@@ -16,25 +16,20 @@ their kind belongs: saved rules ``/etc/sysconfig/ip(6)tables`` or
 :depends: Linux; nft or iptables for notrack; rmmod for unload
 """
 
-import logging
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import commands, iptables, kmod, numbers, paths
+from saltext_conntrack_core import commands, iptables, kernel, kmod, numbers, paths
 from saltext_conntrack_core import dependents as deps
 from saltext_conntrack_core import notrack as nt
 from saltext_conntrack_core import persist as plans
 from saltext_conntrack_core import stateless as sl
 
-log = logging.getLogger(__name__)
-
 __virtualname__ = "conntrack_fw"
 
 
 def __virtual__():
-    if __grains__.get("kernel") != "Linux":  # noqa: F821
-        return False, "conntrack_fw: connection tracking exists only on Linux"
-    return __virtualname__
+    return kernel.virtual(__grains__, __virtualname__)  # noqa: F821
 
 
 def _root():

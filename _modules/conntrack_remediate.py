@@ -94,9 +94,7 @@ DEFAULTS = {
     "modprobe_file": "/etc/modprobe.d/conntrack.conf",
 }
 def __virtual__():
-    if __grains__.get("kernel") != "Linux":  # noqa: F821
-        return False, "conntrack_remediate: connection tracking exists only on Linux"
-    return __virtualname__
+    return kernel.virtual(__grains__, __virtualname__)  # noqa: F821
 
 
 # ---------------------------------------------------------------------------

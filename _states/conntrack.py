@@ -57,6 +57,18 @@ def _fail(ret, err):
     return ret
 
 
+def _apply(name, fun, *args, **kwargs):
+    """``(ret, result)`` of the module function that plans and applies (``test``
+    from the run), or ``(failed ret, None)``: the one way a state calls its module."""
+    ret = _ret(name)
+    try:
+        res = __salt__[fun](*args, test=_test(), **kwargs)  # noqa: F821
+    except ERRORS as err:
+        return _fail(ret, err), None
+    ret["changes"] = res["changes"]
+    return ret, res
+
+
 def _finish(ret, what, pending=None):
     test = _test()
     parts = []
@@ -134,15 +146,12 @@ def tuned(
                 tcp_established: 3600
                 udp: 30
     """
-    ret = _ret(name)
-    try:
-        res = __salt__["conntrack_files.tune"](  # noqa: F821
-            max=max, buckets=buckets, timeouts=timeouts, persist=persist,
-            survive_reload=survive_reload, force=force, test=_test(),
-        )  # fmt: skip
-    except ERRORS as err:
-        return _fail(ret, err)
-    ret["changes"] = res["changes"]
+    ret, res = _apply(
+        name, "conntrack_files.tune", max=max, buckets=buckets, timeouts=timeouts,
+        persist=persist, survive_reload=survive_reload, force=force,
+    )  # fmt: skip
+    if res is None:
+        return ret
     _finish(ret, "conntrack tuning", res["pending"])
     if res["overrides"]:
         where = "; ".join(f"{o['file']} sets {o['key']} = {o['value']}" for o in res["overrides"])
@@ -174,29 +183,19 @@ def iptables_config(name="/etc/sysconfig/iptables-config", settings=None, **kwar
                 IPTABLES_MODULES_UNLOAD: "no"
                 IPTABLES_SYSCTL_LOAD_LIST: ".nf_conntrack"
     """
-    ret = _ret(name)
     wanted = dict(settings or {}) if isinstance(settings, (dict, type(None))) else settings
     if isinstance(wanted, dict):
         wanted.update({k: v for k, v in kwargs.items() if k.startswith(("IPTABLES_", "IP6TABLES_"))})
-    try:
-        if not wanted:
-            raise SaltInvocationError("iptables_config needs settings: a mapping of IPTABLES_* keys")
-        res = __salt__["conntrack_files.iptables_config"](wanted, path=name, test=_test())  # noqa: F821
-    except ERRORS as err:
-        return _fail(ret, err)
-    ret["changes"] = res["changes"]
-    return _finish(ret, name)
+    if not wanted:
+        return _fail(_ret(name), "iptables_config needs settings: a mapping of IPTABLES_* keys")
+    ret, res = _apply(name, "conntrack_files.iptables_config", wanted, path=name)
+    return ret if res is None else _finish(ret, name)
 
 
 def _blacklist(name, names, hard, path, present):
-    ret = _ret(name)
-    try:
-        res = __salt__["conntrack_files.blacklist"](  # noqa: F821
-            names or name, hard=hard, present=present, path=path, test=_test()
-        )
-    except ERRORS as err:
-        return _fail(ret, err)
-    ret["changes"] = res["changes"]
+    ret, res = _apply(name, "conntrack_files.blacklist", names or name, hard=hard, present=present, path=path)
+    if res is None:
+        return ret
     _finish(ret, path)
     if res.get("elsewhere"):
         where = "; ".join(f"{m} in {', '.join(p)}" for m, p in res["elsewhere"].items())
@@ -308,12 +307,9 @@ def stateless(name="/etc/sysconfig/iptables", mode="comment", force=False):
             - mode: comment
             - force: false
     """
-    ret = _ret(name)
-    try:
-        res = __salt__["conntrack_fw.stateless"](name, mode=mode, force=force, test=_test())  # noqa: F821
-    except ERRORS as err:
-        return _fail(ret, err)
-    ret["changes"] = res["changes"]
+    ret, res = _apply(name, "conntrack_fw.stateless", name, mode=mode, force=force)
+    if res is None:
+        return ret
     _finish(ret, name)
     if res.get("checked_with"):
         ret["comment"] += f" (checked with {res['checked_with']} --test)"
@@ -353,12 +349,9 @@ def notrack(name, flows, backend=None, persist=None):
                   port: 53
             - persist: true
     """
-    ret = _ret(name)
-    try:
-        res = __salt__["conntrack_fw.notrack"](flows, backend=backend, persist=persist, test=_test())  # noqa: F821
-    except ERRORS as err:
-        return _fail(ret, err)
-    ret["changes"] = res["changes"]
+    ret, res = _apply(name, "conntrack_fw.notrack", flows, backend=backend, persist=persist)
+    if res is None:
+        return ret
     _finish(ret, f"notrack ({res['backend']})")
     if res["boot"]:
         ret["comment"] += f". {res['boot']}"

@@ -14,14 +14,13 @@ Everything made is removed at the end.
 """
 
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_utils"))
 
+from bench.timing import timed  # noqa: E402
 from saltext_conntrack_core import netns  # noqa: E402
 from tests.support.kernel import Netns, kernel_unavailable_reason  # noqa: E402
 
@@ -34,15 +33,6 @@ _HOLD = (
     "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);[s.sendto(b'x',('127.0.0.1',p)) for p in range(9000,9003)];"
     "print('ready',flush=True);time.sleep(600)"
 )
-
-
-def timed(fn, repeat=5):
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main():

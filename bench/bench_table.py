@@ -23,13 +23,13 @@ import fcntl
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.timing import timed  # noqa: E402
 from tests.support.kernel import GLOBAL_KNOBS, Netns, kernel_unavailable_reason, saved_globals, write_int  # noqa: E402
 from tests.support.loaderfile import load  # noqa: E402
 
@@ -43,15 +43,6 @@ ct.__salt__ = {
 }
 SAMPLE = int(os.environ.get("BENCH_SAMPLE", "100000"))
 LOCK = "/tmp/saltext-conntrack-kernel-tests.lock"  # the kernel tier's: one user of the global max at a time
-
-
-def timed(fn, repeat):
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def shell(cmd):

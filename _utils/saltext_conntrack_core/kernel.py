@@ -42,6 +42,13 @@ TIMEOUT_MAX = INT_MAX // 1000
 HASHSIZE_MAX = INT_MAX // 8
 
 
+def virtual(grains, name):
+    """A loader file's ``__virtual__`` answer: ``name`` on Linux, else ``(False, reason)``."""
+    if grains.get("kernel") != "Linux":
+        return False, f"{name}: netfilter connection tracking exists only on Linux"
+    return name
+
+
 def knob(flavour, name):
     """Relative path of a sysctl knob of ``flavour``, e.g. ``knob("nf_conntrack", "max")``."""
     spec = FLAVOURS[flavour]

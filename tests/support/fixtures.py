@@ -7,6 +7,8 @@ at it through the ``conntrack.root`` option.
 
 import os
 
+from saltext_conntrack_core.drift import DEFAULT_TIMEOUTS
+
 OLD_HEADER = (
     "entries searched found new invalid ignore delete delete_list insert "
     "insert_failed drop early_drop icmp_error expect_new expect_create expect_delete"
@@ -24,20 +26,8 @@ HEADERS = {
 }
 ERAS = tuple(HEADERS)
 
-TIMEOUTS = {
-    "tcp_timeout_established": 432000,
-    "tcp_timeout_syn_sent": 120,
-    "tcp_timeout_syn_recv": 60,
-    "tcp_timeout_fin_wait": 120,
-    "tcp_timeout_close_wait": 60,
-    "tcp_timeout_last_ack": 30,
-    "tcp_timeout_time_wait": 120,
-    "tcp_timeout_close": 10,
-    "udp_timeout": 30,
-    "udp_timeout_stream": 120,
-    "icmp_timeout": 30,
-    "generic_timeout": 600,
-}
+# A kernel's defaults (domain.md), the same table drift compares against.
+TIMEOUTS = dict(DEFAULT_TIMEOUTS)
 
 TABLE_LINES = [
     "tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=443 "
