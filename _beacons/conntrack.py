@@ -58,7 +58,13 @@ Event data
                            # (logged; the counters are still read and reported)
     netns:                 # namespaces named in the lines; inode null: the line names
       - inode: 4026532177  # none (the initial netns on 6.17+, any netns before)
-        name: blue         # the name under /run/netns, null when there is none
+        name: blue         # its bind mount's name (/run/netns, /run/docker/netns), else
+                           # runtime:container or "pid N (process)"; null when not found
+        owner:             # the process holding it (core netns.owner_of); null for
+          pid: 4242        # one held only by a bind mount, or not found
+          process: sleep
+          runtime: null    # docker, kubernetes, podman, containerd, cri-o, lxc
+          container: null  # from the process's cgroup, null when none
         matched: 3
     first: '2025-11-25T11:00:00.123456+00:00'   # time of the first and last line
     last: '2025-11-25T11:00:04.001000+00:00'

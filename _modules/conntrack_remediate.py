@@ -12,7 +12,10 @@ itself. A forged event can at most make a host look at its own counters.
 How it decides, under one lock (``<cachedir>/conntrack/remediate.lock``):
 
 1. **Observe** the initial network namespace (``conntrack.status``) and every
-   named namespace under ``/run/netns`` (``ip netns``). The limit is global,
+   other namespace the core's ``netns.survey`` finds (as ``conntrack.namespaces``):
+   named ones under ``/run/netns`` (``ip netns``), container runtimes' bind
+   mounts (``/run/docker/netns``) and those only a process holds
+   (``/proc/PID/ns/net``: Docker, Kubernetes, LXC). The limit is global,
    but each namespace counts its own entries and its own drops: a container
    whose table is full shows nothing in the host's stat file, and the kernel's
    log line (``table full in netns N``) is only what the beacon saw. Each

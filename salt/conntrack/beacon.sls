@@ -1,5 +1,7 @@
 {#- Turn the conntrack beacon on on this minion (table_full, usage_high,
-    usage_ok and drops events; see the beacon's documentation).
+    usage_ok, drops and drift events; see the beacon's documentation).
+    saltutil.sync_all first: the beacon imports the shared core (_utils), which
+    sync_beacons alone would not ship.
     Pillar: conntrack:beacon (enabled, save, and the beacon's own options). -#}
 {%- from "conntrack/map.jinja" import conntrack with context %}
 {%- set options = {} %}
@@ -8,7 +10,7 @@
 {%- endfor %}
 
 conntrack-beacon-synced:
-  saltutil.sync_beacons:
+  saltutil.sync_all:
     - refresh: true
 
 {%- if conntrack.beacon.enabled %}
