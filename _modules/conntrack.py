@@ -59,6 +59,7 @@ def _path(rel):
 
 
 _integer = numbers.integer  # summary's ``top``: the one number rule
+_flag = numbers.boolean
 
 
 def _read(rel):
@@ -458,7 +459,7 @@ def set_max(value, force=False, test=False):
         salt '*' conntrack.set_max 8000000 force=True
         salt '*' conntrack.set_max 524288 test=True
     """
-    value = numbers.integer(value, "max", 1, kernel.INT_MAX)
+    value, force, test = numbers.integer(value, "max", 1, kernel.INT_MAX), _flag(force, "force"), _flag(test, "test")
     flavour, _ = _spec()
     _require_global(flavour, "max")
     _check_ceiling(value, "max", force)
@@ -490,7 +491,7 @@ def set_buckets(value, force=False, test=False):
 
         salt '*' conntrack.set_buckets 131072
     """
-    value = numbers.integer(value, "buckets", 1, kernel.HASHSIZE_MAX)
+    value, force, test = numbers.integer(value, "buckets", 1, kernel.HASHSIZE_MAX), _flag(force, "force"), _flag(test, "test")
     flavour, spec = _spec()
     _require_global(flavour, "buckets")
     _check_ceiling(value, "buckets", force)
@@ -520,12 +521,11 @@ def set_timeout(name, seconds, test=False):
 
         salt '*' conntrack.set_timeout tcp_established 3600
     """
+    name, test = numbers.text(name, "name", 64), _flag(test, "test")
     flavour, _ = _spec()
     files = kernel.timeout_files(_root(), flavour)
     if name not in files:
-        raise SaltInvocationError(
-            f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}"
-        )
+        raise SaltInvocationError(f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}")
     seconds = numbers.integer(seconds, "seconds", 1, kernel.TIMEOUT_MAX)
     old = _read_int(files[name])
     if test or old == seconds:

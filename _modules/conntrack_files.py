@@ -291,7 +291,7 @@ def _values(max, buckets, timeouts, persist_to):  # pylint: disable=redefined-bu
         "buckets": _size(buckets, "buckets", "hashsize", kernel.HASHSIZE_MAX, recommend),
         "timeouts": _timeouts(timeouts, names, flavour, loaded),
         "sysctl": {},
-        "persist": persist_to or sysctl_edit.default_file(_root()),
+        "persist": sysctl_edit.default_file(_root()) if persist_to is None else persist_to,
     }
     # Checked even when nothing is persisted this time: a bad path is an error, not a no-op.
     plans.target(_root(), plan["persist"], "sysctl")

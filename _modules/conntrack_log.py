@@ -13,6 +13,7 @@ loader adds no utils directory to ``sys.path``).
 """
 
 import os
+import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltext_conntrack_core import incident, kernlog, logsources, numbers, paths  # noqa: F401  (kept loaded for the beacon)
@@ -31,11 +32,13 @@ def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
     Count the table-full incidents in a kernel log file, as the beacon would.
 
     path
-        An absolute path under ``conntrack.root`` (default ``/var/log/kern.log``);
-        the whole file is read, from its start.
+        An absolute path of a regular file under ``conntrack.root`` (default
+        ``/var/log/kern.log``); a device or a FIFO (``/dev/kmsg``) is refused:
+        it has no end to read to.
 
     max_bytes
-        Read at most this many bytes from the end of the file (default 64 MiB).
+        Read at most this many bytes from the end of the file (default 64 MiB,
+        at most 256 MiB).
 
     Returns ``matched`` (table-full lines), ``suppressed`` (rate-limit counts
     belonging to bursts), ``total``, ``netns`` (``{inode: lines}``, ``null``
@@ -49,14 +52,17 @@ def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
         salt '*' conntrack_log.read_log
         salt-call conntrack_log.read_log /var/log/messages
     """
-    limit = numbers.integer(max_bytes, "max_bytes", 1, 2**31)
+    limit = numbers.integer(max_bytes, "max_bytes", 1, 256 * 2**20)
     try:
         real = paths.resolve(paths.root_of(__opts__), path, "path")  # noqa: F821
     except CommandExecutionError as err:
         raise SaltInvocationError(str(err)) from err
     try:
-        with open(real, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        with open(real, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise SaltInvocationError(f"{real} is not a regular file: give a log file such as /var/log/kern.log")
+            size = st.st_size
             fh.seek(max(0, size - limit))
             data = fh.read(limit)
     except OSError as err:

@@ -233,11 +233,11 @@ def _arguments(**given):
     if conf["sysctl_file"] in (None, "default", DEFAULTS["sysctl_file"]):
         # Where conntrack.tuned persists: one file, one truth.
         conf["sysctl_file"] = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
-    if conf["persist"]:
-        # A path that is not one the editor may write, or that leads out of
-        # conntrack.root, refuses the call before the kernel is touched.
-        plans.target(_root(), conf["sysctl_file"], "sysctl")
-        plans.target(_root(), conf["modprobe_file"], "modprobe")
+    # A path that is not one the editor may write, or that leads out of
+    # conntrack.root, refuses the call before the kernel is touched, whether
+    # or not this call persists: a bad argument is an error, not ignored.
+    plans.target(_root(), conf["sysctl_file"], "sysctl")
+    plans.target(_root(), conf["modprobe_file"], "modprobe")
     return conf
 
 

@@ -173,15 +173,20 @@ def _no_data(tgt, tgt_type, targeted, live, timeout):
 
 
 def _arguments(tgt, tgt_type, warning, critical, verdict_, limit):
-    if not isinstance(tgt, list):
+    if isinstance(tgt, list):
+        if not 0 < len(tgt) <= 100000:
+            raise SaltInvocationError(f"tgt as a list must name 1 to 100000 minions, got {len(tgt)}")
+        for item in tgt:
+            numbers.text(item, "a minion id in tgt", 256)
+    else:
         numbers.text(tgt, "tgt", 4096)
-    if tgt_type not in TGT_TYPES:
+    if not isinstance(tgt_type, str) or tgt_type not in TGT_TYPES:
         raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {tgt_type!r}"[:300])
     warning = numbers.number(warning, "warning", 0, 100)
     critical = numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
-    if verdict_ is not None and verdict_ not in RANK:
+    if verdict_ is not None and (not isinstance(verdict_, str) or verdict_ not in RANK):
         raise SaltInvocationError(f"verdict must be one of {', '.join(RANK)}, got {verdict_!r}"[:300])
     if limit is not None:
         limit = numbers.integer(limit, "limit", 0, 10**9)
@@ -250,7 +255,7 @@ def fleet(
     """
     warning, critical, limit = _arguments(tgt, tgt_type, warning, critical, verdict, limit)
     live = numbers.boolean(live, "live")
-    if live:
+    if timeout is not None or live:
         timeout = numbers.integer(timeout if timeout is not None else __opts__.get("timeout", 5), "timeout", 1, 86400)  # noqa: F821
     checker = salt.utils.minions.CkMinions(__opts__)  # noqa: F821
     # mine.get's target types: pillar values match exactly, never as globs.

@@ -193,7 +193,7 @@ def iptables_config(name="/etc/sysconfig/iptables-config", settings=None, **kwar
 
 
 def _blacklist(name, names, hard, path, present):
-    ret, res = _apply(name, "conntrack_files.blacklist", names or name, hard=hard, present=present, path=path)
+    ret, res = _apply(name, "conntrack_files.blacklist", name if names is None else names, hard=hard, present=present, path=path)
     if res is None:
         return ret
     _finish(ret, path)

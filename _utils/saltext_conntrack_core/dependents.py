@@ -35,6 +35,10 @@ SAVED_RULES = (
     "/etc/sysconfig/ip6tables",
     "/etc/iptables/rules.v4",
     "/etc/iptables/rules.v6",
+    "/etc/iptables/iptables.rules",
+    "/etc/iptables/ip6tables.rules",
+    "/etc/iptables/rules-save",
+    "/etc/iptables/rules6-save",
     "/etc/nftables.conf",
     "/etc/sysconfig/nftables.conf",
 )

@@ -78,9 +78,9 @@ def host_facts(root):
     configs = {}
     for host_path in IPTABLES_CONFIGS:
         try:
-            with open(paths.join(root, host_path), encoding="utf-8", errors="replace") as fh:
+            with open(paths.contained(root, paths.join(root, host_path)), encoding="utf-8", errors="replace") as fh:
                 configs[host_path] = fh.read()
-        except OSError:
+        except (OSError, CommandExecutionError):
             continue
     return {"boot": sysctlconf.boot_values(root), "iptables_configs": configs}
 

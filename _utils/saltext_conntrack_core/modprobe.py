@@ -45,10 +45,17 @@ def _edit(text, wanted, unwanted):
     return persist.joined(keep), changes
 
 
+def _one_module(value):
+    names = persist.modules(value, "module")
+    if len(names) != 1:
+        raise SaltInvocationError(f"module must be one module name, got {numbers.shown(value)}")
+    return names[0]
+
+
 def options_plan(root, module, options, path=MODPROBE_FILE, lower=True):
     """Set ``options`` (parameter -> integer) on ``module``'s ``options`` line; the
     module's other options stay, every options line of it folds into one."""
-    (module,) = persist.modules(module, "module")
+    module = _one_module(module)
     lower = numbers.boolean(lower, "lower")
     persist.mapping(options, "options", "module parameters to integers")
     if not options:
@@ -68,7 +75,7 @@ def options_plan(root, module, options, path=MODPROBE_FILE, lower=True):
                 merged[key] = value
     for key, value in wanted.items():
         held = merged.get(key, "")
-        if lower or not held.isdigit() or int(held) < value:
+        if lower or not numbers.DIGITS.fullmatch(held) or int(held) < value:
             merged[key] = str(value)
     parts = [f"{key}={value}" if value else key for key, value in merged.items()]
     new, changes = _edit(text, [(f"options {module} {' '.join(parts)}", rx)], [])
@@ -131,7 +138,7 @@ def _systemd_sysctl(root):
 def udev_plan(root, module="nf_conntrack", present=True, path=UDEV_RULE_FILE):
     """The file holding only the rule that runs systemd-sysctl for conntrack's
     prefix when ``module`` loads; ``present=False`` removes the file."""
-    (module,) = persist.modules(module, "module")
+    module = _one_module(module)
     present = numbers.boolean(present, "present")
     real, text, exists = persist.read(root, path, "udev")
     if not present:

@@ -34,12 +34,14 @@ def flows(value):
             ports.insert(0, flow["port"])
         if not ports:
             raise SaltInvocationError(f"flow {numbers.shown(flow, 300)} names no port")
+        if len(ports) + len(out) > 2 * MAX_PORTS:  # refuse before the work, not after
+            raise SaltInvocationError(f"flows: at most {MAX_PORTS} ports are accepted")
         for port in ports:
             pair = (proto, numbers.integer(port, "port", 1, 65535))
             if pair not in out:
                 out.append(pair)
-        if len(out) > MAX_PORTS:
-            raise SaltInvocationError(f"flows: at most {MAX_PORTS} ports are accepted")
+            if len(out) > MAX_PORTS:
+                raise SaltInvocationError(f"flows: at most {MAX_PORTS} ports are accepted")
     return out
 
 
@@ -84,6 +86,10 @@ def file_plan(root, value, backend="nft", path=None):
     """The persisted script for ``flows`` in ``path`` (default per backend); the file holds only it."""
     text = script(value, backend)
     path = DEFAULT_FILES[backend] if path is None else path
+    persist.allowed(path, "notrack")
+    suffix = ".nft" if backend == "nft" else ".rules"
+    if not path.endswith(suffix):
+        raise SaltInvocationError(f"the {backend} notrack file must end in {suffix}, got {numbers.shown(path)}")
     real, old, exists = persist.read(root, path, "notrack")
     return persist.plan(path, real, old, text, exists, {path: {"old": old or None, "new": text}})
 
@@ -96,7 +102,7 @@ def include_plans(root, include, path=None):
         raise SaltInvocationError(f"only an nft file can be included, got {include!r}"[:300])
     line = f'include "{include}"'
     out = []
-    for conf in [path] if path else persist.ALLOWED["nftables main"]:
+    for conf in persist.ALLOWED["nftables main"] if path is None else [path]:
         real, text, exists = persist.read(root, conf, "nftables main")
         if not exists:
             continue

@@ -12,14 +12,14 @@ import re
 
 from salt.exceptions import SaltInvocationError
 
-_DIGITS = re.compile(r"[0-9]{1,19}")
+DIGITS = re.compile(r"[0-9]{1,19}")
 _DECIMAL = re.compile(r"[0-9]{1,19}(\.[0-9]{1,19})?")
 
 
 def integer(value, name, low, high):
     """``value`` as an int in [low, high], or SaltInvocationError naming ``name``."""
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        value = int(value.strip())
+    if isinstance(value, str) and DIGITS.fullmatch(value.strip(" ")):
+        value = int(value.strip(" "))
     if isinstance(value, bool) or not isinstance(value, int):
         raise SaltInvocationError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     if not low <= value <= high:
@@ -29,8 +29,8 @@ def integer(value, name, low, high):
 
 def number(value, name, low, high):
     """``value`` as an int or finite float in [low, high], or SaltInvocationError."""
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        text = value.strip()
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip(" ")):
+        text = value.strip(" ")
         value = float(text) if "." in text else int(text)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SaltInvocationError(f"{name} must be a number from {low} to {high}, got {value!r}")

@@ -32,9 +32,13 @@ ALLOWED = {
     "modprobe": ("/etc/modprobe.d/*.conf", "/etc/modprobe.conf"),
     "udev": ("/etc/udev/rules.d/*.rules",),
     "iptables-config": ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config"),
+    # Debian, RHEL, Arch and Alpine keep their saved rules under these names.
     "saved rules": ("/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables",
-                    "/etc/iptables/rules.v4", "/etc/iptables/rules.v6"),
-    "notrack": ("/etc/nftables.d/*.nft", "/etc/iptables/*.rules"),
+                    "/etc/iptables/rules.v4", "/etc/iptables/rules.v6",
+                    "/etc/iptables/iptables.rules", "/etc/iptables/ip6tables.rules",
+                    "/etc/iptables/rules-save", "/etc/iptables/rules6-save"),
+    # Never a distribution's own saved rules (Arch keeps /etc/iptables/iptables.rules).
+    "notrack": ("/etc/nftables.d/*.nft", "/etc/iptables/conntrack-*.rules"),
     "nftables main": ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf"),
 }  # fmt: skip
 _ALLOWED_RX = {

@@ -26,7 +26,7 @@ _ARCH_BITS = {
     "sparc64": 64,
 }
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-_RAM = re.compile(r"\s*([0-9]{1,19})\s*([kmgtKMGT]?)(?:i?[bB])?\s*")
+_RAM = re.compile(r"\s*([0-9]{1,19})\s*([kmgtKMGT]?)(?:i?[bB])?\s*", re.ASCII)
 _RELEASE = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})")
 
 

@@ -103,7 +103,7 @@ def plan(root, values, path=None, lower=True):
     ``lower=False`` a larger value already in the file stays.
     """
     values = valid_values(values)
-    path = path or default_file(root)
+    path = default_file(root) if path is None else path
     real, text, exists = persist.read(root, path, "sysctl")
     out = persist.lines(text)
     changes, seen = {}, set()
@@ -111,7 +111,7 @@ def plan(root, values, path=None, lower=True):
         if key not in values:
             continue
         seen.add(key)
-        if not lower and held.isdigit() and int(held) >= values[key]:
+        if not lower and numbers.DIGITS.fullmatch(held) and int(held) >= values[key]:
             continue
         if held != str(values[key]):
             changes[key] = {"old": held, "new": str(values[key])}
@@ -143,7 +143,7 @@ def overrides(root, values, path=None):
     """``[{file, key, value}]``: lines in files applied after ``path`` at boot that
     set one of ``values``'s keys (or its alias) to another value."""
     persist.mapping(values, "values", "sysctl keys to integers")
-    path = path or default_file(root)
+    path = default_file(root) if path is None else path
     persist.target(root, path, "sysctl")
     wanted = {sysctlconf.canonical(str(k)): str(v) for k, v in values.items()}
     found = []

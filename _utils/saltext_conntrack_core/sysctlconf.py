@@ -8,6 +8,8 @@ through it.
 import os
 import re
 
+from salt.exceptions import CommandExecutionError
+
 from . import paths
 
 LINE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*=\s*(.*?)\s*$")
@@ -69,9 +71,10 @@ def boot_values(root, prefix=""):
     values = {}
     for host_path in boot_files(root):
         try:
-            with open(paths.join(root, host_path), encoding="utf-8", errors="replace") as fh:
+            # A link out of the root is not this host's boot (a fixture tree, a chroot).
+            with open(paths.contained(root, paths.join(root, host_path)), encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
-        except OSError:
+        except (OSError, CommandExecutionError):
             continue
         for _, _, key, value in assignments(text):
             key = canonical(key)

@@ -78,7 +78,7 @@ def test_allowed_paths_accepted(make_loaders, tmp_path):
     assert files.module_options("nf_conntrack", {"hashsize": 4096}, path="/etc/modprobe.conf")["written"]
     fw = make_loaders(root).modules.conntrack_fw
     assert fw.notrack_persist([{"proto": "udp", "port": 53}], backend="iptables",
-                              path="/etc/iptables/notrack.rules")["written"]  # fmt: skip
+                              path="/etc/iptables/conntrack-notrack.rules")["written"]  # fmt: skip
 
 
 def test_symlinked_file_written_through_and_kept_a_symlink(make_loaders, tmp_path):

@@ -186,9 +186,5 @@ def test_timeout_short_names(tmp_path):
     d.mkdir(parents=True)
     for name in ("nf_conntrack_tcp_timeout_established", "nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream", "nf_conntrack_max"):
         (d / name).write_text("1\n")
-    ct.__opts__ = {"conntrack.root": str(tmp_path)}
-    try:
-        names = ct._timeout_files(kernel.FLAVOURS["nf_conntrack"])
-    finally:
-        del ct.__opts__
+    names = kernel.timeout_files(str(tmp_path), "nf_conntrack")
     assert sorted(names) == ["tcp_established", "udp", "udp_stream"]

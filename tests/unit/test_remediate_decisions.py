@@ -267,6 +267,11 @@ def test_a_persist_plan_that_fails_refuses_before_the_kernel(host):
 
 def test_persist_false_touches_no_file(host):
     host.count = 1000
-    ret = host.mod.remediate(persist=False, sysctl_file="/etc/passwd")
+    ret = host.mod.remediate(persist=False)
     assert ret["remediated"] is True and ret["persisted"] == {}
     assert not [c for c in host.calls if c[0] in ("sysctl", "modprobe")]
+    # A bad path is an error even when nothing would be persisted, and nothing is raised.
+    host.calls.clear()
+    with pytest.raises(SaltInvocationError):
+        host.mod.remediate(persist=False, sysctl_file="/etc/passwd")
+    assert host.calls == []
