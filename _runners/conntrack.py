@@ -33,6 +33,7 @@ import salt.cache
 import salt.client
 import salt.utils.mine
 import salt.utils.minions
+import salt.version
 from salt.exceptions import SaltInvocationError
 from saltext_conntrack_core import numbers, verdict
 
@@ -119,6 +120,17 @@ def _unwrap(checker, entry, allowed):
     return entry.get(salt.utils.mine.MINE_ITEM_ACL_DATA)
 
 
+# Where the master keeps a minion's mine: Salt 3008 in bank "mine" under the
+# minion's id, 3006 and 3007 in bank "minions/<id>" under "mine"
+# (salt/daemons/masterapi.py, _mine and _mine_get).
+MINE_BY_ID = salt.version.__saltstack_version__.major >= 3008
+
+
+def mine_location(minion):
+    """``(bank, key)`` of ``minion``'s mine data in the master's cache, for this Salt."""
+    return ("mine", minion) if MINE_BY_ID else (f"minions/{minion}", "mine")
+
+
 def _from_mine(checker, targeted):
     """``{minion: status}`` from the master's mine cache, one read per targeted minion.
 
@@ -130,7 +142,7 @@ def _from_mine(checker, targeted):
     cache = salt.cache.factory(__opts__)  # noqa: F821
     found, allowed = {}, {}
     for minion in targeted:
-        mine = cache.fetch("mine", minion)
+        mine = cache.fetch(*mine_location(minion))
         if isinstance(mine, dict) and FUNCTION in mine:
             status = _unwrap(checker, mine[FUNCTION], allowed)
             if status is not None:

@@ -80,9 +80,9 @@ def test_same_minions_and_acls_as_mine_get(master, monkeypatch):
 
     populate(master, {"open": status(1, 1000), "closed": None, "gated": None, "empty": None})
     cache = salt.cache.factory(master)
-    cache.store("mine", "closed", {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(2, 1000), allow_tgt="open")})
-    cache.store("mine", "gated", {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(3, 1000))})
-    cache.store("mine", "empty", {"network.interfaces": {}})
+    cache.store(*runner.mine_location("closed"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(2, 1000), allow_tgt="open")})
+    cache.store(*runner.mine_location("gated"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(3, 1000))})
+    cache.store(*runner.mine_location("empty"), {"network.interfaces": {}})
     salt_rows = salt.runner.RunnerClient(master).cmd("mine.get", ["*", "conntrack.status"], print_event=False)
     rows = {r["minion"]: r for r in runner.fleet()}
     assert sorted(salt_rows) == sorted(m for m, r in rows.items() if r["verdict"] != "unknown") == ["gated", "open"]
