@@ -25,6 +25,7 @@ import gzip
 import logging
 import lzma
 import os
+import stat
 import time
 
 from . import kernlog
@@ -193,10 +194,11 @@ class FileSource:
                 continue
             path = os.path.join(directory, name)
             try:
-                st = os.stat(path)
+                st = os.lstat(path)
             except OSError:
                 continue
-            found.append((path, st))
+            if stat.S_ISREG(st.st_mode):  # a rotated copy is a file; a link may lead out of the root
+                found.append((path, st))
         found.sort(key=lambda item: item[1].st_mtime_ns)
         return found
 
@@ -302,6 +304,8 @@ class FileSource:
             if opener is None or not name.startswith(base):
                 continue
             path = os.path.join(directory, name)
+            if os.path.islink(path):
+                continue  # a rotated copy is a file; a link may lead out of the root
             try:
                 with opener(path, "rb") as fh:
                     fh.seek(offset - len(tail))

@@ -1062,3 +1062,19 @@ def test_a_file_that_appears_and_is_rotated_before_the_next_run_is_read(env):
     env.log.write_text(full(2))
     events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]
     assert counted(events) == {1: 1, 2: 1}
+
+
+def test_rotated_links_out_of_the_root_are_never_read(tmp_path):
+    """A sibling that is a symlink (here to a file outside the log directory) is not a rotated copy."""
+    from saltext_conntrack_core import logfile  # pylint: disable=import-outside-toplevel
+
+    outside = tmp_path / "outside.log"
+    outside.write_text("nf_conntrack: nf_conntrack: table full, dropping packet\n" * 3)
+    logs = tmp_path / "log"
+    logs.mkdir()
+    (logs / "kern.log").write_text("")
+    (logs / "kern.log.1").symlink_to(outside)
+    (logs / "kern.log.2.gz").symlink_to(outside)
+    source = logfile.FileSource(str(logs / "kern.log"))
+    assert [path for path, _ in source._siblings()] == []  # pylint: disable=protected-access
+    assert source._recover_compressed(10, b"x" * 5, []) is False  # pylint: disable=protected-access
