@@ -149,4 +149,5 @@ def file_roots(tmp_path_factory):
         (root / name).symlink_to(REPO / name)
     for name in ("conntrack", "reactor"):
         (root / name).symlink_to(REPO / "salt" / name)
+    (root / "tests").symlink_to(REPO / "tests")  # salt://tests/integration/files/...: the tests' own SLS
     return {"base": [str(root)]}
