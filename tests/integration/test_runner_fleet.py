@@ -26,11 +26,16 @@ def three_minions(master):
             factory.terminate()
 
 
+def _fleet_after(mine_fun, salt_cli, salt_run_cli, ids):
+    """``mine_fun`` (mine.update or mine.flush) on the minions, then the fleet of just them."""
+    ret = salt_cli.run("-L", "--timeout=30", mine_fun, minion_tgt=",".join(ids), _timeout=60)
+    assert ret.returncode == 0, ret
+    return salt_run_cli.run("conntrack.fleet", f"tgt={','.join(ids)}", "tgt_type=list")
+
+
 def test_fleet_reports_all_three(salt_cli, salt_run_cli, three_minions):
     ids = sorted(m.id for m in three_minions)
-    ret = salt_cli.run("-L", "--timeout=30", "mine.update", minion_tgt=",".join(ids), _timeout=60)
-    assert ret.returncode == 0, ret
-    ret = salt_run_cli.run("conntrack.fleet", f"tgt={','.join(ids)}", "tgt_type=list")
+    ret = _fleet_after("mine.update", salt_cli, salt_run_cli, ids)
     assert ret.returncode == 0, ret
     rows = ret.data
     assert sorted(r["minion"] for r in rows) == ids
@@ -70,9 +75,7 @@ def test_fleet_lists_minion_without_mine_data_as_unknown(salt_cli, salt_run_cli,
 def test_fleet_with_an_empty_mine_says_why_and_fails(salt_cli, salt_run_cli, three_minions):
     """No conntrack.status in the mine at all: a failed run that shows the mine_functions lines to add."""
     ids = sorted(m.id for m in three_minions)
-    ret = salt_cli.run("-L", "--timeout=30", "mine.flush", minion_tgt=",".join(ids), _timeout=60)
-    assert ret.returncode == 0, ret
-    ret = salt_run_cli.run("conntrack.fleet", f"tgt={','.join(ids)}", "tgt_type=list")
+    ret = _fleet_after("mine.flush", salt_cli, salt_run_cli, ids)
     assert ret.returncode == 1, ret
     assert ret.data["result"] is False
     assert "none of the 3 targeted minions has conntrack.status in the mine" in ret.data["comment"]
