@@ -4,7 +4,6 @@ import sys
 
 import pytest
 from saltfactories.utils import random_string
-from saltfactories.utils.functional import Loaders
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -46,10 +45,12 @@ def minion_opts(salt_factories):
 @pytest.fixture
 def make_loaders(minion_opts):
     """Loaders whose ``conntrack.root`` is the given fixture tree."""
+    from tests.support.loaders import TreeLoaders  # pylint: disable=import-outside-toplevel
+
     made = []
 
     def make(root="/", **opts):
-        loaders = Loaders({**minion_opts, "conntrack.root": str(root), **opts})
+        loaders = TreeLoaders({**minion_opts, "conntrack.root": str(root), **opts})
         made.append(loaders)
         return loaders
 

@@ -9,10 +9,10 @@ import importlib.machinery
 import os
 import sys
 
-from saltfactories.utils.functional import Loaders
+from tests.support.loaders import TreeLoaders
 
 
-class BeaconLoaders(Loaders):
+class BeaconLoaders(TreeLoaders):
     _beacons = None
 
     @property
