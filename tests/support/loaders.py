@@ -1,25 +1,33 @@
 """pytest-salt-factories' ``Loaders`` for opts that load this tree's own files.
 
-``Loaders`` starts by building the execution modules, running
-``saltutil.sync_all`` through them, and reloading every loader, so that
-whatever the minion's ``file_roots`` hold lands in its extmods cache first.
-The tests point ``module_dirs``, ``states_dirs``, ... at the working tree and
-serve nothing to the functional minion's extmods: the sync finds nothing to
-copy, yet it costs about 3 s an instance (a file client for each of some
-twenty loader types, and a one-second wait to fire a refresh event at a
-minion bus that a functional test does not have). That was most of every
-functional test's time, on every Salt leg.
+``Loaders`` starts by loading grains and pillar, building the execution
+modules, running ``saltutil.sync_all`` through them and then reloading
+everything, so that whatever the minion's ``file_roots`` hold lands in its
+extmods cache first. The tests point ``module_dirs``, ``states_dirs``, ... at
+the working tree and serve nothing to the functional minion's extmods: the
+sync finds nothing to copy, yet it cost about 3 s an instance (a file client
+for each of some twenty loader types, and a one-second wait to fire a refresh
+event at a minion bus that a functional test does not have), and the reload
+after it as much again as the first load. That was most of every functional
+test's time, on every Salt leg.
 
-``TreeLoaders`` leaves out only that call. The execution modules are still
-built and then cleaned by the reload: on Salt 3006 and 3007 that clean-up is
-what takes the previous instance's module objects out of ``sys.modules``, so
-that this instance's modules do not re-execute them under its own dunders
-(two instances alive in one test, as the formula tests keep one per OS, would
-otherwise render with each other's grains). The sync route itself is tested
-on real daemons (``tests/integration/test_status_daemons.py``).
+``TreeLoaders`` starts with one load and no sync. What the dropped reload did
+besides is kept: it took the earlier instances' module objects out of
+``sys.modules``. On Salt 3006 and 3007 a loader re-executes a module object
+it finds there under its own dunders, so two instances alive in one test
+(the formula tests keep one per OS) would otherwise render with each other's
+grains. Grains are loaded once a process (they describe this host whatever
+``conntrack.root`` is) and each instance gets its own copy, which tests may
+change. The sync route itself is tested on real daemons
+(``tests/integration/test_status_daemons.py``).
 """
 
+import copy
+import sys
+
 from saltfactories.utils.functional import Loaders
+
+_HOST_GRAINS = {}
 
 
 class _NoSync:  # pylint: disable=too-few-public-methods
@@ -31,6 +39,15 @@ class _NoSync:  # pylint: disable=too-few-public-methods
             return {}
 
 
+def _forget_loaded_modules(base):
+    """Drop ``base.int.<tag>.<module>`` and ``base.ext.<tag>.<module>`` from
+    sys.modules, as ``LazyLoader.clean_modules`` does for its own tag; live
+    loaders keep the module objects they hold."""
+    depth = base.count(".") + 3
+    for name in [n for n in sys.modules if n.startswith(base + ".") and n.count(".") >= depth]:
+        del sys.modules[name]
+
+
 class TreeLoaders(Loaders):
     def __init__(self, opts, loaded_base_name=None):
         self._starting = True
@@ -39,7 +56,22 @@ class TreeLoaders(Loaders):
         finally:
             self._starting = False
 
+    def reload_all(self):
+        if self._starting:
+            if self._grains is not None:  # the reload after the sync
+                return
+            _forget_loaded_modules(self.loaded_base_name)
+        super().reload_all()
+
     @property
     def modules(self):
-        modules = super().modules
-        return _NoSync if self._starting else modules
+        return _NoSync if self._starting else super().modules
+
+    @property
+    def grains(self):
+        if self._grains is None:
+            key = (self.opts["id"], repr(self._original_opts.get("grains")))
+            if key not in _HOST_GRAINS:
+                _HOST_GRAINS[key] = copy.deepcopy(dict(super().grains))
+            self._grains = copy.deepcopy(_HOST_GRAINS[key])
+        return self._grains
