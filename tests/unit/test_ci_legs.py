@@ -19,8 +19,9 @@ def _checker():
     return module
 
 
-def _leg(tmp_path, line, **kw):
-    tiers = ["unit", "functional"] if line == "3006" else ["unit", "functional", "integration", "kernel"]
+def _leg(tmp_path, line, tiers=None, part="", **kw):
+    if tiers is None:
+        tiers = ["unit", "functional"] if line == "3006" else ["unit", "functional", "integration", "kernel"]
     record = {
         "python": "3.10.13" if line == "3006" else "3.11.7",
         "salt": f"{line}.4",
@@ -32,13 +33,47 @@ def _leg(tmp_path, line, **kw):
         "skipped": 0,
         **kw,
     }
-    (tmp_path / f"leg-{line}.json").write_text(json.dumps(record), encoding="utf-8")
+    (tmp_path / f"leg-{line}{part}.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def _check(tmp_path):
+    return _checker().main(["x", str(tmp_path), *SPECS])
 
 
 def test_all_legs_ran(tmp_path):
     _leg(tmp_path, "3006")
     _leg(tmp_path, "3008")
-    assert _checker().main(["x", str(tmp_path), *SPECS]) == 0
+    assert _check(tmp_path) == 0
+
+
+def test_a_leg_in_parts(tmp_path):
+    _leg(tmp_path, "3006")
+    _leg(tmp_path, "3008", ["unit", "functional"], part="-unit-functional")
+    _leg(tmp_path, "3008", ["integration", "kernel"], part="-integration-kernel")
+    assert _check(tmp_path) == 0
+
+
+@pytest.mark.parametrize(
+    "parts,why",
+    [
+        ({"-unit-functional": ["unit", "functional"]}, "ran ['functional', 'unit']"),
+        ({"-a": ["unit", "functional", "integration"], "-b": ["integration", "kernel"]}, "ran ['functional', 'integration', 'integration'"),
+    ],
+)
+def test_parts_must_add_up_to_the_leg(tmp_path, capsys, parts, why):
+    _leg(tmp_path, "3006")
+    for part, tiers in parts.items():
+        _leg(tmp_path, "3008", tiers, part=part)
+    assert _check(tmp_path) == 1
+    assert why in capsys.readouterr().err
+
+
+def test_one_failed_part_fails_the_leg(tmp_path, capsys):
+    _leg(tmp_path, "3006")
+    _leg(tmp_path, "3008", ["unit", "functional"], part="-unit-functional")
+    _leg(tmp_path, "3008", ["integration", "kernel"], part="-integration-kernel", failed=2, exitstatus=1)
+    assert _check(tmp_path) == 1
+    assert "leg-3008-integration-kernel.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -49,6 +84,7 @@ def test_all_legs_ran(tmp_path):
         ({"salt": "3008.4"}, "Salt 3008.4"),
         ({"paths": ["tests/unit"]}, "ran ['unit']"),
         ({"passed": 0, "skipped": 283}, "skipped"),
+        ({"skipped": 3}, "skipped"),
         ({"failed": 1, "exitstatus": 1}, "failed"),
     ],
 )
@@ -56,5 +92,5 @@ def test_a_skipped_or_misplaced_3006_leg_fails(tmp_path, capsys, broken, why):
     if broken is not None:
         _leg(tmp_path, "3006", **broken)
     _leg(tmp_path, "3008")
-    assert _checker().main(["x", str(tmp_path), *SPECS]) == 1
+    assert _check(tmp_path) == 1
     assert why in capsys.readouterr().err
