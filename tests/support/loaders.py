@@ -41,8 +41,8 @@ class _NoSync:  # pylint: disable=too-few-public-methods
 
 def _forget_loaded_modules(base):
     """Drop ``base.int.<tag>.<module>`` and ``base.ext.<tag>.<module>`` from
-    sys.modules, as ``LazyLoader.clean_modules`` does for its own tag; live
-    loaders keep the module objects they hold."""
+    sys.modules for every tag, as ``LazyLoader.clean_modules`` does for its
+    own; live loaders keep the module objects they hold."""
     depth = base.count(".") + 3
     for name in [n for n in sys.modules if n.startswith(base + ".") and n.count(".") >= depth]:
         del sys.modules[name]
