@@ -13,10 +13,10 @@ test's time, on every Salt leg.
 
 ``TreeLoaders`` starts with one load and no sync. What the dropped reload did
 besides is kept: it took the earlier instances' module objects out of
-``sys.modules``. On Salt 3006 and 3007 a loader re-executes a module object
-it finds there under its own dunders, so two instances alive in one test
-(the formula tests keep one per OS) would otherwise render with each other's
-grains. Grains are loaded once a process (they describe this host whatever
+``sys.modules``. A Salt loader (3006, 3007 and 3008 alike) re-executes a
+module object it finds there under its own dunders, so two instances alive in
+one test (the formula tests keep one per OS) would otherwise render with each
+other's grains (``tests/functional/test_tree_loaders.py``). Grains are loaded once a process (they describe this host whatever
 ``conntrack.root`` is) and each instance gets its own copy, which tests may
 change. The sync route itself is tested on real daemons
 (``tests/integration/test_status_daemons.py``).
