@@ -28,7 +28,7 @@ PYTEST_ARGS ?=
 # hands it to every leg, so parallel installs never build in one tree at once).
 PKG ?= .
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ demo: setup
 
 test: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(PY) -m pytest -ra $(addprefix tests/,$(TIERS)) $(PYTEST_ARGS)
+
+# ruff: the one lint and format config (pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(PY) bench/run.py

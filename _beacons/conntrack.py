@@ -178,9 +178,9 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 # then __virtual__ gets it from sys.modules once the execution module (whose
 # loader does) has imported it.
 try:
-    from saltext_conntrack_core import incident, logsources, netns, numbers, paths
-except ImportError:  # pragma: no cover - depends on the way in
-    incident = logsources = netns = numbers = paths = None
+    from saltext_conntrack import common, logwatch, runtime
+except ImportError:  # depends on the way in
+    common = logwatch = runtime = None
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +200,7 @@ DEFAULTS = {
     "drift_interval": 300,
 }
 # Keys Salt itself reads from every beacon's config.
-SALT_KEYS = frozenset(
-    ("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name")
-)
+SALT_KEYS = frozenset(("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name"))
 # Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
 SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True, "drift_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
@@ -213,28 +211,22 @@ _now = time.time
 
 
 def _import_core():
-    global incident, logsources, netns, numbers, paths  # pylint: disable=global-statement
-    from saltext_conntrack_core import (  # pylint: disable=import-outside-toplevel
-        incident,
-        logsources,
-        netns,
-        numbers,
-        paths,
-    )
+    global common, logwatch, runtime
+    from saltext_conntrack import common, logwatch, runtime
 
 
 def __virtual__():
     if not sys.platform.startswith("linux"):
         return False, "conntrack beacon: netfilter connection tracking exists only on Linux"
-    if incident is None:
+    if logwatch is None:
         for name in CORE_CARRIERS:
-            if name in __salt__:  # noqa: F821 -- the lazy loader loads that module, and with it the core
+            if name in __salt__:
                 break
         try:
             _import_core()
         except ImportError as err:
             return False, (
-                f"conntrack beacon: the shared core saltext_conntrack_core cannot be imported ({err}); "
+                f"conntrack beacon: the shared core saltext_conntrack cannot be imported ({err}); "
                 "ship it with saltutil.sync_all (it is in _utils/) or pip install saltext.conntrack"
             )
     return __virtualname__
@@ -247,7 +239,7 @@ def __virtual__():
 def _above_zero(value, name, high, allow_none=False):
     if value is None and allow_none:
         return None
-    value = numbers.number(value, name, 0, high)
+    value = common.numbers.number(value, name, 0, high)
     if value == 0:
         raise ValueError(f"{name} must be above 0, got 0")
     return value
@@ -255,12 +247,12 @@ def _above_zero(value, name, high, allow_none=False):
 
 def _source(value):
     """``auto``/``kmsg``/``journal``, or an operator's path resolved under conntrack.root."""
-    numbers.text(value, "source", paths.PATH_MAX)
+    common.numbers.text(value, "source", common.paths.PATH_MAX)
     if value in ("auto", "kmsg", "journal"):
         return value
     if not value.startswith("/"):
         raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {value!r}")
-    real = paths.resolve(paths.root_of(__opts__), value, "source")  # noqa: F821
+    real = common.paths.resolve(common.paths.root_of(__opts__), value, "source")
     if os.path.isdir(real):
         raise ValueError(f"source {value} is a directory: give a log file such as /var/log/kern.log")
     return real
@@ -270,13 +262,13 @@ def _options(given):
     conf = {**DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS}}
     conf["source"] = _source(conf["source"])
     for key, zero in SECONDS.items():
-        conf[key] = numbers.number(conf[key], key, 0, 86400) if zero else _above_zero(conf[key], key, 86400)
+        conf[key] = common.numbers.number(conf[key], key, 0, 86400) if zero else _above_zero(conf[key], key, 86400)
     for key in PERCENT:
         conf[key] = _above_zero(conf[key], key, 100, allow_none=True)
-    conf["hysteresis"] = numbers.number(conf["hysteresis"], "hysteresis", 0, 100)
+    conf["hysteresis"] = common.numbers.number(conf["hysteresis"], "hysteresis", 0, 100)
     for key in ("drops", "persist"):
-        conf[key] = numbers.boolean(conf[key], key)
-    conf["max_read"] = numbers.integer(conf["max_read"], "max_read (bytes)", 4096, 2**31)
+        conf[key] = common.numbers.boolean(conf[key], key)
+    conf["max_read"] = common.numbers.integer(conf["max_read"], "max_read (bytes)", 4096, 2**31)
     warning, critical, hysteresis = conf["usage_warning"], conf["usage_critical"], conf["hysteresis"]
     if warning is not None and critical is not None and warning > critical:
         raise ValueError(f"usage_warning ({warning}) must not be above usage_critical ({critical})")
@@ -310,8 +302,8 @@ def _parse(config):
 
 def _parsed(config):
     """``_parse`` once per distinct config and root: checking the path on every run would cost most of an idle run."""
-    key = (repr(config), paths.root_of(__opts__))  # noqa: F821
-    cache = __context__.setdefault("conntrack.beacon.configs", {})  # noqa: F821
+    key = (repr(config), common.paths.root_of(__opts__))
+    cache = __context__.setdefault("conntrack.beacon.configs", {})
     conf = cache.get(key)
     if conf is None:
         conf = _parse(config)
@@ -356,14 +348,14 @@ class _State:
 
 
 def _state_path(name):
-    return os.path.join(__opts__["cachedir"], "conntrack", f"beacon-{name}.json")  # noqa: F821
+    return os.path.join(__opts__["cachedir"], "conntrack", f"beacon-{name}.json")
 
 
 def _start(conf):
     path = _state_path(conf["name"]) if conf["persist"] else None
-    saved, tracker = incident.load(path) if path else (None, incident.Tracker())
-    root = paths.root_of(__opts__)  # noqa: F821
-    source = logsources.make_source(conf["source"], root, saved)
+    saved, tracker = logwatch.incidents.load(path) if path else (None, logwatch.incidents.Tracker())
+    root = common.paths.root_of(__opts__)
+    source = logwatch.sources.make_source(conf["source"], root, saved)
     state = _State(source, tracker, path)
     state.saved = (source.cursor_key(), tracker.version)
     return state
@@ -372,14 +364,14 @@ def _start(conf):
 def _netns_names(inodes):
     """Name and owner of each namespace the lines named: its /run/netns name, or the
     container or process holding it (core ``netns.describe``)."""
-    return netns.describe(paths.root_of(__opts__), inodes)  # noqa: F821
+    return runtime.namespaces.describe(common.paths.root_of(__opts__), inodes)
 
 
 def _status():
     """``{count, max, usage, drop}`` and the early_drop counter, or (None, None)."""
     try:
-        st = __salt__["conntrack.status"]()  # noqa: F821
-    except Exception as err:  # pylint: disable=broad-except
+        st = __salt__["conntrack.status"]()
+    except Exception as err:
         log.debug("conntrack beacon: conntrack.status failed: %s", err)
         return None, None
     stats = st.get("stats") or {}
@@ -395,12 +387,12 @@ def _drift_events(conf, state, now):
     """
     if not conf["drift_interval"] or now - state.drift_at < conf["drift_interval"]:
         return []
-    if "conntrack.drift" not in __salt__:  # noqa: F821
+    if "conntrack.drift" not in __salt__:
         return []
     state.drift_at = now
     try:
-        found = __salt__["conntrack.drift"]()  # noqa: F821
-    except Exception as err:  # pylint: disable=broad-except
+        found = __salt__["conntrack.drift"]()
+    except Exception as err:
         log.debug("conntrack beacon: conntrack.drift failed: %s", err)
         return []
     differences = found.get("differences") or []
@@ -418,12 +410,12 @@ def _findings():
 
     An event must go out whatever diagnose does: any failure is logged, never raised.
     """
-    if "conntrack.diagnose" not in __salt__:  # noqa: F821
+    if "conntrack.diagnose" not in __salt__:
         return None
     try:
-        found = __salt__["conntrack.diagnose"](walk=False)  # noqa: F821
+        found = __salt__["conntrack.diagnose"](walk=False)
         return list(found.get("findings") or [])
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
         log.warning("conntrack beacon: conntrack.diagnose failed, table_full sent without findings: %s", err)
         return None
 
@@ -438,7 +430,7 @@ def _read_source(state, budget, now):
     source = state.source
     try:
         hits = source.read(budget, now)
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
         text = f"{type(err).__name__}: {err}"
         level = logging.DEBUG if text == state.read_error else logging.WARNING
         log.log(level, "conntrack beacon: cannot read %s: %s", source.name, text)
@@ -455,7 +447,7 @@ def _save(state):
     key = (state.source.cursor_key(), state.tracker.version)
     if state.path is None or key == state.saved:
         return
-    if incident.save(state.path, state.source.state(), state.tracker):
+    if logwatch.incidents.save(state.path, state.source.state(), state.tracker):
         state.saved = key
 
 
@@ -475,9 +467,9 @@ def beacon(config):
     """
     conf = _parsed(config)
     key = f"conntrack.beacon.{conf['name']}"
-    state = __context__.get(key)  # noqa: F821
+    state = __context__.get(key)
     if state is None:
-        state = __context__[key] = _start(conf)  # noqa: F821
+        state = __context__[key] = _start(conf)
     now = _now()
     tracker = state.tracker
     hits, gaps, failed = _read_source(state, conf["max_read"], now)
@@ -511,7 +503,7 @@ def close(config):
         conf = _parse(config)
     except (ValueError, SaltInvocationError, CommandExecutionError):
         return
-    state = __context__.pop(f"conntrack.beacon.{conf['name']}", None)  # noqa: F821
+    state = __context__.pop(f"conntrack.beacon.{conf['name']}", None)
     if state is not None:
         _save(state)
         state.source.close()

@@ -23,10 +23,14 @@ import os
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import diagnose as diagnosis
-from saltext_conntrack_core import drift as driftcore
-from saltext_conntrack_core import kernel, netns, numbers, paths, promtext, recent, sizing, table
-from saltext_conntrack_core import verdict, writer
+
+try:
+    from saltext_conntrack import common, persistence, report, runtime
+except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+    raise ImportError(
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
+        "minions get it from pip or saltutil.sync_all"
+    ) from err
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ WINDOW_MAX = 31 * 86400  # longest look back of status/check(window=...)
 
 
 def __virtual__():
-    if not __grains__.get("kernel") == "Linux":  # noqa: F821
+    if __grains__.get("kernel") != "Linux":
         return False, "conntrack: netfilter connection tracking exists only on Linux"
     if _flavour() or _loadable():
         return __virtualname__
@@ -51,15 +55,15 @@ def __virtual__():
 
 
 def _root():
-    return paths.root_of(__opts__)  # noqa: F821
+    return common.paths.root_of(__opts__)
 
 
 def _path(rel):
-    return paths.join(_root(), rel)
+    return common.paths.join(_root(), rel)
 
 
-_integer = numbers.integer  # summary's ``top``: the one number rule
-_flag = numbers.boolean
+_integer = common.numbers.integer  # summary's ``top``: the one number rule
+_flag = common.numbers.boolean
 
 
 def _read(rel):
@@ -76,7 +80,7 @@ def _read_int(rel):
 
 def _flavour():
     """The active flavour name, or None when no conntrack table is loaded."""
-    return kernel.active_flavour(_root())
+    return runtime.kernel.active_flavour(_root())
 
 
 def _spec():
@@ -89,16 +93,16 @@ def _spec():
                 "It loads with the first rule that needs it."
             )
         raise CommandExecutionError("this host has no connection tracking at all")
-    return name, kernel.FLAVOURS[name]
+    return name, runtime.kernel.FLAVOURS[name]
 
 
 def _kernel_release():
-    return kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)  # noqa: F821
+    return runtime.kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)
 
 
 def _loadable():
     """The conntrack module this kernel can load or has built in, or None."""
-    return kernel.available_module(_root(), _kernel_release())
+    return runtime.kernel.available_module(_root(), _kernel_release())
 
 
 # ---------------------------------------------------------------------------
@@ -107,10 +111,10 @@ def _loadable():
 
 def _recent(stats, window):
     """The counters' rise since an earlier sample (see ``recent``), or None."""
-    cachedir = __opts__.get("cachedir")  # noqa: F821
+    cachedir = __opts__.get("cachedir")
     if not stats or not cachedir:
         return None
-    return recent.observe(cachedir, _root(), stats, time.time(), window)
+    return runtime.history.observe(cachedir, _root(), stats, time.time(), window)
 
 
 def status(window=300):
@@ -141,10 +145,10 @@ def status(window=300):
         salt '*' conntrack.status
         salt-call conntrack.status window=60 --out=json
     """
-    window = numbers.integer(window, "window", 0, WINDOW_MAX)
+    window = common.numbers.integer(window, "window", 0, WINDOW_MAX)
     flavour, spec = _spec()
-    count = _read_int(kernel.knob(flavour, "count"))
-    maximum = _read_int(kernel.knob(flavour, "max"))
+    count = _read_int(runtime.kernel.knob(flavour, "count"))
+    maximum = _read_int(runtime.kernel.knob(flavour, "max"))
     ret = {
         "flavour": flavour,
         "count": count,
@@ -152,11 +156,11 @@ def status(window=300):
         "usage": round(100.0 * count / maximum, 2) if maximum else 0.0,
         "buckets": None,
         "hashsize": None,
-        "initial_netns": kernel.global_writable(_root(), flavour),
+        "initial_netns": runtime.kernel.global_writable(_root(), flavour),
         "stats": {},
         "recent": None,
     }
-    for key, rel in (("buckets", kernel.knob(flavour, "buckets")), ("hashsize", spec["hashsize"])):
+    for key, rel in (("buckets", runtime.kernel.knob(flavour, "buckets")), ("hashsize", spec["hashsize"])):
         try:
             ret[key] = _read_int(rel)
         except CommandExecutionError:
@@ -166,7 +170,7 @@ def status(window=300):
     elif ret["hashsize"] is None:
         ret["hashsize"] = ret["buckets"]
     try:
-        ret["stats"] = kernel.parse_stat(_read(spec["stat"]))
+        ret["stats"] = runtime.kernel.parse_stat(_read(spec["stat"]))
     except (OSError, ValueError):
         log.debug("conntrack: no stat file at %s", _path(spec["stat"]))
     ret["recent"] = _recent(ret["stats"], window)
@@ -202,12 +206,12 @@ def check(warning=75, critical=90, window=300):
         salt '*' conntrack.check
         salt '*' conntrack.check warning=60 critical=80 window=60
     """
-    warning = numbers.number(warning, "warning", 0, 100)
-    critical = numbers.number(critical, "critical", 0, 100)
+    warning = common.numbers.number(warning, "warning", 0, 100)
+    critical = common.numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}) must not be above critical ({critical})")
     st = status(window=window)
-    judged = verdict.assess(st, warning, critical)
+    judged = report.verdict.assess(st, warning, critical)
     return {
         **judged,
         "count": st["count"],
@@ -223,22 +227,22 @@ def check(warning=75, critical=90, window=300):
 
 
 def _host_arch():
-    return sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)  # noqa: F821
+    return runtime.sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)
 
 
 def _size(ram, arch, hash_ratio, flavour, st):
     """``max``, ``hashsize`` and the rule that gave the buckets."""
-    ram_bytes = sizing.host_ram(_root()) if ram is None else sizing.parse_ram(ram)
-    bits = _host_arch() if arch is None else numbers.integer(arch, "arch", 32, 64)
+    ram_bytes = runtime.sizing.host_ram(_root()) if ram is None else runtime.sizing.parse_ram(ram)
+    bits = _host_arch() if arch is None else common.numbers.integer(arch, "arch", 32, 64)
     if bits not in (32, 64):
         raise SaltInvocationError(f"arch must be 32 or 64, got {bits}")
     if hash_ratio is None:
-        ratio, why = sizing.kernel_ratio(_kernel_release(), flavour)
+        ratio, why = runtime.sizing.kernel_ratio(_kernel_release(), flavour)
     else:
-        ratio = numbers.integer(hash_ratio, "hash_ratio", 1, 64)
+        ratio = common.numbers.integer(hash_ratio, "hash_ratio", 1, 64)
         why = f"hash_ratio={ratio} given: buckets = max / {ratio}"
-    maximum = sizing.ceiling(ram_bytes, bits)
-    hashsize, bucket_rule = sizing.buckets_for(maximum, ratio, why, st and st["hashsize"])
+    maximum = runtime.sizing.ceiling(ram_bytes, bits)
+    hashsize, bucket_rule = runtime.sizing.buckets_for(maximum, ratio, why, st and st["hashsize"])
     return ram_bytes, bits, maximum, hashsize, bucket_rule
 
 
@@ -277,7 +281,7 @@ def recommend(ram=None, arch=None, hash_ratio=None):
     flavour = _flavour() or _loadable() or "nf_conntrack"
     st = status() if _flavour() else None
     ram_bytes, bits, maximum, hashsize, bucket_rule = _size(ram, arch, hash_ratio, flavour, st)
-    entry_size = sizing.entry_size(_root(), flavour)
+    entry_size = runtime.sizing.entry_size(_root(), flavour)
     pointer = bits // 8
     ret = {
         "ram": ram_bytes,
@@ -288,9 +292,9 @@ def recommend(ram=None, arch=None, hash_ratio=None):
         "entry_size": entry_size,
         "memory_bytes": None if entry_size is None else maximum * entry_size + hashsize * pointer,
         "rules": {
-            "max": sizing.MAX_RULE,
+            "max": runtime.sizing.MAX_RULE,
             "hashsize": bucket_rule,
-            "memory": sizing.memory_rule(entry_size, flavour, pointer),
+            "memory": runtime.sizing.memory_rule(entry_size, flavour, pointer),
         },
         "current": None,
         "needs_change": None,
@@ -300,7 +304,7 @@ def recommend(ram=None, arch=None, hash_ratio=None):
         ret["reasons"].append("conntrack is not loaded: nothing to compare with")
         return ret
     ret["current"] = {"max": st["max"], "hashsize": st["hashsize"], "count": st["count"]}
-    sizing.compare(ret, st)
+    runtime.sizing.compare(ret, st)
     return ret
 
 
@@ -324,7 +328,7 @@ def timeouts():
         salt '*' conntrack.timeouts
     """
     flavour, _ = _spec()
-    return {short: _read_int(rel) for short, rel in sorted(kernel.timeout_files(_root(), flavour).items())}
+    return {short: _read_int(rel) for short, rel in sorted(runtime.kernel.timeout_files(_root(), flavour).items())}
 
 
 def sysctl_names():
@@ -343,18 +347,15 @@ def sysctl_names():
         salt '*' conntrack.sysctl_names
     """
     name = _flavour() or _loadable() or "nf_conntrack"
-    spec = kernel.FLAVOURS[name]
-    ret = {
-        short: spec["sysctl_prefix"] + spec["prefix"] + short
-        for short in ("max", "buckets", "count", "expect_max")
-    }
-    for short, rel in kernel.timeout_files(_root(), name).items():
+    spec = runtime.kernel.FLAVOURS[name]
+    ret = {short: spec["sysctl_prefix"] + spec["prefix"] + short for short in ("max", "buckets", "count", "expect_max")}
+    for short, rel in runtime.kernel.timeout_files(_root(), name).items():
         ret[short] = spec["sysctl_prefix"] + os.path.basename(rel)
     return ret
 
 
 # ---------------------------------------------------------------------------
-# The table: one streaming pass (parsing lives in saltext_conntrack_core.table)
+# The table: one streaming pass (parsing lives in saltext_conntrack.runtime.table)
 
 
 def summary(top=10):
@@ -384,14 +385,15 @@ def summary(top=10):
     flavour, spec = _spec()
     path = _path(spec["table"])
     try:
-        counted = table.walk(path, flavour, top=top)
+        counted = runtime.table.walk(path, flavour, top=top)
     except OSError as err:
         raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
-    return table.breakdown(counted, top)
+    return runtime.table.breakdown(counted, top)
 
 
 # ---------------------------------------------------------------------------
 # Firewall rules that need conntrack
+
 
 def dependents():
     """
@@ -406,7 +408,7 @@ def dependents():
 
         salt '*' conntrack.dependents
     """
-    return __salt__["conntrack_fw.dependents"]()  # noqa: F821
+    return __salt__["conntrack_fw.dependents"]()
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +426,7 @@ def _write_knob(rel, value):
 
 
 def _require_global(flavour, what):
-    if not kernel.global_writable(_root(), flavour):
+    if not runtime.kernel.global_writable(_root(), flavour):
         raise CommandExecutionError(
             f"{what} is global to the kernel and read-only in this network namespace: "
             "set it from the initial namespace (the host itself)"
@@ -432,10 +434,10 @@ def _require_global(flavour, what):
 
 
 def _check_ceiling(value, what, force):
-    ceiling = sizing.ceiling(sizing.host_ram(_root()), _host_arch())
+    ceiling = runtime.sizing.ceiling(runtime.sizing.host_ram(_root()), _host_arch())
     if value > ceiling and not force:
         raise SaltInvocationError(
-            f"{what} {value} is above this host's ceiling {ceiling} ({sizing.MAX_RULE}); "
+            f"{what} {value} is above this host's ceiling {ceiling} ({runtime.sizing.MAX_RULE}); "
             "pass force=True to set it anyway"
         )
 
@@ -459,20 +461,24 @@ def set_max(value, force=False, test=False):
         salt '*' conntrack.set_max 8000000 force=True
         salt '*' conntrack.set_max 524288 test=True
     """
-    value, force, test = numbers.integer(value, "max", 1, kernel.INT_MAX), _flag(force, "force"), _flag(test, "test")
+    value, force, test = (
+        common.numbers.integer(value, "max", 1, runtime.kernel.INT_MAX),
+        _flag(force, "force"),
+        _flag(test, "test"),
+    )
     flavour, _ = _spec()
     _require_global(flavour, "max")
     _check_ceiling(value, "max", force)
-    count = _read_int(kernel.knob(flavour, "count"))
+    count = _read_int(runtime.kernel.knob(flavour, "count"))
     if value < count and not force:
         raise SaltInvocationError(
             f"max {value} is below the {count} entries the table holds now: it would be full at "
             "once and drop every new flow; pass force=True to set it anyway"
         )
-    old = _read_int(kernel.knob(flavour, "max"))
+    old = _read_int(runtime.kernel.knob(flavour, "max"))
     if test or old == value:
         return {"old": old, "new": value}
-    return {"old": old, "new": _write_knob(kernel.knob(flavour, "max"), value)}
+    return {"old": old, "new": _write_knob(runtime.kernel.knob(flavour, "max"), value)}
 
 
 def set_buckets(value, force=False, test=False):
@@ -491,7 +497,11 @@ def set_buckets(value, force=False, test=False):
 
         salt '*' conntrack.set_buckets 131072
     """
-    value, force, test = numbers.integer(value, "buckets", 1, kernel.HASHSIZE_MAX), _flag(force, "force"), _flag(test, "test")
+    value, force, test = (
+        common.numbers.integer(value, "buckets", 1, runtime.kernel.HASHSIZE_MAX),
+        _flag(force, "force"),
+        _flag(test, "test"),
+    )
     flavour, spec = _spec()
     _require_global(flavour, "buckets")
     _check_ceiling(value, "buckets", force)
@@ -521,12 +531,12 @@ def set_timeout(name, seconds, test=False):
 
         salt '*' conntrack.set_timeout tcp_established 3600
     """
-    name, test = numbers.text(name, "name", 64), _flag(test, "test")
+    name, test = common.numbers.text(name, "name", 64), _flag(test, "test")
     flavour, _ = _spec()
-    files = kernel.timeout_files(_root(), flavour)
+    files = runtime.kernel.timeout_files(_root(), flavour)
     if name not in files:
         raise SaltInvocationError(f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}")
-    seconds = numbers.integer(seconds, "seconds", 1, kernel.TIMEOUT_MAX)
+    seconds = common.numbers.integer(seconds, "seconds", 1, runtime.kernel.TIMEOUT_MAX)
     old = _read_int(files[name])
     if test or old == seconds:
         return {"old": old, "new": seconds}
@@ -557,7 +567,7 @@ def namespaces():
         salt '*' conntrack.namespaces --out=json
     """
     flavour, _ = _spec()
-    return netns.survey(_root(), flavour, _read_int(kernel.knob(flavour, "max")))
+    return runtime.namespaces.survey(_root(), flavour, _read_int(runtime.kernel.knob(flavour, "max")))
 
 
 def drift():
@@ -578,11 +588,11 @@ def drift():
         salt '*' conntrack.drift
     """
     flavour, _ = _spec()
-    return driftcore.report(_root(), flavour, __opts__["cachedir"], __grains__.get("num_cpus"))  # noqa: F821
+    return persistence.drift.report(_root(), flavour, __opts__["cachedir"], __grains__.get("num_cpus"))
 
 
 # ---------------------------------------------------------------------------
-# Diagnosis and Prometheus (logic in saltext_conntrack_core.diagnose / promtext)
+# Diagnosis and Prometheus (logic in saltext_conntrack.report)
 
 TEXTFILE = "/var/lib/prometheus/node-exporter/saltext_conntrack.prom"
 
@@ -593,18 +603,22 @@ def _diagnosis_facts(root):
 
     def ask(fun):
         try:
-            return __salt__[fun]()  # noqa: F821
+            return __salt__[fun]()
         except CommandExecutionError as err:
             notes.append(f"{fun}: {err}")
             return None
 
     return {
-        "status": __salt__["conntrack.status"](),  # noqa: F821
+        "status": __salt__["conntrack.status"](),
         "recommend": ask("conntrack.recommend"),
         "timeouts": ask("conntrack.timeouts"),
         "names": ask("conntrack.sysctl_names"),
         "dependents": ask("conntrack.dependents"),
-        "host": {**diagnosis.host_facts(root), "namespaces": ask("conntrack.namespaces"), "self_inode": netns.self_inode(root)},
+        "host": {
+            **report.diagnosis.host_facts(root),
+            "namespaces": ask("conntrack.namespaces"),
+            "self_inode": runtime.namespaces.self_inode(root),
+        },
         "notes": notes,
     }
 
@@ -650,14 +664,14 @@ def diagnose(walk=True, sample=None, top=5):
         salt '*' conntrack.diagnose walk=False
         salt '*' conntrack.diagnose sample=100000 --out=json
     """
-    walk = numbers.boolean(walk, "walk")
+    walk = common.numbers.boolean(walk, "walk")
     if sample is not None:
         if not walk:
             raise SaltInvocationError("sample needs walk=True: without the walk nothing is sampled")
-        sample = numbers.integer(sample, "sample", 1, 10**10)
-    top = numbers.integer(top, "top", 1, 100)
-    root = paths.root_of(__opts__)  # noqa: F821
-    return diagnosis.run(root, _diagnosis_facts(root), walk=walk, sample=sample, top=top)
+        sample = common.numbers.integer(sample, "sample", 1, 10**10)
+    top = common.numbers.integer(top, "top", 1, 100)
+    root = common.paths.root_of(__opts__)
+    return report.diagnosis.run(root, _diagnosis_facts(root), walk=walk, sample=sample, top=top)
 
 
 def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
@@ -686,11 +700,11 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
         salt '*' conntrack.textfile
         salt '*' conntrack.textfile path=/var/lib/node_exporter/textfile/conntrack.prom sample=200000
     """
-    root = paths.root_of(__opts__)  # noqa: F821
-    real = promtext.target(root, path)
+    root = common.paths.root_of(__opts__)
+    real = report.prometheus.target(root, path)
     result = diagnose(walk=walk, sample=sample, top=top)
-    text = promtext.render(result, top, time.time())
-    writer.atomic_write(root, real, text, 0o644)
+    text = report.prometheus.render(result, top, time.time())
+    common.files.atomic_write(root, real, text, 0o644)
     return {
         "path": path,
         "written": real,

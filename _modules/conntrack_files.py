@@ -26,8 +26,14 @@ import logging
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import drift, iptcfg, kernel, kmod, modprobe, numbers, paths, sysctl_edit
-from saltext_conntrack_core import persist as plans
+
+try:
+    from saltext_conntrack import common, persistence, runtime
+except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+    raise ImportError(
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
+        "minions get it from pip or saltutil.sync_all"
+    ) from err
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +41,15 @@ __virtualname__ = "conntrack_files"
 
 
 def __virtual__():
-    return kernel.virtual(__grains__, __virtualname__)  # noqa: F821
+    return runtime.kernel.virtual(__grains__, __virtualname__)
 
 
 def _root():
-    return paths.root_of(__opts__)  # noqa: F821
+    return common.paths.root_of(__opts__)
 
 
 def _test(test):
-    return numbers.boolean(test, "test")
+    return common.numbers.boolean(test, "test")
 
 
 # ---------------------------------------------------------------------------
@@ -63,7 +69,7 @@ def default_sysctl_file():
 
         salt '*' conntrack_files.default_sysctl_file
     """
-    return sysctl_edit.default_file(_root())
+    return persistence.sysctl_plan.default_file(_root())
 
 
 def persist_sysctl(values, path=None, test=False, lower=True):
@@ -89,8 +95,8 @@ def persist_sysctl(values, path=None, test=False, lower=True):
         salt '*' conntrack_files.persist_sysctl '{"net.netfilter.nf_conntrack_max": 262144}'
         salt '*' conntrack_files.persist_sysctl '{"net.netfilter.nf_conntrack_max": 262144}' test=True
     """
-    test, lower = _test(test), numbers.boolean(lower, "lower")
-    return plans.result(_root(), sysctl_edit.plan(_root(), values, path, lower), test)
+    test, lower = _test(test), common.numbers.boolean(lower, "lower")
+    return persistence.plans.result(_root(), persistence.sysctl_plan.plan(_root(), values, path, lower), test)
 
 
 def sysctl_overrides(values, path=None):
@@ -114,14 +120,14 @@ def sysctl_overrides(values, path=None):
 
         salt '*' conntrack_files.sysctl_overrides '{"net.netfilter.nf_conntrack_max": 262144}'
     """
-    return sysctl_edit.overrides(_root(), values, path)
+    return persistence.sysctl_plan.overrides(_root(), values, path)
 
 
 # ---------------------------------------------------------------------------
 # modprobe.d and udev
 
 
-def module_options(module, options, path=modprobe.MODPROBE_FILE, test=False, lower=True):
+def module_options(module, options, path=persistence.module_files.MODPROBE_FILE, test=False, lower=True):
     """
     Keep ``options MODULE key=value ...`` in a modprobe.d file.
 
@@ -137,10 +143,12 @@ def module_options(module, options, path=modprobe.MODPROBE_FILE, test=False, low
         salt '*' conntrack_files.module_options nf_conntrack '{"hashsize": 131072}'
     """
     test = _test(test)
-    return plans.result(_root(), modprobe.options_plan(_root(), module, options, path, lower), test)
+    return persistence.plans.result(
+        _root(), persistence.module_files.options_plan(_root(), module, options, path, lower), test
+    )
 
 
-def blacklist(names, hard=False, present=True, path=modprobe.BLACKLIST_FILE, test=False):
+def blacklist(names, hard=False, present=True, path=persistence.module_files.BLACKLIST_FILE, test=False):
     """
     Blacklist kernel modules in a modprobe.d file (or lift the blacklist).
 
@@ -160,9 +168,13 @@ def blacklist(names, hard=False, present=True, path=modprobe.BLACKLIST_FILE, tes
         salt '*' conntrack_files.blacklist nf_conntrack present=False
     """
     test = _test(test)
-    plan = modprobe.blacklist_plan(_root(), names, hard, present, path)
-    ret = plans.result(_root(), plan, test)
-    ret["elsewhere"] = {} if present else modprobe.blacklisted_elsewhere(_root(), plans.modules(names), path)
+    plan = persistence.module_files.blacklist_plan(_root(), names, hard, present, path)
+    ret = persistence.plans.result(_root(), plan, test)
+    ret["elsewhere"] = (
+        {}
+        if present
+        else persistence.module_files.blacklisted_elsewhere(_root(), persistence.plans.modules(names), path)
+    )
     return ret
 
 
@@ -176,10 +188,10 @@ def udev_running():
 
         salt '*' conntrack_files.udev_running
     """
-    return modprobe.udev_running(_root())
+    return persistence.module_files.udev_running(_root())
 
 
-def udev_rule(module="nf_conntrack", present=True, path=modprobe.UDEV_RULE_FILE, test=False):
+def udev_rule(module="nf_conntrack", present=True, path=persistence.module_files.UDEV_RULE_FILE, test=False):
     """
     Keep the udev rule that re-applies conntrack sysctls whenever the module loads.
 
@@ -196,14 +208,14 @@ def udev_rule(module="nf_conntrack", present=True, path=modprobe.UDEV_RULE_FILE,
         salt '*' conntrack_files.udev_rule present=False
     """
     test = _test(test)
-    return plans.result(_root(), modprobe.udev_plan(_root(), module, present, path), test)
+    return persistence.plans.result(_root(), persistence.module_files.udev_plan(_root(), module, present, path), test)
 
 
 # ---------------------------------------------------------------------------
 # iptables-config
 
 
-def iptables_config(settings, path=iptcfg.CONFIGS[0], add_tokens=None, test=False):
+def iptables_config(settings, path=persistence.iptables_config.CONFIGS[0], add_tokens=None, test=False):
     """
     Enforce keys of a RHEL ``iptables-config`` (or ``ip6tables-config``) file.
 
@@ -224,10 +236,13 @@ def iptables_config(settings, path=iptcfg.CONFIGS[0], add_tokens=None, test=Fals
     .. code-block:: bash
 
         salt '*' conntrack_files.iptables_config '{"IPTABLES_MODULES_UNLOAD": "no"}'
-        salt '*' conntrack_files.iptables_config '{"IP6TABLES_MODULES_UNLOAD": "no"}' path=/etc/sysconfig/ip6tables-config
+        salt '*' conntrack_files.iptables_config '{"IP6TABLES_MODULES_UNLOAD": "no"}' \\
+            path=/etc/sysconfig/ip6tables-config
     """
     test = _test(test)
-    return plans.result(_root(), iptcfg.plan(_root(), settings, path, add_tokens), test)
+    return persistence.plans.result(
+        _root(), persistence.iptables_config.plan(_root(), settings, path, add_tokens), test
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -245,21 +260,19 @@ def _size(value, name, key, high, recommend):
         if isinstance(held, int) and not isinstance(held, bool) and held > value:
             value = held
         value = min(value, high)
-    return numbers.integer(value, name, 1, high)
+    return common.numbers.integer(value, name, 1, high)
 
 
 def _timeouts(timeouts, names, flavour, loaded):
-    timeouts = plans.mapping({} if timeouts is None else timeouts, "timeouts", "short names to seconds")
+    timeouts = persistence.plans.mapping({} if timeouts is None else timeouts, "timeouts", "short names to seconds")
     known = {short for short, key in names.items() if "_timeout" in key}
     if not loaded or not known:
-        known |= set(sysctl_edit.known_timeouts(flavour))
+        known |= set(persistence.sysctl_plan.known_timeouts(flavour))
     out = {}
     for short, seconds in timeouts.items():
         if short not in known:
-            raise SaltInvocationError(
-                f"unknown conntrack timeout {short!r}; known: {', '.join(sorted(known))}"[:1000]
-            )
-        out[short] = numbers.integer(seconds, f"timeout {short}", 1, kernel.TIMEOUT_MAX)
+            raise SaltInvocationError(f"unknown conntrack timeout {short!r}; known: {', '.join(sorted(known))}"[:1000])
+        out[short] = common.numbers.integer(seconds, f"timeout {short}", 1, runtime.kernel.TIMEOUT_MAX)
     return out
 
 
@@ -267,51 +280,51 @@ def _buckets_writable(key):
     """nf_conntrack_buckets takes writes on 5.x+ (initial netns); older kernels make it 0444,
     and ``sysctl -p`` would then fail on a persisted line."""
     try:
-        return bool(os.stat(paths.join(_root(), "/proc/sys/" + key.replace(".", "/"))).st_mode & 0o200)
+        return bool(os.stat(common.paths.join(_root(), "/proc/sys/" + key.replace(".", "/"))).st_mode & 0o200)
     except OSError:
         return False
 
 
-def _values(max, buckets, timeouts, persist_to):  # pylint: disable=redefined-builtin
+def _values(max, buckets, timeouts, persist_to):
     """The checked values of a tuning request and the sysctl keys to persist them under."""
-    names = __salt__["conntrack.sysctl_names"]()  # noqa: F821
+    names = __salt__["conntrack.sysctl_names"]()
     flavour = "ip_conntrack" if names["max"].startswith("net.ipv4.") else "nf_conntrack"
-    loaded = kernel.active_flavour(_root()) is not None
+    loaded = runtime.kernel.active_flavour(_root()) is not None
     cache = {}
 
     def recommend():
         if "rec" not in cache:
-            cache["rec"] = __salt__["conntrack.recommend"]()  # noqa: F821
+            cache["rec"] = __salt__["conntrack.recommend"]()
         return cache["rec"]
 
     plan = {
         "flavour": flavour,
         "loaded": loaded,
-        "max": _size(max, "max", "max", kernel.INT_MAX, recommend),
-        "buckets": _size(buckets, "buckets", "hashsize", kernel.HASHSIZE_MAX, recommend),
+        "max": _size(max, "max", "max", runtime.kernel.INT_MAX, recommend),
+        "buckets": _size(buckets, "buckets", "hashsize", runtime.kernel.HASHSIZE_MAX, recommend),
         "timeouts": _timeouts(timeouts, names, flavour, loaded),
         "sysctl": {},
-        "persist": sysctl_edit.default_file(_root()) if persist_to is None else persist_to,
+        "persist": persistence.sysctl_plan.default_file(_root()) if persist_to is None else persist_to,
     }
     # Checked even when nothing is persisted this time: a bad path is an error, not a no-op.
-    plans.target(_root(), plan["persist"], "sysctl")
+    persistence.plans.target(_root(), plan["persist"], "sysctl")
     if plan["max"] is not None:
         plan["sysctl"][names["max"]] = plan["max"]
     if plan["buckets"] is not None and _buckets_writable(names["buckets"]):
         plan["sysctl"][names["buckets"]] = plan["buckets"]
     for short, seconds in sorted(plan["timeouts"].items()):
-        plan["sysctl"][names.get(short) or sysctl_edit.timeout_key(short, flavour)] = seconds
+        plan["sysctl"][names.get(short) or persistence.sysctl_plan.timeout_key(short, flavour)] = seconds
     return plan
 
 
 def _file_plans(plan, survive_reload):
     """Every file the tuning writes, planned (paths resolved and contained, texts computed)."""
     root, module = _root(), plan["flavour"]
-    files = [sysctl_edit.plan(root, plan["sysctl"], plan["persist"])] if plan["sysctl"] else []
+    files = [persistence.sysctl_plan.plan(root, plan["sysctl"], plan["persist"])] if plan["sysctl"] else []
     notes = []
     if not survive_reload:
         return files, notes
-    builtin, _ = kmod.builtin(root, __grains__.get("kernelrelease") or os.uname().release)  # noqa: F821
+    builtin, _ = runtime.module_chain.builtin(root, __grains__.get("kernelrelease") or os.uname().release)
     if builtin:
         # A built-in module never loads: modprobe options and a udev rule on
         # module load would never apply, so none are written.
@@ -321,13 +334,13 @@ def _file_plans(plan, survive_reload):
         )
     else:
         if plan["buckets"] is not None:
-            files.append(modprobe.options_plan(root, module, {"hashsize": plan["buckets"]}))
-        if plan["sysctl"] and modprobe.udev_running(root):
-            files.append(modprobe.udev_plan(root, module))
-    for path in iptcfg.CONFIGS if plan["sysctl"] else ():
-        if os.path.isfile(paths.join(root, path)):
+            files.append(persistence.module_files.options_plan(root, module, {"hashsize": plan["buckets"]}))
+        if plan["sysctl"] and persistence.module_files.udev_running(root):
+            files.append(persistence.module_files.udev_plan(root, module))
+    for path in persistence.iptables_config.CONFIGS if plan["sysctl"] else ():
+        if os.path.isfile(common.paths.join(root, path)):
             key = "IP6TABLES_SYSCTL_LOAD_LIST" if "ip6" in path else "IPTABLES_SYSCTL_LOAD_LIST"
-            files.append(iptcfg.plan(root, {}, path, {key: f".{module}"}))
+            files.append(persistence.iptables_config.plan(root, {}, path, {key: f".{module}"}))
     return files, notes
 
 
@@ -335,19 +348,19 @@ def _runtime_plan(plan, force):
     """``[(change key, setter, args, change)]``: the runtime writes, each checked by its
     setter in test mode (ceiling, read-only in a netns, below the count)."""
     out = []
-    status = __salt__["conntrack.status"]()  # noqa: F821
+    status = __salt__["conntrack.status"]()
     current = {"max": status["max"], "buckets": status["hashsize"]}
     for key, setter in (("max", "conntrack.set_max"), ("buckets", "conntrack.set_buckets")):
         if plan[key] is not None and current[key] != plan[key]:
-            res = __salt__[setter](plan[key], force=force, test=True)  # noqa: F821
+            res = __salt__[setter](plan[key], force=force, test=True)
             if res["old"] != res["new"]:
                 out.append((key, setter, {"value": plan[key], "force": force}, res))
-    now = __salt__["conntrack.timeouts"]() if plan["timeouts"] else {}  # noqa: F821
+    now = __salt__["conntrack.timeouts"]() if plan["timeouts"] else {}
     for short, seconds in sorted(plan["timeouts"].items()):
         if short not in now:
             raise CommandExecutionError(f"this kernel has no {short} timeout while conntrack is loaded")
         if now[short] != seconds:
-            res = __salt__["conntrack.set_timeout"](short, seconds, test=True)  # noqa: F821
+            res = __salt__["conntrack.set_timeout"](short, seconds, test=True)
             if res["old"] != res["new"]:
                 out.append((f"timeout {short}", "conntrack.set_timeout", {"name": short, "seconds": seconds}, res))
     return out
@@ -364,7 +377,7 @@ def _changes(runtime, files):
     return changes
 
 
-def tuning_plan(max=None, buckets=None, timeouts=None, persist=None, survive_reload=True, force=False):  # pylint: disable=redefined-builtin
+def tuning_plan(max=None, buckets=None, timeouts=None, persist=None, survive_reload=True, force=False):
     """
     Plan a ``conntrack.tuned`` request: every check, nothing changed.
 
@@ -389,10 +402,10 @@ def tuning_plan(max=None, buckets=None, timeouts=None, persist=None, survive_rel
         salt '*' conntrack_files.tuning_plan max=auto buckets=auto
         salt '*' conntrack_files.tuning_plan timeouts='{"tcp_established": 3600}'
     """
-    survive_reload = numbers.boolean(survive_reload, "survive_reload")
-    force = numbers.boolean(force, "force")
+    survive_reload = common.numbers.boolean(survive_reload, "survive_reload")
+    force = common.numbers.boolean(force, "force")
     if persist is not None:
-        numbers.text(persist, "persist", paths.PATH_MAX)
+        common.numbers.text(persist, "persist", common.paths.PATH_MAX)
     plan = _values(max, buckets, timeouts, persist)
     files, notes = _file_plans(plan, survive_reload)
     runtime = _runtime_plan(plan, force) if plan["loaded"] else []
@@ -405,12 +418,12 @@ def tuning_plan(max=None, buckets=None, timeouts=None, persist=None, survive_rel
         files=files,
         changes=_changes(runtime, files),
         pending=". ".join(notes) or None,
-        overrides=sysctl_edit.overrides(_root(), plan["sysctl"], plan["persist"]) if plan["sysctl"] else [],
+        overrides=persistence.sysctl_plan.overrides(_root(), plan["sysctl"], plan["persist"]) if plan["sysctl"] else [],
     )
     return plan
 
 
-def tune(max=None, buckets=None, timeouts=None, persist=None, survive_reload=True, force=False, test=False):  # pylint: disable=redefined-builtin
+def tune(max=None, buckets=None, timeouts=None, persist=None, survive_reload=True, force=False, test=False):
     """
     Apply :py:func:`tuning_plan`: the runtime values through ``conntrack.set_max``,
     ``set_buckets`` and ``set_timeout``, then every planned file. Nothing is
@@ -429,10 +442,10 @@ def tune(max=None, buckets=None, timeouts=None, persist=None, survive_reload=Tru
     done = []
     try:
         for step in [] if test else plan["runtime"]:
-            __salt__[step["setter"]](**step["args"])  # noqa: F821
+            __salt__[step["setter"]](**step["args"])
             done.append(step["key"])
         for one in [] if test else plan["files"]:
-            if plans.apply(_root(), one):
+            if persistence.plans.apply(_root(), one):
                 done.append(one["path"])
     except (CommandExecutionError, SaltInvocationError) as err:
         if not done:
@@ -446,6 +459,6 @@ def tune(max=None, buckets=None, timeouts=None, persist=None, survive_reload=Tru
 def _record_for_drift(values):
     """What this run set, for ``conntrack.drift`` (a later reload or agent undoing it)."""
     try:
-        drift.record(__opts__["cachedir"], values)  # noqa: F821
+        persistence.drift.record(__opts__["cachedir"], values)
     except (OSError, CommandExecutionError, ValueError) as err:
         log.warning("conntrack_files: cannot record the tuned values for drift: %s", err)

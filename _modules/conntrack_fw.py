@@ -19,25 +19,28 @@ their kind belongs: saved rules ``/etc/sysconfig/ip(6)tables`` or
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import commands, iptables, kernel, kmod, numbers, paths
-from saltext_conntrack_core import dependents as deps
-from saltext_conntrack_core import notrack as nt
-from saltext_conntrack_core import persist as plans
-from saltext_conntrack_core import stateless as sl
+
+try:
+    from saltext_conntrack import common, firewall, persistence, runtime
+except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+    raise ImportError(
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
+        "minions get it from pip or saltutil.sync_all"
+    ) from err
 
 __virtualname__ = "conntrack_fw"
 
 
 def __virtual__():
-    return kernel.virtual(__grains__, __virtualname__)  # noqa: F821
+    return runtime.kernel.virtual(__grains__, __virtualname__)
 
 
 def _root():
-    return paths.root_of(__opts__)  # noqa: F821
+    return common.paths.root_of(__opts__)
 
 
 def _release():
-    return __grains__.get("kernelrelease") or os.uname().release  # noqa: F821
+    return __grains__.get("kernelrelease") or os.uname().release
 
 
 def dependents():
@@ -57,7 +60,7 @@ def dependents():
 
         salt '*' conntrack_fw.dependents
     """
-    return deps.find(_root())
+    return firewall.dependents.find(_root())
 
 
 # ---------------------------------------------------------------------------
@@ -83,7 +86,7 @@ def unload_plan():
 
         salt '*' conntrack_fw.unload_plan
     """
-    return kmod.unload_plan(_root(), _release())
+    return runtime.module_chain.unload_plan(_root(), _release())
 
 
 def _refuse_unload(plan, deps_found, force):
@@ -124,27 +127,27 @@ def unload(force=False, test=False):
         salt '*' conntrack_fw.unload
         salt '*' conntrack_fw.unload force=True
     """
-    force = numbers.boolean(force, "force")
-    test = numbers.boolean(test, "test")
+    force = common.numbers.boolean(force, "force")
+    test = common.numbers.boolean(test, "test")
     plan = unload_plan()
     if plan["builtin"]:
         raise CommandExecutionError(plan["reason"])
     ret = {"order": plan["order"], "removed": [], "dependents": []}
     if not plan["loaded"]:
         return ret
-    ret["dependents"] = deps.find(_root())
+    ret["dependents"] = firewall.dependents.find(_root())
     _refuse_unload(plan, ret["dependents"], force)
     if test:
         return ret
     for name in plan["order"]:
-        proc = commands.run(["rmmod", name], check=False)
+        proc = common.commands.run(["rmmod", name], check=False)
         if proc.returncode != 0:
             raise CommandExecutionError(
                 f"rmmod {name} failed after unloading {ret['removed'] or 'nothing'}: "
                 f"{(proc.stderr or proc.stdout).strip()}"
             )
         ret["removed"].append(name)
-    left = [m for m in plan["order"] if m in (kmod.proc_modules(_root()) or {})]
+    left = [m for m in plan["order"] if m in (runtime.module_chain.proc_modules(_root()) or {})]
     if left:
         raise CommandExecutionError(f"still loaded after rmmod: {', '.join(left)}")
     return ret
@@ -187,9 +190,9 @@ def stateless(path="/etc/sysconfig/iptables", mode="comment", force=False, test=
         salt '*' conntrack_fw.stateless /etc/sysconfig/ip6tables mode=remove test=True
         salt '*' conntrack_fw.stateless force=True
     """
-    test = numbers.boolean(test, "test")
-    plan = sl.plan(_root(), path, mode, force)
-    return {**plans.result(_root(), plan, test), "checked_with": plan["checked_with"]}
+    test = common.numbers.boolean(test, "test")
+    plan = firewall.stateless.plan(_root(), path, mode, force)
+    return {**persistence.plans.result(_root(), plan, test), "checked_with": plan["checked_with"]}
 
 
 # ---------------------------------------------------------------------------
@@ -214,7 +217,7 @@ def notrack_rules(flows, backend="nft"):
         salt '*' conntrack_fw.notrack_rules '[{proto: udp, port: 53}]'
         salt '*' conntrack_fw.notrack_rules '[{proto: tcp, ports: [80, 443]}]' backend=iptables
     """
-    return nt.rules(flows, backend)
+    return firewall.notrack.rules(flows, backend)
 
 
 def notrack_script(flows, backend="nft"):
@@ -228,7 +231,7 @@ def notrack_script(flows, backend="nft"):
 
         salt '*' conntrack_fw.notrack_script '[{proto: udp, port: 53}]'
     """
-    return nt.script(flows, backend)
+    return firewall.notrack.script(flows, backend)
 
 
 def notrack_persist(flows, backend="nft", path=None, test=False):
@@ -254,11 +257,11 @@ def notrack_persist(flows, backend="nft", path=None, test=False):
 
         salt '*' conntrack_fw.notrack_persist '[{proto: udp, port: 53}]'
     """
-    test = numbers.boolean(test, "test")
-    return plans.result(_root(), nt.file_plan(_root(), flows, backend, path), test)
+    test = common.numbers.boolean(test, "test")
+    return persistence.plans.result(_root(), firewall.notrack.file_plan(_root(), flows, backend, path), test)
 
 
-def nft_include(include=nt.DEFAULT_FILES["nft"], path=None, test=False):
+def nft_include(include=firewall.notrack.DEFAULT_FILES["nft"], path=None, test=False):
     """
     Make the nftables service load ``include`` at boot: ensure the line
     ``include "INCLUDE"`` is the last rule line of its config.
@@ -279,15 +282,15 @@ def nft_include(include=nt.DEFAULT_FILES["nft"], path=None, test=False):
         salt '*' conntrack_fw.nft_include
         salt '*' conntrack_fw.nft_include path=/etc/sysconfig/nftables.conf test=True
     """
-    test = numbers.boolean(test, "test")
-    return _includes_result(nt.include_plans(_root(), include, path), test)
+    test = common.numbers.boolean(test, "test")
+    return _includes_result(firewall.notrack.include_plans(_root(), include, path), test)
 
 
 def _includes_result(configs, test):
     ret = {"changes": {}, "written": [], "configs": [p["path"] for p in configs]}
     for plan in configs:
         ret["changes"].update(plan["changes"])
-        if not test and plans.apply(_root(), plan):
+        if not test and persistence.plans.apply(_root(), plan):
             ret["written"].append(plan["path"])
     return ret
 
@@ -303,30 +306,32 @@ def backend():
 
         salt '*' conntrack_fw.backend
     """
-    if commands.which("iptables-save"):
-        proc = commands.run(["iptables-save"], check=False)
-        if proc.returncode == 0 and iptables.rules(proc.stdout):
+    if common.commands.which("iptables-save"):
+        proc = common.commands.run(["iptables-save"], check=False)
+        if proc.returncode == 0 and firewall.iptables_save.rules(proc.stdout):
             return "iptables"
-    if commands.which("nft"):
+    if common.commands.which("nft"):
         return "nft"
-    if commands.which("iptables-restore"):
+    if common.commands.which("iptables-restore"):
         return "iptables"
     raise CommandExecutionError("neither nft nor iptables is installed: cannot exempt flows")
 
 
 def _live_plan(flows, chosen):
     """``[(change key, change, command, stdin)]``: what loading ``flows`` live would change."""
-    rules, script = nt.rules(flows, chosen), nt.script(flows, chosen)
+    rules, script = firewall.notrack.rules(flows, chosen), firewall.notrack.script(flows, chosen)
     if chosen == "nft":
-        current, wanted = nt.nft_loaded(), {"prerouting": rules, "output": rules}
+        current, wanted = firewall.notrack.nft_loaded(), {"prerouting": rules, "output": rules}
         if current == wanted:
             return []
-        return [(f"nft table inet {nt.TABLE}", {"old": current, "new": wanted}, ["nft", "-f", "-"], script)]
+        return [
+            (f"nft table inet {firewall.notrack.TABLE}", {"old": current, "new": wanted}, ["nft", "-f", "-"], script)
+        ]
     out = []
     for cmd in ("iptables", "ip6tables"):
-        if not commands.which(f"{cmd}-restore"):
+        if not common.commands.which(f"{cmd}-restore"):
             continue
-        current = nt.iptables_loaded(f"{cmd}-save")
+        current = firewall.notrack.iptables_loaded(f"{cmd}-save")
         wanted = {"rules": rules, "jumps": ["OUTPUT", "PREROUTING"]}
         if current == wanted:
             continue
@@ -334,10 +339,10 @@ def _live_plan(flows, chosen):
         have = (current or {}).get("jumps", [])
         for hook in ("PREROUTING", "OUTPUT"):
             if hook not in have:
-                text += f"-I {hook} -j {nt.CHAIN}\n"
+                text += f"-I {hook} -j {firewall.notrack.CHAIN}\n"
             # one jump per hook: duplicates (from an earlier run or by hand) go
-            text += f"-D {hook} -j {nt.CHAIN}\n" * max(0, have.count(hook) - 1)
-        key = f"{cmd} raw {nt.CHAIN}"
+            text += f"-D {hook} -j {firewall.notrack.CHAIN}\n" * max(0, have.count(hook) - 1)
+        key = f"{cmd} raw {firewall.notrack.CHAIN}"
         out.append((key, {"old": current, "new": wanted}, [f"{cmd}-restore", "--noflush"], text + "COMMIT\n"))
     return out
 
@@ -347,8 +352,7 @@ def _boot_note(chosen, path, configs):
     if chosen == "nft" and path.endswith(".nft"):
         if configs:
             return (
-                f"At boot the nftables service loads {path} through the include at the end of "
-                f"{' and '.join(configs)}"
+                f"At boot the nftables service loads {path} through the include at the end of {' and '.join(configs)}"
             )
         return (
             f"At boot nothing loads {path}: there is no /etc/nftables.conf or "
@@ -369,14 +373,14 @@ def _persist_plans(flows, chosen, persist_to):
     if persist_to is False or persist_to is None:
         return []
     if persist_to is not True:
-        numbers.text(persist_to, "persist", paths.PATH_MAX)
-    plan = nt.file_plan(_root(), flows, chosen, None if persist_to is True else persist_to)
+        common.numbers.text(persist_to, "persist", common.paths.PATH_MAX)
+    plan = firewall.notrack.file_plan(_root(), flows, chosen, None if persist_to is True else persist_to)
     if chosen == "nft" and plan["path"].endswith(".nft"):
-        return [plan, *nt.include_plans(_root(), plan["path"])]
+        return [plan, *firewall.notrack.include_plans(_root(), plan["path"])]
     return [plan]
 
 
-def notrack(flows, backend=None, persist=None, test=False):  # pylint: disable=redefined-outer-name
+def notrack(flows, backend=None, persist=None, test=False):
     """
     Exempt ``flows`` from connection tracking, in both directions, live (and at boot).
 
@@ -403,10 +407,10 @@ def notrack(flows, backend=None, persist=None, test=False):  # pylint: disable=r
         salt '*' conntrack_fw.notrack '[{proto: tcp, ports: [80, 443]}]' backend=nft test=True
         salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]' persist=True
     """
-    test = numbers.boolean(test, "test")
-    nt.flows(flows)
+    test = common.numbers.boolean(test, "test")
+    firewall.notrack.flows(flows)
     if backend is not None:
-        nt.backend_name(backend)
+        firewall.notrack.backend_name(backend)
     if persist is not None and not isinstance(persist, (bool, str)):
         raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}"[:200])
     chosen = backend or globals()["backend"]()
@@ -418,7 +422,7 @@ def notrack(flows, backend=None, persist=None, test=False):  # pylint: disable=r
     boot = _boot_note(chosen, files[0]["path"], [p["path"] for p in files[1:]]) if files else None
     if not test:
         for _, _, cmd, stdin in live:
-            commands.run(cmd, stdin=stdin)
+            common.commands.run(cmd, stdin=stdin)
         for plan in files:
-            plans.apply(_root(), plan)
+            persistence.plans.apply(_root(), plan)
     return {"backend": chosen, "changes": changes, "boot": boot}

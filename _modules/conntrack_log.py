@@ -16,13 +16,20 @@ import os
 import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import incident, kernlog, logsources, numbers, paths  # noqa: F401  (kept loaded for the beacon)
+
+try:
+    from saltext_conntrack import common, logwatch
+except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+    raise ImportError(
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
+        "minions get it from pip or saltutil.sync_all"
+    ) from err
 
 __virtualname__ = "conntrack_log"
 
 
 def __virtual__():
-    if __grains__.get("kernel") != "Linux":  # noqa: F821
+    if __grains__.get("kernel") != "Linux":
         return False, "conntrack_log: the kernel log of netfilter exists only on Linux"
     return __virtualname__
 
@@ -52,9 +59,9 @@ def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
         salt '*' conntrack_log.read_log
         salt-call conntrack_log.read_log /var/log/messages
     """
-    limit = numbers.integer(max_bytes, "max_bytes", 1, 256 * 2**20)
+    limit = common.numbers.integer(max_bytes, "max_bytes", 1, 256 * 2**20)
     try:
-        real = paths.resolve(paths.root_of(__opts__), path, "path")  # noqa: F821
+        real = common.paths.resolve(common.paths.root_of(__opts__), path, "path")
     except CommandExecutionError as err:
         raise SaltInvocationError(str(err)) from err
     try:
@@ -69,8 +76,8 @@ def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
         raise CommandExecutionError(f"cannot read {real}: {err.strerror or err}") from err
     if size > limit:
         data = data[data.find(b"\n") + 1 :]  # start at a whole line
-    acc = incident.new_acc()
-    incident.coalesce(acc, kernlog.scan_text(data[: data.rfind(b"\n") + 1]), None, False)
+    acc = logwatch.incidents.new_acc()
+    logwatch.incidents.coalesce(acc, logwatch.grammar.scan_text(data[: data.rfind(b"\n") + 1]), None, False)
     return {
         "path": real,
         "bytes": len(data),
@@ -78,6 +85,6 @@ def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
         "suppressed": acc["suppressed"],
         "total": acc["matched"] + acc["suppressed"],
         "netns": {("null" if ns is None else str(ns)): n for ns, n in acc["netns"].items()},
-        "first": kernlog.iso(acc["first"]),
-        "last": kernlog.iso(acc["last"]),
+        "first": logwatch.grammar.iso(acc["first"]),
+        "last": logwatch.grammar.iso(acc["last"]),
     }

@@ -75,8 +75,14 @@ import os
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import kernel, kmod, netns, numbers, paths, writer
-from saltext_conntrack_core import persist as plans
+
+try:
+    from saltext_conntrack import common, persistence, runtime
+except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+    raise ImportError(
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
+        "minions get it from pip or saltutil.sync_all"
+    ) from err
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +102,10 @@ DEFAULTS = {
     "sysctl_file": "/etc/sysctl.d/90-conntrack.conf",
     "modprobe_file": "/etc/modprobe.d/conntrack.conf",
 }
+
+
 def __virtual__():
-    return kernel.virtual(__grains__, __virtualname__)  # noqa: F821
+    return runtime.kernel.virtual(__grains__, __virtualname__)
 
 
 # ---------------------------------------------------------------------------
@@ -105,18 +113,18 @@ def __virtual__():
 
 
 def _root():
-    return paths.root_of(__opts__)  # noqa: F821
+    return common.paths.root_of(__opts__)
 
 
 def _option(name, value):
     if value is not None:
         return value
-    found = __salt__["config.get"](f"conntrack:remediate:{name}", None)  # noqa: F821
+    found = __salt__["config.get"](f"conntrack:remediate:{name}", None)
     return DEFAULTS[name] if found is None else found
 
 
 def _state_dir():
-    path = os.path.join(__opts__["cachedir"], "conntrack")  # noqa: F821
+    path = os.path.join(__opts__["cachedir"], "conntrack")
     os.makedirs(path, mode=0o700, exist_ok=True)
     return path
 
@@ -153,7 +161,9 @@ def _load_state():
 
 def _save_state(data):
     directory = _state_dir()
-    writer.atomic_write(directory, os.path.join(directory, "remediate.json"), json.dumps(data, sort_keys=True), 0o600)
+    common.files.atomic_write(
+        directory, os.path.join(directory, "remediate.json"), json.dumps(data, sort_keys=True), 0o600
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -163,20 +173,20 @@ def _save_state(data):
 def _observe():
     """The host's status and every namespace's count and drops (core ``netns.survey``):
     named ones, container runtimes' bind mounts and those only a process holds."""
-    status = __salt__["conntrack.status"]()  # noqa: F821
+    status = __salt__["conntrack.status"]()
     maximum = status["max"]
     host_key = "initial"
     with contextlib.suppress(OSError):
-        host_key = f"netns:{os.stat(paths.join(_root(), 'proc/self/ns/net')).st_ino}"
+        host_key = f"netns:{os.stat(common.paths.join(_root(), 'proc/self/ns/net')).st_ino}"
     seen = [{"key": host_key, "name": "(host)", "count": status["count"], "drop": status["stats"].get("drop")}]
-    for row in netns.survey(_root(), status["flavour"], maximum):
+    for row in runtime.namespaces.survey(_root(), status["flavour"], maximum):
         key = f"netns:{row['inode']}"
         if key == host_key:
             continue
         if row["error"] is not None:
-            log.debug("conntrack_remediate: cannot read netns %s: %s", netns.label(row), row["error"])
+            log.debug("conntrack_remediate: cannot read netns %s: %s", runtime.namespaces.label(row), row["error"])
             continue
-        seen.append({"key": key, "name": netns.label(row), "count": row["count"], "drop": row["drop"]})
+        seen.append({"key": key, "name": runtime.namespaces.label(row), "count": row["count"], "drop": row["drop"]})
     for item in seen:
         item["usage"] = round(100.0 * item["count"] / maximum, 2) if maximum else 0.0
     return status, seen
@@ -187,9 +197,7 @@ def _evidence(seen, baselines, threshold):
     for item in seen:
         previous = baselines.get(item["key"])
         if item["drop"] is not None and previous is not None and item["drop"] > previous:
-            found.append(
-                f"netns {item['name']}: drop counter rose from {previous} to {item['drop']}"
-            )
+            found.append(f"netns {item['name']}: drop counter rose from {previous} to {item['drop']}")
         if item["usage"] >= threshold:
             found.append(f"netns {item['name']}: usage {item['usage']}% >= {threshold}%")
     return found
@@ -202,19 +210,19 @@ def _evidence(seen, baselines, threshold):
 def _persist(conf, flavour, new_max, new_buckets, test):
     """Write (or with ``test`` plan) the new values where ``conntrack.tuned`` keeps
     them, through the same editor, never lowering what the files already hold."""
-    key = __salt__["conntrack.sysctl_names"]()["max"]  # noqa: F821
+    key = __salt__["conntrack.sysctl_names"]()["max"]
     done = {
-        "sysctl": __salt__["conntrack_files.persist_sysctl"](  # noqa: F821
+        "sysctl": __salt__["conntrack_files.persist_sysctl"](
             {key: new_max}, path=conf["sysctl_file"], lower=False, test=test
         )
     }
-    builtin, _ = kmod.builtin(_root(), __grains__.get("kernelrelease") or os.uname().release)  # noqa: F821
+    builtin, _ = runtime.module_chain.builtin(_root(), __grains__.get("kernelrelease") or os.uname().release)
     if new_buckets and builtin:
         # As conntrack.tuned does: options for a module that never loads would
         # never apply, so none are written.
         done["modprobe"] = {"skipped": f"{builtin} is built into this kernel: no modprobe options written"}
     elif new_buckets:
-        done["modprobe"] = __salt__["conntrack_files.module_options"](  # noqa: F821
+        done["modprobe"] = __salt__["conntrack_files.module_options"](
             flavour, {"hashsize": new_buckets}, path=conf["modprobe_file"], lower=False, test=test
         )
     return done
@@ -223,21 +231,23 @@ def _persist(conf, flavour, new_max, new_buckets, test):
 def _arguments(**given):
     """Every argument (or its configured value) checked, paths resolved, before anything is read."""
     conf = {name: _option(name, value) for name, value in given.items()}
-    conf["threshold"] = float(numbers.number(conf["threshold"], "threshold", 1, 100))
-    conf["interval"] = numbers.integer(conf["interval"], "interval", 0, 10**9)
-    conf["hash_ratio"] = numbers.integer(conf["hash_ratio"], "hash_ratio", 1, 64)
+    conf["threshold"] = float(common.numbers.number(conf["threshold"], "threshold", 1, 100))
+    conf["interval"] = common.numbers.integer(conf["interval"], "interval", 0, 10**9)
+    conf["hash_ratio"] = common.numbers.integer(conf["hash_ratio"], "hash_ratio", 1, 64)
     for name in ("cap", "target"):
         value = conf[name]
-        conf[name] = None if value in (None, "", "auto") else numbers.integer(value, name, 1, kernel.INT_MAX)
-    conf["persist"] = numbers.boolean(conf["persist"], "persist")
+        conf[name] = (
+            None if value in (None, "", "auto") else common.numbers.integer(value, name, 1, runtime.kernel.INT_MAX)
+        )
+    conf["persist"] = common.numbers.boolean(conf["persist"], "persist")
     if conf["sysctl_file"] in (None, "default", DEFAULTS["sysctl_file"]):
         # Where conntrack.tuned persists: one file, one truth.
-        conf["sysctl_file"] = __salt__["conntrack_files.default_sysctl_file"]()  # noqa: F821
+        conf["sysctl_file"] = __salt__["conntrack_files.default_sysctl_file"]()
     # A path that is not one the editor may write, or that leads out of
     # conntrack.root, refuses the call before the kernel is touched, whether
     # or not this call persists: a bad argument is an error, not ignored.
-    plans.target(_root(), conf["sysctl_file"], "sysctl")
-    plans.target(_root(), conf["modprobe_file"], "modprobe")
+    persistence.plans.target(_root(), conf["sysctl_file"], "sysctl")
+    persistence.plans.target(_root(), conf["modprobe_file"], "modprobe")
     return conf
 
 
@@ -247,8 +257,8 @@ def _arguments(**given):
 
 def _fire(tag, data):
     try:
-        __salt__["event.send"](tag, data)  # noqa: F821
-    except Exception as err:  # pylint: disable=broad-except
+        __salt__["event.send"](tag, data)
+    except Exception as err:
         log.warning("conntrack_remediate: could not send %s: %s", tag, err)
 
 
@@ -310,7 +320,7 @@ def remediate(
         threshold=threshold, interval=interval, hash_ratio=hash_ratio, cap=cap, target=target,
         persist=persist, sysctl_file=sysctl_file, modprobe_file=modprobe_file,
     )  # fmt: skip
-    fire_event = numbers.boolean(fire_event, "fire_event")
+    fire_event = common.numbers.boolean(fire_event, "fire_event")
     with _locked():
         state = _load_state()
         baselines = state.get("drops", {})
@@ -390,7 +400,7 @@ def _last_remediation(state, now):
 
 def _sizes(ret, status, conf):
     """``(new max, new buckets, recommendation)``, or None (refused at the ceiling)."""
-    rec = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])  # noqa: F821
+    rec = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])
     cap = conf["cap"]
     ceiling = rec["max"] if cap is None else min(rec["max"], cap)
     recommendation = rec["max"] if conf["target"] is None else conf["target"]
@@ -420,7 +430,7 @@ def _act(ret, status, conf):
             # Plan the files before the kernel changes: a file that cannot be
             # written refuses the whole remediation, not its last step.
             _persist(conf, status["flavour"], new_max, new_buckets, test=True)
-        except Exception as err:  # pylint: disable=broad-except
+        except Exception as err:
             ret.update(errors=[f"not persisted: {_describe(err)}"], refused="apply_failed")
             ret["reason"] = f"nothing changed: the new values could not be persisted: {_describe(err)}"
             return
@@ -428,19 +438,18 @@ def _act(ret, status, conf):
     if new_buckets > buckets:
         # Resize first: the bigger table should not land in the old, smaller hash.
         try:
-            ret["new"]["buckets"] = __salt__["conntrack.set_buckets"](new_buckets)["new"]  # noqa: F821
-        except Exception as err:  # pylint: disable=broad-except
+            ret["new"]["buckets"] = __salt__["conntrack.set_buckets"](new_buckets)["new"]
+        except Exception as err:
             errors.append(f"buckets not resized: {_describe(err)}")
     try:
-        ret["new"]["max"] = __salt__["conntrack.set_max"](new_max)["new"]  # noqa: F821
-    except Exception as err:  # pylint: disable=broad-except
+        ret["new"]["max"] = __salt__["conntrack.set_max"](new_max)["new"]
+    except Exception as err:
         # Whatever it was, the event must say what did change (the buckets).
         errors.append(f"max not raised: {_describe(err)}")
         ret["errors"] = errors
         ret["refused"] = "apply_failed"
-        ret["reason"] = (
-            f"could not raise max from {current} to {new_max}: {_describe(err)}"
-            + (f"; buckets already resized to {ret['new']['buckets']}" if ret["new"]["buckets"] != buckets else "")
+        ret["reason"] = f"could not raise max from {current} to {new_max}: {_describe(err)}" + (
+            f"; buckets already resized to {ret['new']['buckets']}" if ret["new"]["buckets"] != buckets else ""
         )
         return
     ret["remediated"] = True
@@ -451,7 +460,7 @@ def _act(ret, status, conf):
     if conf["persist"]:
         try:
             ret["persisted"] = _persist(conf, status["flavour"], ret["new"]["max"], ret["new"]["buckets"], test=False)
-        except Exception as err:  # pylint: disable=broad-except
+        except Exception as err:
             errors.append(f"not persisted: {_describe(err)}")
     if errors:
         ret["errors"] = errors
@@ -484,12 +493,12 @@ def reapply(interval=None, fire_event=True):
 
         salt '*' conntrack_remediate.reapply
     """
-    interval = numbers.integer(_option("interval", interval), "interval", 0, 10**9)
-    fire_event = numbers.boolean(fire_event, "fire_event")
+    interval = common.numbers.integer(_option("interval", interval), "interval", 0, 10**9)
+    fire_event = common.numbers.boolean(fire_event, "fire_event")
     with _locked():
         state = _load_state()
         now = time.time()
-        differences = __salt__["conntrack.drift"]()["differences"]  # noqa: F821
+        differences = __salt__["conntrack.drift"]()["differences"]
         ret = {"reapplied": False, "refused": None, "reason": "", "differences": differences, "result": True}
         last = min(state.get("last_reapply") or 0, now)
         if not differences:
@@ -497,13 +506,17 @@ def reapply(interval=None, fire_event=True):
         elif now - last < interval:
             ret.update(refused="rate_limited", reason=f"re-applied {now - last:.0f} s ago (interval {interval} s)")
         else:
-            applied = __salt__["state.apply"]("conntrack", queue=False)  # noqa: F821
+            applied = __salt__["state.apply"]("conntrack", queue=False)
             if isinstance(applied, dict):
-                failed = [v.get("comment") for v in applied.values() if isinstance(v, dict) and v.get("result") is False]
+                failed = [
+                    v.get("comment") for v in applied.values() if isinstance(v, dict) and v.get("result") is False
+                ]
             else:
                 failed = [str(applied)]  # a list of errors: the SLS did not render, or a state run is going on
             if failed:
-                ret.update(refused="apply_failed", result=False, reason=f"state.apply conntrack failed: {failed or applied}")
+                ret.update(
+                    refused="apply_failed", result=False, reason=f"state.apply conntrack failed: {failed or applied}"
+                )
             else:
                 state["last_reapply"] = now
                 _save_state(state)

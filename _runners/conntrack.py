@@ -35,14 +35,15 @@ import salt.utils.mine
 import salt.utils.minions
 import salt.version
 from salt.exceptions import SaltInvocationError
-from saltext_conntrack_core import numbers, verdict
+
+from saltext_conntrack import common, report
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack"
 
 FUNCTION = "conntrack.status"
-RANK = verdict.RANK  # critical > warning > unknown > ok
+RANK = report.verdict.RANK  # critical > warning > unknown > ok
 TGT_TYPES = (
     "glob",
     "pcre",
@@ -83,25 +84,25 @@ def _row(minion, status, warning, critical, source):
         row["reasons"].append(f"no usable conntrack.status ({str(status)[:200]})")
         return row
     try:
-        clean = verdict.validated(status)
+        clean = report.verdict.validated(status)
     except ValueError as err:
         row["reasons"].append(f"malformed conntrack.status: {err}")
         return row
-    judged = verdict.assess(clean, warning, critical)
+    judged = report.verdict.assess(clean, warning, critical)
     row.update(judged, count=clean["count"], max=clean["max"], recent=clean["recent"], **clean["stats"])
     return row
 
 
 def _mine_allowed():
     """The master's own ``mine_get`` ACL, as ``mine.get`` applies it to the runner."""
-    acl = __opts__.get("mine_get")  # noqa: F821
+    acl = __opts__.get("mine_get")
     if acl is None:
         return True
     if not isinstance(acl, dict):
         return False
     perms = set()
     for match, funs in acl.items():
-        if re.match(match, __opts__["id"]) and isinstance(funs, list):  # noqa: F821
+        if re.match(match, __opts__["id"]) and isinstance(funs, list):
             perms.update(funs)
     return any(re.match(perm, FUNCTION) for perm in perms)
 
@@ -114,7 +115,7 @@ def _unwrap(checker, entry, allowed):
         key = (str(entry["allow_tgt"]), str(entry.get("allow_tgt_type", "glob")))
         if key not in allowed:
             found = checker.check_minions(entry["allow_tgt"], entry.get("allow_tgt_type", "glob"))
-            allowed[key] = __opts__["id"] in found.get("minions", [])  # noqa: F821
+            allowed[key] = __opts__["id"] in found.get("minions", [])
         if not allowed[key]:
             return None
     return entry.get(salt.utils.mine.MINE_ITEM_ACL_DATA)
@@ -139,7 +140,7 @@ def _from_mine(checker, targeted):
     """
     if not _mine_allowed():
         return {}
-    cache = salt.cache.factory(__opts__)  # noqa: F821
+    cache = salt.cache.factory(__opts__)
     found, allowed = {}, {}
     for minion in targeted:
         mine = cache.fetch(*mine_location(minion))
@@ -151,7 +152,7 @@ def _from_mine(checker, targeted):
 
 
 def _live(tgt, tgt_type, timeout):
-    client = salt.client.get_local_client(__opts__["conf_file"])  # noqa: F821
+    client = salt.client.get_local_client(__opts__["conf_file"])
     found = {}
     for answer in client.cmd_iter(tgt, FUNCTION, tgt_type=tgt_type, timeout=timeout):
         for minion, ret in answer.items():
@@ -178,7 +179,7 @@ def _no_data(tgt, tgt_type, targeted, live, timeout):
     if not live:
         ret["add_to_minion_config"] = MINE_SETUP
     try:
-        __context__["retcode"] = 1  # noqa: F821
+        __context__["retcode"] = 1
     except NameError:
         pass
     return ret
@@ -189,19 +190,19 @@ def _arguments(tgt, tgt_type, warning, critical, verdict_, limit):
         if not 0 < len(tgt) <= 100000:
             raise SaltInvocationError(f"tgt as a list must name 1 to 100000 minions, got {len(tgt)}")
         for item in tgt:
-            numbers.text(item, "a minion id in tgt", 256)
+            common.numbers.text(item, "a minion id in tgt", 256)
     else:
-        numbers.text(tgt, "tgt", 4096)
+        common.numbers.text(tgt, "tgt", 4096)
     if not isinstance(tgt_type, str) or tgt_type not in TGT_TYPES:
         raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {tgt_type!r}"[:300])
-    warning = numbers.number(warning, "warning", 0, 100)
-    critical = numbers.number(critical, "critical", 0, 100)
+    warning = common.numbers.number(warning, "warning", 0, 100)
+    critical = common.numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
     if verdict_ is not None and (not isinstance(verdict_, str) or verdict_ not in RANK):
         raise SaltInvocationError(f"verdict must be one of {', '.join(RANK)}, got {verdict_!r}"[:300])
     if limit is not None:
-        limit = numbers.integer(limit, "limit", 0, 10**9)
+        limit = common.numbers.integer(limit, "limit", 0, 10**9)
     return warning, critical, limit
 
 
@@ -217,7 +218,7 @@ def fleet(
     timeout=None,
     warning=75,
     critical=90,
-    verdict=None,  # pylint: disable=redefined-outer-name
+    verdict=None,
     limit=None,
 ):
     """
@@ -266,12 +267,16 @@ def fleet(
         salt-run conntrack.fleet tgt='G@role:lb' tgt_type=compound verdict=warning limit=50
     """
     warning, critical, limit = _arguments(tgt, tgt_type, warning, critical, verdict, limit)
-    live = numbers.boolean(live, "live")
+    live = common.numbers.boolean(live, "live")
     if timeout is not None or live:
-        timeout = numbers.integer(timeout if timeout is not None else __opts__.get("timeout", 5), "timeout", 1, 86400)  # noqa: F821
-    checker = salt.utils.minions.CkMinions(__opts__)  # noqa: F821
+        timeout = common.numbers.integer(
+            timeout if timeout is not None else __opts__.get("timeout", 5), "timeout", 1, 86400
+        )
+    checker = salt.utils.minions.CkMinions(__opts__)
     # mine.get's target types: pillar values match exactly, never as globs.
-    expand_type = tgt_type if live else {"pillar": "pillar_exact", "compound": "compound_pillar_exact"}.get(tgt_type, tgt_type)
+    expand_type = (
+        tgt_type if live else {"pillar": "pillar_exact", "compound": "compound_pillar_exact"}.get(tgt_type, tgt_type)
+    )
     targeted = checker.check_minions(tgt, expand_type).get("minions", [])
     data = _live(tgt, tgt_type, timeout) if live else _from_mine(checker, targeted)
     if not data:
@@ -281,7 +286,9 @@ def fleet(
     for minion in set(targeted).difference(data):
         row = _row(minion, None, warning, critical, source)
         row["reasons"] = [
-            "did not answer in time" if live else "no conntrack.status in the mine (mine_functions not set, or not yet updated)"
+            "did not answer in time"
+            if live
+            else "no conntrack.status in the mine (mine_functions not set, or not yet updated)"
         ]
         rows.append(row)
     rows.sort(key=_sort_key)

@@ -28,7 +28,14 @@ counts and says so when conntrack is built in instead of pretending.
 import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from saltext_conntrack_core import modprobe, numbers
+
+try:
+    from saltext_conntrack import common, persistence
+except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+    raise ImportError(
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
+        "minions get it from pip or saltutil.sync_all"
+    ) from err
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,7 @@ ERRORS = (CommandExecutionError, SaltInvocationError)
 
 
 def __virtual__():
-    if "conntrack_files.tuning_plan" in __salt__:  # noqa: F821
+    if "conntrack_files.tuning_plan" in __salt__:
         return __virtualname__
     return False, "conntrack states need the conntrack_files execution module (Linux only)"
 
@@ -48,7 +55,7 @@ def _ret(name):
 
 
 def _test():
-    return bool(__opts__.get("test"))  # noqa: F821
+    return bool(__opts__.get("test"))
 
 
 def _fail(ret, err):
@@ -62,7 +69,7 @@ def _apply(name, fun, *args, **kwargs):
     from the run), or ``(failed ret, None)``: the one way a state calls its module."""
     ret = _ret(name)
     try:
-        res = __salt__[fun](*args, test=_test(), **kwargs)  # noqa: F821
+        res = __salt__[fun](*args, test=_test(), **kwargs)
     except ERRORS as err:
         return _fail(ret, err), None
     ret["changes"] = res["changes"]
@@ -87,7 +94,7 @@ def _finish(ret, what, pending=None):
 
 def tuned(
     name,
-    max=None,  # pylint: disable=redefined-builtin
+    max=None,
     buckets=None,
     timeouts=None,
     persist=None,
@@ -193,7 +200,9 @@ def iptables_config(name="/etc/sysconfig/iptables-config", settings=None, **kwar
 
 
 def _blacklist(name, names, hard, path, present):
-    ret, res = _apply(name, "conntrack_files.blacklist", name if names is None else names, hard=hard, present=present, path=path)
+    ret, res = _apply(
+        name, "conntrack_files.blacklist", name if names is None else names, hard=hard, present=present, path=path
+    )
     if res is None:
         return ret
     _finish(ret, path)
@@ -204,7 +213,7 @@ def _blacklist(name, names, hard, path, present):
     return ret
 
 
-def blacklisted(name, names=None, hard=False, path=modprobe.BLACKLIST_FILE):
+def blacklisted(name, names=None, hard=False, path=persistence.module_files.BLACKLIST_FILE):
     """
     Blacklist kernel modules in a modprobe.d file.
 
@@ -222,7 +231,7 @@ def blacklisted(name, names=None, hard=False, path=modprobe.BLACKLIST_FILE):
     return _blacklist(name, names, hard, path, True)
 
 
-def not_blacklisted(name, names=None, path=modprobe.BLACKLIST_FILE):
+def not_blacklisted(name, names=None, path=persistence.module_files.BLACKLIST_FILE):
     """
     Remove ``blacklist NAME`` and ``install NAME /bin/false`` lines from a
     modprobe.d file. Fails (after cleaning its own file) when another file in
@@ -257,20 +266,20 @@ def unloaded(name, force=False):
     ret = _ret(name)
     plan = {}
     try:
-        numbers.boolean(force, "force")
-        plan = __salt__["conntrack_fw.unload_plan"]()  # noqa: F821
+        common.numbers.boolean(force, "force")
+        plan = __salt__["conntrack_fw.unload_plan"]()
         if plan["builtin"]:
             return _fail(ret, plan["reason"])
         if not plan["loaded"]:
             ret["comment"] = f"{plan['module']} is not loaded"
             return ret
-        res = __salt__["conntrack_fw.unload"](force=force, test=_test())  # noqa: F821
+        res = __salt__["conntrack_fw.unload"](force=force, test=_test())
     except ERRORS as err:
         _fail(ret, err)
         if not _test() and plan.get("order"):
             # Report what did go before the failure: never more, never less.
             try:
-                left = __salt__["conntrack_fw.unload_plan"]()["order"]  # noqa: F821
+                left = __salt__["conntrack_fw.unload_plan"]()["order"]
             except ERRORS:
                 left = None
             if left is not None and left != plan["order"]:

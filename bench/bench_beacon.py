@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.support.loaderfile import load  # noqa: E402
+from tests.support.loaderfile import load
 
 LINES = 10_000
 FULL = "2026-11-25T11:00:{sec:02d}.{usec:06d}+00:00 vm kernel: nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n"
@@ -73,14 +73,18 @@ def main():
         idle_status = per_call(lambda: beacon.beacon(polled), 2000)
         print(f"idle run, log file, counters every run: {idle_status * 1e6:8.1f} us")
         print(f"conntrack.status alone:                 {per_call(ct.status, 2000) * 1e6:8.1f} us")
-        print(f"validate(config) seen before (Salt, every run):{per_call(lambda: beacon.validate(config), 20000) * 1e6:8.1f} us")
+        print(
+            f"validate(config) seen before (Salt, every run):{per_call(lambda: beacon.validate(config), 20000) * 1e6:8.1f} us"
+        )
 
         try:
             os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
             kconf = [{"source": "kmsg"}, {"status_interval": 3600}, {"persist": False}]
             kbeacon = fresh(tmp, ct.status)
             kbeacon.beacon(kconf)
-            print(f"idle run, /dev/kmsg, counters not due:  {per_call(lambda: kbeacon.beacon(kconf), 20000) * 1e6:8.1f} us")
+            print(
+                f"idle run, /dev/kmsg, counters not due:  {per_call(lambda: kbeacon.beacon(kconf), 20000) * 1e6:8.1f} us"
+            )
         except OSError as err:
             print(f"idle run, /dev/kmsg: not readable here ({err.strerror})")
 

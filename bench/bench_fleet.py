@@ -33,7 +33,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "_utils"))
 
-from tests.support.mastercache import fleet_statuses, master_dir, populate  # noqa: E402
+from tests.support.mastercache import fleet_statuses, master_dir, populate
 
 SALT_RUN = os.path.join(os.path.dirname(sys.executable), "salt-run")
 
@@ -88,8 +88,13 @@ def main(minions=10_000, runs=5):
         start = time.perf_counter()
         opts = master_dir(work)
         populate(opts, fleet_statuses(minions))
-        print(f"  synthetic master: {minions} minions (keys + mine) in {time.perf_counter() - start:.1f} s under {work}")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "_utils"), os.environ.get("PYTHONPATH", "")])}
+        print(
+            f"  synthetic master: {minions} minions (keys + mine) in {time.perf_counter() - start:.1f} s under {work}"
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "_utils"), os.environ.get("PYTHONPATH", "")]),
+        }
         for out in ("json", "quiet"):
             commands = {
                 "start-up": ["test.arg", f"--out={out}"],

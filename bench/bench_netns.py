@@ -20,9 +20,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_utils"))
 
-from bench.timing import timed  # noqa: E402
-from saltext_conntrack_core import netns  # noqa: E402
-from tests.support.kernel import Netns, kernel_unavailable_reason  # noqa: E402
+from bench.timing import timed
+from saltext_conntrack.runtime import namespaces
+from tests.support.kernel import Netns, kernel_unavailable_reason
 
 HALF = int(os.environ.get("BENCH_NAMESPACES", "200")) // 2
 _HOLD = (
@@ -47,11 +47,13 @@ def main():
             mounted.append(ns)
             ns.udp_flows(3)
         for _ in range(HALF):
-            proc = subprocess.Popen(["unshare", "--net", sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                ["unshare", "--net", sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, text=True
+            )
             held.append(proc)
             proc.stdout.readline()
-        rows = netns.survey("/", "nf_conntrack", 262144)
-        ours = timed(lambda: netns.survey("/", "nf_conntrack", 262144))
+        rows = namespaces.survey("/", "nf_conntrack", 262144)
+        ours = timed(lambda: namespaces.survey("/", "nf_conntrack", 262144))
         ip_all = timed(
             lambda: subprocess.run(
                 ["ip", "-all", "netns", "exec", "cat", "/proc/sys/net/netfilter/nf_conntrack_count"],
@@ -70,8 +72,12 @@ def main():
         seen = sum(1 for r in rows if r["count"] is not None)
         print(f"namespaces found: {len(rows)} (made {2 * HALF}), with numbers: {seen}")
         print(f"netns.survey(), all of them:              {ours * 1000:8.1f} ms")
-        print(f"ip -all netns exec cat count ({HALF} mounted): {ip_all * 1000:8.1f} ms  ratio ours/it {ours / ip_all:.3f}")
-        print(f"nsenter ... conntrack -C ({HALF} held):       {nsenter * 1000:8.1f} ms  ratio ours/it {ours / nsenter:.3f}")
+        print(
+            f"ip -all netns exec cat count ({HALF} mounted): {ip_all * 1000:8.1f} ms  ratio ours/it {ours / ip_all:.3f}"
+        )
+        print(
+            f"nsenter ... conntrack -C ({HALF} held):       {nsenter * 1000:8.1f} ms  ratio ours/it {ours / nsenter:.3f}"
+        )
         return 0
     finally:
         for proc in held:

@@ -21,9 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "_utils"))
 
-from saltext_conntrack_core import recent  # noqa: E402
-
-from tests.support.loaderfile import load  # noqa: E402
+from saltext_conntrack.runtime import history
+from tests.support.loaderfile import load
 
 
 def per_call_ms(fn, n=200):
@@ -49,11 +48,11 @@ def main():
         ct.__opts__ = {"conntrack.root": "/", "cachedir": cache}
         ct.status()
         cached = per_call_ms(ct.status)
-        gap, recent.MIN_GAP = recent.MIN_GAP, 0.0
+        gap, history.MIN_GAP = history.MIN_GAP, 0.0
         try:
             written = per_call_ms(ct.status, 100)
         finally:
-            recent.MIN_GAP = gap
+            history.MIN_GAP = gap
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(f"status() without history        {bare:7.3f} ms")

@@ -29,17 +29,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.timing import timed  # noqa: E402
-from tests.support.kernel import GLOBAL_KNOBS, Netns, kernel_unavailable_reason, saved_globals, write_int  # noqa: E402
-from tests.support.loaderfile import load  # noqa: E402
+from bench.timing import timed
+from tests.support.kernel import GLOBAL_KNOBS, Netns, kernel_unavailable_reason, saved_globals, write_int
+from tests.support.loaderfile import load
 
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", "1000000"))
 ct = load("_modules/conntrack.py")
 ct.__opts__ = {"conntrack.root": "/"}
 ct.__grains__ = {"kernel": "Linux"}
 ct.__salt__ = {
-    f"conntrack.{name}": getattr(ct, name)
-    for name in ("status", "recommend", "timeouts", "sysctl_names", "dependents")
+    f"conntrack.{name}": getattr(ct, name) for name in ("status", "recommend", "timeouts", "sysctl_names", "dependents")
 }
 SAMPLE = int(os.environ.get("BENCH_SAMPLE", "100000"))
 LOCK = "/tmp/saltext-conntrack-kernel-tests.lock"  # the kernel tier's: one user of the global max at a time
@@ -149,8 +148,10 @@ def measure():
             full = ct.diagnose()
             d_growth = peak_growth_mb(ct.diagnose)
             sampled = sample_report(t_cat, full)
-            cpu = {name: min((cpu_of(fn) for _ in range(3)), key=sum) for name, fn in
-                   (("summary()", ct.summary), ("diagnose()", ct.diagnose))}
+            cpu = {
+                name: min((cpu_of(fn) for _ in range(3)), key=sum)
+                for name, fn in (("summary()", ct.summary), ("diagnose()", ct.diagnose))
+            }
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"entries in table: {count}, summary() total: {total}")
         print(f"status()        {t_status * 1e3:9.3f} ms   (target < 1 ms)")

@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ (root, real kernel; not part of CI).
 
-    make bench                 # all of them
-    .venv/bin/python bench/run.py bench_table   # one
+make bench                 # all of them
+.venv/bin/python bench/run.py bench_table   # one
 """
 
 import pathlib

@@ -45,7 +45,7 @@ def minion_opts(salt_factories):
 @pytest.fixture
 def make_loaders(minion_opts):
     """Loaders whose ``conntrack.root`` is the given fixture tree."""
-    from tests.support.loaders import TreeLoaders  # pylint: disable=import-outside-toplevel
+    from tests.support.loaders import TreeLoaders
 
     made = []
 
@@ -76,13 +76,13 @@ def pytest_unconfigure(config):
 
     handler = getattr(impl.setup_temp_handler, "__handler__", None)
     if handler is not None:
-        handler.stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+        handler.stream = open(os.devnull, "w", encoding="utf-8")
 
 
 @pytest.fixture
 def make_beacons(minion_opts):
     """Loaders with a ``beacons`` loader too (tests/support/beacons.py), on the given root."""
-    from tests.support.beacons import BeaconLoaders  # pylint: disable=import-outside-toplevel
+    from tests.support.beacons import BeaconLoaders
 
     made = []
 
@@ -102,9 +102,9 @@ def pytest_sessionfinish(session, exitstatus):
     record = os.environ.get("CONNTRACK_CI_RECORD")
     if not record:
         return
-    import json  # pylint: disable=import-outside-toplevel
+    import json
 
-    import salt.version  # pylint: disable=import-outside-toplevel
+    import salt.version
 
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     stats = reporter.stats if reporter else {}
@@ -126,7 +126,7 @@ def wait_for_log_event(master, event_listener, tag, log, line, timeout=60):
     """Append ``line`` to the beacon's ``log`` until ``tag`` reaches ``master``'s
     bus: the beacon starts at the end of the file on its first run, so a line
     written before that run is never seen. Returns the matching events."""
-    import time  # pylint: disable=import-outside-toplevel
+    import time
 
     start = time.time()
     deadline = time.monotonic() + timeout

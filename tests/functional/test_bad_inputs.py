@@ -6,7 +6,9 @@ import os
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from saltext_conntrack_core import numbers, sizing, sysctlconf
+from saltext_conntrack.common import numbers
+from saltext_conntrack.persistence import sysctl_boot
+from saltext_conntrack.runtime import sizing
 from tests.support.fixtures import build_root
 from tests.support.loaderfile import load
 
@@ -46,10 +48,12 @@ def host(tmp_path, make_loaders):
         lambda m: m.conntrack_files.module_options(["nf_conntrack", "xt_state"], {"hashsize": 1}),
         lambda m: m.conntrack_remediate.remediate(persist=False, sysctl_file="/etc/passwd", fire_event=False),
         lambda m: m.conntrack_remediate.remediate(persist=False, modprobe_file={"x": 1}, fire_event=False),
-        lambda m: m.conntrack_fw.notrack_persist([{"proto": "udp", "port": 53}], backend="iptables",
-                                                 path="/etc/nftables.d/x.nft"),
-        lambda m: m.conntrack_fw.notrack_persist([{"proto": "udp", "port": 53}], backend="iptables",
-                                                 path="/etc/iptables/iptables.rules"),  # Arch's own saved rules
+        lambda m: m.conntrack_fw.notrack_persist(
+            [{"proto": "udp", "port": 53}], backend="iptables", path="/etc/nftables.d/x.nft"
+        ),
+        lambda m: m.conntrack_fw.notrack_persist(
+            [{"proto": "udp", "port": 53}], backend="iptables", path="/etc/iptables/iptables.rules"
+        ),  # Arch's own saved rules
         lambda m: m.conntrack_fw.notrack_rules([{"proto": "tcp", "ports": list(range(1, 65536))}]),
         lambda m: m.conntrack_log.read_log("/proc/sys/net/netfilter/nf_conntrack_max", max_bytes=2**31),
     ],
@@ -87,7 +91,7 @@ def test_boot_values_ignore_a_link_out_of_the_root(tmp_path):
     (root / "etc" / "sysctl.d").mkdir(parents=True)
     (root / "etc" / "sysctl.d" / "90-x.conf").symlink_to(outside)
     (root / "etc" / "sysctl.d" / "80-y.conf").write_text("net.netfilter.nf_conntrack_max = 5\n")
-    assert sysctlconf.boot_values(str(root)) == {
+    assert sysctl_boot.boot_values(str(root)) == {
         "net.netfilter.nf_conntrack_max": {"value": "5", "file": "/etc/sysctl.d/80-y.conf"}
     }
 
@@ -95,6 +99,6 @@ def test_boot_values_ignore_a_link_out_of_the_root(tmp_path):
 def test_runner_refuses_unhashable_verdict_and_bad_timeout():
     runner = load("_runners/conntrack.py", "unit_runner_bad_inputs")
     with pytest.raises(SaltInvocationError):
-        runner._arguments("*", "glob", 75, 90, ["critical"], None)  # pylint: disable=protected-access
+        runner._arguments("*", "glob", 75, 90, ["critical"], None)
     with pytest.raises(SaltInvocationError):
-        runner._arguments([1, 2], "list", 75, 90, None, None)  # pylint: disable=protected-access
+        runner._arguments([1, 2], "list", 75, 90, None, None)

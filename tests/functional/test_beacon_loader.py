@@ -43,14 +43,19 @@ def test_table_full_through_the_loader(make_beacons, host):
     assert beacons["conntrack.validate"](config) == (True, "Valid beacon configuration")
     assert beacons["conntrack.beacon"](config) == []  # auto: no kmsg, no journal under this root
     blue = os.stat(f"{host}/run/netns/blue").st_ino
-    append(host, FULL.format(sec=1, ns=blue) * 3 + "Nov 25 11:00:06 vm kernel: net_ratelimit: 55 callbacks suppressed\n")
+    append(
+        host, FULL.format(sec=1, ns=blue) * 3 + "Nov 25 11:00:06 vm kernel: net_ratelimit: 55 callbacks suppressed\n"
+    )
     append(host, FULL.format(sec=9, ns=4026530001))
     (event,) = beacons["conntrack.beacon"](config)
     assert event["tag"] == "table_full"
     assert event["source"] == f"{host}/var/log/kern.log"
     assert (event["matched"], event["suppressed"], event["total"]) == (4, 55, 59)
     assert sorted(event["netns"], key=lambda n: n["inode"]) == sorted(
-        [{"inode": 4026530001, "name": None, "owner": None, "matched": 1}, {"inode": blue, "name": "blue", "owner": None, "matched": 3}],
+        [
+            {"inode": 4026530001, "name": None, "owner": None, "matched": 1},
+            {"inode": blue, "name": "blue", "owner": None, "matched": 3},
+        ],
         key=lambda n: n["inode"],
     )
     assert (event["first"], event["last"]) == ("2026-11-25T11:00:01+00:00", "2026-11-25T11:00:09+00:00")
@@ -112,7 +117,7 @@ def test_bad_config_through_the_loader(make_beacons, host):
 
 def test_salt_beacon_processing_adds_the_tags(make_beacons, host):
     """Salt's own Beacon.process: validate, the interval key, and the tag the master sees."""
-    import salt.beacons  # pylint: disable=import-outside-toplevel
+    import salt.beacons
 
     loaders = make_beacons(host)
     opts = {**loaders.opts, "id": "web1", "loop_interval": 1}
@@ -133,23 +138,23 @@ def test_sync_route_core_comes_through_the_execution_module(make_beacons, host, 
     execution module's loader imports it, and __virtual__ takes it from sys.modules."""
     SyncRouteCore(REPO / "_utils").install(monkeypatch)
     with pytest.raises(ImportError):
-        importlib.import_module("saltext_conntrack_core")  # what the beacon's top-level import meets
+        importlib.import_module("saltext_conntrack")  # what the beacon's top-level import meets
     beacons = make_beacons(host).beacons
     config = [{"source": "auto"}, {"min_interval": 0}]
     assert beacons["conntrack.beacon"](config) == []
     append(host, FULL.format(sec=1, ns=7))
     (event,) = beacons["conntrack.beacon"](config)
     assert (event["tag"], event["matched"]) == ("table_full", 1)
-    core = sys.modules["saltext_conntrack_core"]
-    assert os.path.realpath(core.__file__) == os.path.realpath(REPO / "_utils/saltext_conntrack_core/__init__.py")
+    core = sys.modules["saltext_conntrack"]
+    assert os.path.realpath(core.__file__) == os.path.realpath(REPO / "_utils/saltext_conntrack/__init__.py")
     assert str(REPO / "_utils") not in sys.path  # the loader put it there only while loading
 
 
 def test_sync_route_without_the_execution_module_says_why(monkeypatch, tmp_path):
     SyncRouteCore(REPO / "_utils").install(monkeypatch)
     beacon = load("_beacons/conntrack.py", name="sync_route_beacon")
-    assert beacon.incident is None
+    assert beacon.logwatch is None
     beacon.__salt__ = {}
     beacon.__opts__ = {"cachedir": str(tmp_path)}
     ok, why = beacon.__virtual__()
-    assert ok is False and "saltext_conntrack_core cannot be imported" in why and "saltutil.sync_all" in why
+    assert ok is False and "saltext_conntrack cannot be imported" in why and "saltutil.sync_all" in why

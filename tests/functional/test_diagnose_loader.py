@@ -32,8 +32,11 @@ def test_dns_flood_every_era(make_loaders, tmp_path, era):
     assert udp["evidence"]["port"] == "udp/53" and udp["evidence"]["unreplied"] == 601
     assert udp["evidence"]["walked"] == 606 and udp["evidence"]["udp_timeout"] == 30
     fix = yaml.safe_load(udp["fix"])
-    assert fix == {"conntrack-udp-53-untracked": {"conntrack.notrack": [
-        {"flows": [{"proto": "udp", "port": 53}]}, {"persist": True}]}}
+    assert fix == {
+        "conntrack-udp-53-untracked": {
+            "conntrack.notrack": [{"flows": [{"proto": "udp", "port": 53}]}, {"persist": True}]
+        }
+    }
     assert "NAT" in udp["side_effects"][0]
     assert result["summary"] == {**mods.conntrack.summary(top=5), "top": result["summary"]["top"]}
     assert result["walk"]["complete"] is True and result["walk"]["entries"] == 606
@@ -136,11 +139,14 @@ def test_not_persisted_against_boot_files(make_loaders, tmp_path):
         ("net.netfilter.nf_conntrack_udp_timeout", 60, None),
     }
     assert yaml.safe_load(found["fix"])["conntrack-persist"]["conntrack.tuned"] == [
-        {"max": 262144}, {"timeouts": {"udp": 60}}]
+        {"max": 262144},
+        {"timeouts": {"udp": 60}},
+    ]
 
 
-@pytest.mark.parametrize("bad", [{"walk": "yes"}, {"sample": 0}, {"sample": "1e3"}, {"top": 0},
-                                 {"walk": False, "sample": 10}, {"top": True}])
+@pytest.mark.parametrize(
+    "bad", [{"walk": "yes"}, {"sample": 0}, {"sample": "1e3"}, {"top": 0}, {"walk": False, "sample": 10}, {"top": True}]
+)
 def test_bad_arguments(make_loaders, tmp_path, bad):
     with pytest.raises(SaltInvocationError):
         make_loaders(build_root(tmp_path)).modules.conntrack.diagnose(**bad)
@@ -183,7 +189,10 @@ def test_textfile_sls_schedules_the_function(make_loaders, file_roots):
     body = data["conntrack-textfile"]["schedule"]
     args = {k: v for item in body if isinstance(item, dict) for k, v in item.items()}
     assert "present" in body and args["function"] == "conntrack.textfile" and args["seconds"] == 60
-    assert args["job_kwargs"] == {"path": "/var/lib/prometheus/node-exporter/saltext_conntrack.prom",
-                                  "sample": 100000, "top": 5}
+    assert args["job_kwargs"] == {
+        "path": "/var/lib/prometheus/node-exporter/saltext_conntrack.prom",
+        "sample": 100000,
+        "top": 5,
+    }
     off = loaders.modules.state.show_sls("conntrack.textfile", pillar={"conntrack": {"textfile": {"enabled": False}}})
     assert "absent" in off["conntrack-textfile"]["schedule"]

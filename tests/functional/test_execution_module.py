@@ -38,7 +38,14 @@ def test_check_verdicts(make_loaders, tmp_path):
     assert any("dropped since boot" in reason for reason in ret["reasons"])
     mods = make_loaders(build_root(tmp_path / "early", count=10, maximum=100, early_drop=2)).modules
     assert mods.conntrack.check()["verdict"] == "warning"
-    for bad in ({"warning": 95, "critical": 90}, {"warning": "lots"}, {"critical": float("nan")}, {"warning": True}, {"window": 5.0}, {"window": -1}):
+    for bad in (
+        {"warning": 95, "critical": 90},
+        {"warning": "lots"},
+        {"critical": float("nan")},
+        {"warning": True},
+        {"window": 5.0},
+        {"window": -1},
+    ):
         with pytest.raises(SaltInvocationError):
             mods.conntrack.check(**bad)
 
@@ -84,10 +91,12 @@ VERDICT_CASES = [
 
 
 @pytest.mark.parametrize("count,maximum,warning,critical,level", VERDICT_CASES)
-def test_one_verdict_for_check_runner_and_beacon(make_loaders, make_beacons, tmp_path, count, maximum, warning, critical, level):
+def test_one_verdict_for_check_runner_and_beacon(
+    make_loaders, make_beacons, tmp_path, count, maximum, warning, critical, level
+):
     root = build_root(tmp_path, count=count, maximum=maximum)
     os.makedirs(f"{root}/var/log")
-    open(f"{root}/var/log/kern.log", "w", encoding="utf-8").close()  # noqa: SIM115
+    open(f"{root}/var/log/kern.log", "w", encoding="utf-8").close()
     mods = make_loaders(root).modules
     checked = mods.conntrack.check(warning=warning, critical=critical)
     status = mods.conntrack.status()
@@ -130,7 +139,11 @@ def test_recommend_never_fewer_buckets_and_overrides(make_loaders, tmp_path):
     ret = mods.conntrack.recommend(arch=64)
     assert (ret["max"], ret["hashsize"]) == (786432, 786432)
     ret = mods.conntrack.recommend(arch=64, hash_ratio=8)
-    assert ret["hashsize"] == 262144 and "never fewer buckets" in ret["bucket_rule"] and "hash_ratio=8" in ret["bucket_rule"]
+    assert (
+        ret["hashsize"] == 262144
+        and "never fewer buckets" in ret["bucket_rule"]
+        and "hash_ratio=8" in ret["bucket_rule"]
+    )
     assert mods.conntrack.recommend(ram="64G", arch=32)["max"] == 4194304
     assert mods.conntrack.recommend(ram="64G", hash_ratio="2")["hashsize"] == 1048576
     for bad in ({"ram": "lots"}, {"arch": 48}, {"hash_ratio": 0}, {"hash_ratio": 8.0}, {"ram": 64.0}):
@@ -215,7 +228,12 @@ def test_dependents_in_saved_rules(make_loaders, tmp_path):
     nft.write_text("table inet filter {\n chain input {\n  ct state established accept\n  tcp dport 22 accept\n }\n}\n")
     found = [d for d in make_loaders(root).modules.conntrack.dependents() if d["source"].startswith(str(tmp_path))]
     whys = sorted(d["why"] for d in found)
-    assert whys == ["conntrack match (-m conntrack)", "nft ct expression", "rule in the nat table", "state match (-m state)"]
+    assert whys == [
+        "conntrack match (-m conntrack)",
+        "nft ct expression",
+        "rule in the nat table",
+        "state match (-m state)",
+    ]
     assert not any("--dport 22" in d["rule"] for d in found)
 
 

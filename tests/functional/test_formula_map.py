@@ -86,9 +86,9 @@ def test_sysctl_load_list_has_one_owner_and_the_kernels_token(render):
 
 
 def test_no_unused_map_values(render, make_loaders):
-    import yaml  # pylint: disable=import-outside-toplevel
+    import yaml
 
-    from tests.conftest import REPO as repo  # pylint: disable=import-outside-toplevel
+    from tests.conftest import REPO as repo
 
     sls = "\n".join(p.read_text(encoding="utf-8") for p in (repo / "salt" / "conntrack").glob("*.sls"))
     layers = [yaml.safe_load((repo / "salt/conntrack/defaults.yaml").read_text())["conntrack"]]
@@ -109,24 +109,38 @@ FAMILIES = {
     "Alpine-3.20": {"os_family": "Alpine", "os": "Alpine", "osfinger": "Alpine-3.20"},
 }
 MODERN = ["nf_conntrack", "xt_state", "xt_conntrack", "xt_CT", "nf_nat", "iptable_nat"]
-LEGACY = ["ip_conntrack", "ip_conntrack_ftp", "ip_conntrack_netbios_ns", "ipt_state", "ip_nat", "iptable_nat", "ip_nat_ftp"]
+LEGACY = [
+    "ip_conntrack",
+    "ip_conntrack_ftp",
+    "ip_conntrack_netbios_ns",
+    "ipt_state",
+    "ip_nat",
+    "iptable_nat",
+    "ip_nat_ftp",
+]
 RHEL_RULES = ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"]
 # What each OS must get, with pillar.example as its pillar: blacklist, saved
 # rules files disable.sls strips, the iptables-config token (None: no file).
 PER_OS = {
     "Debian-12": (MODERN, ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"], None),
     "Ubuntu-24.04": (MODERN, ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"], None),
-    "Rocky Linux-9": (MODERN[:1] + ["nf_conntrack_ipv4", "nf_conntrack_ipv6"] + MODERN[1:], RHEL_RULES, ".nf_conntrack"),
+    "Rocky Linux-9": (
+        MODERN[:1] + ["nf_conntrack_ipv4", "nf_conntrack_ipv6"] + MODERN[1:],
+        RHEL_RULES,
+        ".nf_conntrack",
+    ),
     "CentOS-5": (LEGACY, RHEL_RULES, ".ip_conntrack"),
     "SLES-15": (MODERN, [], None),
     "Arch": (MODERN, ["/etc/iptables/iptables.rules", "/etc/iptables/ip6tables.rules"], None),
     "Alpine-3.20": (MODERN, ["/etc/iptables/rules-save", "/etc/iptables/rules6-save"], None),
 }
-SLS = sorted("conntrack" if p.stem == "init" else f"conntrack.{p.stem}" for p in (REPO / "salt/conntrack").glob("*.sls"))
+SLS = sorted(
+    "conntrack" if p.stem == "init" else f"conntrack.{p.stem}" for p in (REPO / "salt/conntrack").glob("*.sls")
+)
 
 
 def _example():
-    import yaml  # pylint: disable=import-outside-toplevel
+    import yaml
 
     return yaml.safe_load((REPO / "salt/conntrack/pillar.example").read_text(encoding="utf-8"))
 
@@ -141,22 +155,27 @@ def test_pillar_example_as_is_keeps_the_per_os_values(render, osfinger):
     # One render of every SLS at once (the IDs are unique across them).
     rendered = render(grains, ",".join(SLS), example)
     assert isinstance(rendered, dict), rendered
-    assert {value["__sls__"] for value in rendered.values()} >= set(SLS) - {"conntrack.notrack", "conntrack.iptables_config"}
+    assert {value["__sls__"] for value in rendered.values()} >= set(SLS) - {
+        "conntrack.notrack",
+        "conntrack.iptables_config",
+    }
     assert rendered == render(grains, ",".join(SLS)), osfinger
 
     modules, rules, token = PER_OS[osfinger]
     for sid in ("conntrack-blacklisted", "conntrack-disable-blacklisted"):
         assert args_of(rendered, sid)["names"] == modules, (osfinger, sid)
-    assert [sid[len("conntrack-stateless-"):] for sid in rendered if sid.startswith("conntrack-stateless-")] == rules
+    assert [sid[len("conntrack-stateless-") :] for sid in rendered if sid.startswith("conntrack-stateless-")] == rules
     if token is None:
         assert not any(sid.startswith("conntrack-iptables-config-") for sid in rendered), osfinger
     else:
-        off = render(grains, "conntrack.iptables_config", {"conntrack": {**example["conntrack"], "survive_reload": False}})
+        off = render(
+            grains, "conntrack.iptables_config", {"conntrack": {**example["conntrack"], "survive_reload": False}}
+        )
         assert args_of(off, IPT)["settings"]["IPTABLES_SYSCTL_LOAD_LIST"] == token
 
 
 def test_pillar_example_documents_every_key():
-    import yaml  # pylint: disable=import-outside-toplevel
+    import yaml
 
     text = (REPO / "salt/conntrack/pillar.example").read_text(encoding="utf-8")
     defaults = yaml.safe_load((REPO / "salt/conntrack/defaults.yaml").read_text(encoding="utf-8"))["conntrack"]
@@ -174,7 +193,10 @@ def test_pillar_example_documents_every_key():
         ({"conntrack": {"maxx": 5}}, "conntrack:maxx"),
         ({"conntrack": {"blacklist": {"hardd": True}}}, "conntrack:blacklist:hardd"),
         ({"conntrack": {"lookup": {"disable": {"stateles_files": []}}}}, "conntrack:lookup:disable:stateles_files"),
-        ({"conntrack": {"remediate": ["threshold", 90]}}, 'conntrack:remediate must be a mapping (keys cap, hash_ratio, interval, persist, threshold), not ["threshold", 90]'),
+        (
+            {"conntrack": {"remediate": ["threshold", 90]}},
+            'conntrack:remediate must be a mapping (keys cap, hash_ratio, interval, persist, threshold), not ["threshold", 90]',
+        ),
     ],
 )
 def test_unknown_pillar_key_fails_the_render_by_name(render, pillar, named):

@@ -162,7 +162,9 @@ def test_tuned_not_loaded_modern_knows_every_timeout(tmp_path, make_loaders):
 
 def test_tuned_legacy_names_on_centos5(tmp_path, make_loaders):
     root = host_root(tmp_path / "r", era="centos5", sysctl_d=False, maximum=65536)
-    ret = make_loaders(root).states.conntrack.tuned(name="c5", max=70000, timeouts={"tcp_established": 7200}, survive_reload=False)
+    ret = make_loaders(root).states.conntrack.tuned(
+        name="c5", max=70000, timeouts={"tcp_established": 7200}, survive_reload=False
+    )
     assert ret.result is True, ret.comment
     text = read(root, "etc/sysctl.conf")
     assert "net.ipv4.netfilter.ip_conntrack_max = 70000\n" in text
@@ -724,14 +726,20 @@ def test_iptables_config_values_are_bounded(host, settings):
     root, loaders = host
     before = tree_snapshot(root)
     for test in (True, False):
-        ret = loaders.states.conntrack.iptables_config(name="/etc/sysconfig/iptables-config", settings=settings, test=test)
+        ret = loaders.states.conntrack.iptables_config(
+            name="/etc/sysconfig/iptables-config", settings=settings, test=test
+        )
         assert ret.result is False and ret.changes == {}, ret.comment[:200]
         assert len(ret.comment) < 1000
     assert tree_snapshot(root) == before
 
 
 WRITERS = {
-    "persist_sysctl": ("conntrack_files", ({"net.netfilter.nf_conntrack_max": 4096},), "/etc/sysctl.d/90-conntrack.conf"),
+    "persist_sysctl": (
+        "conntrack_files",
+        ({"net.netfilter.nf_conntrack_max": 4096},),
+        "/etc/sysctl.d/90-conntrack.conf",
+    ),
     "module_options": ("conntrack_files", ("nf_conntrack", {"hashsize": 4096}), "/etc/modprobe.d/conntrack.conf"),
     "blacklist": ("conntrack_files", ("nf_conntrack",), "/etc/modprobe.d/conntrack-blacklist.conf"),
     "udev_rule": ("conntrack_files", (), "/etc/udev/rules.d/90-conntrack-sysctl.rules"),

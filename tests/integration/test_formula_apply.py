@@ -29,16 +29,18 @@ def formula_minion(master, tmp_path_factory):
     root = host_root(tmp_path_factory.mktemp("formula") / "root", rhel=True, maximum=65536, buckets=16384)
     factory = master.salt_minion_daemon(
         random_string("formula-"),
-        overrides={**LOADER_DIRS, "conntrack.root": root, "grains": {"os_family": "RedHat", "osfinger": "Rocky Linux-9"}},
+        overrides={
+            **LOADER_DIRS,
+            "conntrack.root": root,
+            "grains": {"os_family": "RedHat", "osfinger": "Rocky Linux-9"},
+        },
     )
     with factory.started():
         yield factory, root
 
 
 def apply(salt_cli, minion_id, sls, **kwargs):
-    ret = salt_cli.run(
-        "state.apply", sls, f"pillar={json.dumps(PILLAR)}", minion_tgt=minion_id, _timeout=120, **kwargs
-    )
+    ret = salt_cli.run("state.apply", sls, f"pillar={json.dumps(PILLAR)}", minion_tgt=minion_id, _timeout=120, **kwargs)
     assert isinstance(ret.data, dict), ret
     return {value["__id__"]: value for value in ret.data.values()}
 
@@ -130,7 +132,11 @@ def test_centos5_highstate_does_not_flap(salt_cli, centos5_minion):
     # Remediation on this host persists hashsize to the same modprobe file.
     rem = show(salt_cli, minion.id, "conntrack.remediate")
     call = rem["conntrack-remediate"]["module"]
-    args = next(arg["conntrack_remediate.remediate"] for arg in call if isinstance(arg, dict) and "conntrack_remediate.remediate" in arg)
+    args = next(
+        arg["conntrack_remediate.remediate"]
+        for arg in call
+        if isinstance(arg, dict) and "conntrack_remediate.remediate" in arg
+    )
     assert "modprobe_file" not in {k for arg in args for k in arg}
 
 
@@ -150,7 +156,11 @@ def test_rendered_disable_order_and_remediate_args(salt_cli, formula_minion):
 
     rem = show(salt_cli, minion.id, "conntrack.remediate")
     call = rem["conntrack-remediate"]["module"]
-    args = next(arg["conntrack_remediate.remediate"] for arg in call if isinstance(arg, dict) and "conntrack_remediate.remediate" in arg)
+    args = next(
+        arg["conntrack_remediate.remediate"]
+        for arg in call
+        if isinstance(arg, dict) and "conntrack_remediate.remediate" in arg
+    )
     merged = {k: v for arg in args for k, v in arg.items()}
     assert merged["interval"] == 900 and merged["cap"] == 524288 and merged["threshold"] == 90
     assert merged["target"] == 131072  # pillar conntrack:max is the target size

@@ -45,13 +45,13 @@ LOADERS = textwrap.dedent(
     runners = salt.loader.runner(mopts, utils=salt.loader.utils(mopts))
     def origin(fun):
         return sys.modules[fun.__module__].__file__
-    import saltext_conntrack_core
+    import saltext_conntrack.runtime
     print(json.dumps({
         "module": origin(mods["conntrack.status"]),
         "state": origin(states["conntrack.blacklisted"]),
         "beacon": origin(beacons["conntrack.beacon"]),
         "runner": origin(runners["conntrack.fleet"]),
-        "core": saltext_conntrack_core.__file__,
+        "core": saltext_conntrack.runtime.__file__,
         "validate": list(beacons["conntrack.validate"]([{"source": "kmsg"}])),
         "events": beacons["conntrack.beacon"]([{"source": "kmsg"}]),
     }, default=str))
@@ -115,12 +115,14 @@ def test_every_loader_type_from_the_package(installed):
     layout, python, tmp, conf, _, _ = installed
     where = json.loads(_run([str(python), "-c", LOADERS, str(conf)], tmp).splitlines()[-1])
     if layout == "wheel":
-        base = pathlib.Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp).strip())
+        base = pathlib.Path(
+            _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp).strip()
+        )
         expected = {kind: base / "saltext_conntrack" / kind for kind in ("modules", "states", "beacons", "runners")}
-        core = base / "saltext_conntrack_core"
+        core = base / "saltext_conntrack" / "runtime"
     else:
         expected = {kind: REPO / f"_{kind}" for kind in ("modules", "states", "beacons", "runners")}
-        core = REPO / "_utils" / "saltext_conntrack_core"
+        core = REPO / "_utils" / "saltext_conntrack" / "runtime"
     for loader, kind in (("module", "modules"), ("state", "states"), ("beacon", "beacons"), ("runner", "runners")):
         assert pathlib.Path(where[loader]).parent == expected[kind], (layout, loader, where)
     assert pathlib.Path(where["core"]).parent == core, where
@@ -136,8 +138,20 @@ def test_salt_call_outside_the_repo(installed):
     # A state from the package, in test mode on a fixture root: reports, writes nothing.
     before = tree_snapshot(root)
     out = _run(
-        [str(python), "-c", SALT_CALL, "--local", "-c", str(fixture), "--out=json", "state.single",
-         "conntrack.blacklisted", "name=nf-off", "names=[nf_conntrack_ftp]", "test=True"],
+        [
+            str(python),
+            "-c",
+            SALT_CALL,
+            "--local",
+            "-c",
+            str(fixture),
+            "--out=json",
+            "state.single",
+            "conntrack.blacklisted",
+            "name=nf-off",
+            "names=[nf_conntrack_ftp]",
+            "test=True",
+        ],
         tmp,
     )
     (ret,) = json.loads(out)["local"].values()
@@ -162,7 +176,13 @@ def test_paths_command_points_at_the_installed_formula(installed):
         assert root == REPO / "salt"
     else:
         assert "site-packages" in root.parts
-    for rel in ("conntrack/init.sls", "conntrack/map.jinja", "conntrack/pillar.example", "reactor/conntrack_remediate.sls", "reactor/conntrack.conf"):
+    for rel in (
+        "conntrack/init.sls",
+        "conntrack/map.jinja",
+        "conntrack/pillar.example",
+        "reactor/conntrack_remediate.sls",
+        "reactor/conntrack.conf",
+    ):
         assert (root / rel).is_file(), rel
     assert _run([str(python), "-m", "saltext_conntrack", "formula-path"], tmp).strip() == found["formula"]
     assert pathlib.Path(found["pillar_example"]) == root / "conntrack" / "pillar.example"
@@ -176,7 +196,7 @@ def test_wheel_and_sdist_carry_the_formula(wheel, tmp_path):
         assert f"saltext_conntrack/formula/{rel}" in names, rel
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
 
-    import tarfile  # pylint: disable=import-outside-toplevel
+    import tarfile
 
     code = f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))"
     sdist = tmp_path / _run([sys.executable, "-c", code], REPO).strip().splitlines()[-1]
@@ -202,7 +222,9 @@ def test_entry_point_maps_the_loader_directories():
             assert copy.read_bytes() == path.read_bytes(), f"{copy} differs from {path}: reinstall"
 
 
-@pytest.mark.parametrize("function,key", [("conntrack.status", "max"), ("conntrack.check", "verdict"), ("conntrack.recommend", "rules")])
+@pytest.mark.parametrize(
+    "function,key", [("conntrack.status", "max"), ("conntrack.check", "verdict"), ("conntrack.recommend", "rules")]
+)
 def test_readme_demo_command(function, key):
     """What `make demo` runs: masterless salt-call with the repo's conf/, nothing in /etc/salt."""
     salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")

@@ -49,7 +49,9 @@ def test_fleet_reports_all_three(salt_cli, salt_run_cli, three_minions):
     keys = [(-rank[r["verdict"]], -r["usage"]) for r in rows]
     assert keys == sorted(keys)
 
-    live = salt_run_cli.run("conntrack.fleet", "live=True", f"tgt={','.join(ids)}", "tgt_type=list", "timeout=20", _timeout=60)
+    live = salt_run_cli.run(
+        "conntrack.fleet", "live=True", f"tgt={','.join(ids)}", "tgt_type=list", "timeout=20", _timeout=60
+    )
     assert live.returncode == 0, live
     assert sorted(r["minion"] for r in live.data) == ids
     assert {r["source"] for r in live.data} == {"live"}

@@ -24,9 +24,7 @@ def fixture_minion(master, tmp_path):
     with open(os.path.join(root, "etc/sysconfig/iptables"), "w", encoding="utf-8") as fh:
         fh.write(SAVED_RULES)
     bindir, log = fake_bin(tmp_path, root)
-    factory = master.salt_minion_daemon(
-        random_string("states-"), overrides={**LOADER_DIRS, "conntrack.root": root}
-    )
+    factory = master.salt_minion_daemon(random_string("states-"), overrides={**LOADER_DIRS, "conntrack.root": root})
     factory.environ["PATH"] = f"{bindir}:{os.environ['PATH']}"
     with factory.started():
         yield factory, root, log

@@ -9,7 +9,6 @@ from saltfactories.utils import random_string
 from tests.conftest import wait_for_log_event
 
 
-
 def test_status_through_master(salt_cli, minion):
     ret = salt_cli.run("conntrack.status", minion_tgt=minion.id)
     assert ret.returncode == 0, ret
@@ -29,8 +28,7 @@ def test_sys_doc_has_cli_examples(salt_call_cli):
 
 
 # A sitecustomize on the daemons' PYTHONPATH: any import of this project's
-# packages (saltext_conntrack: the entry point; saltext_conntrack_core: the
-# core) is looked up in Salt's extmods only, where sync_all puts
+# package (saltext_conntrack: the entry point and the core) is looked up in Salt's extmods only, where sync_all puts
 # _utils. So neither a pip-installed copy nor the working tree can serve them.
 HIDER = """
 import importlib.abc, importlib.machinery, os, sys
@@ -94,14 +92,23 @@ def test_sync_all_only_every_loader_type(sync_only, event_listener):
     salt_cli = master.salt_cli()
     ret = salt_cli.run("saltutil.sync_all", minion_tgt=minion.id, _timeout=120)
     assert ret.returncode == 0, ret
-    for kind, name in (("modules", "conntrack"), ("states", "conntrack"), ("beacons", "conntrack"), ("utils", "saltext_conntrack_core")):
+    for kind, name in (
+        ("modules", "conntrack"),
+        ("states", "conntrack"),
+        ("beacons", "conntrack"),
+        ("utils", "saltext_conntrack"),
+    ):
         assert any(name in entry for entry in ret.data[kind]), (kind, ret.data)
 
     ret = salt_cli.run("conntrack.check", minion_tgt=minion.id)
     assert ret.returncode == 0 and ret.data["verdict"] in ("ok", "warning", "critical"), ret
 
     ret = salt_cli.run(
-        "state.single", "conntrack.not_blacklisted", "name=sync-only", "names=[xt_sync_only_test]", "test=True",
+        "state.single",
+        "conntrack.not_blacklisted",
+        "name=sync-only",
+        "names=[xt_sync_only_test]",
+        "test=True",
         minion_tgt=minion.id,
     )
     (res,) = ret.data.values()

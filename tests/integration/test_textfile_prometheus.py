@@ -21,8 +21,10 @@ from saltfactories.utils import random_string
 from tests.conftest import LOADER_DIRS
 from tests.support.fixtures import TABLE_LINES, build_root
 
-DNS = ("udp      17 29 src=10.0.0.{h} dst=10.0.0.53 sport={p} dport=53 [UNREPLIED] "
-       "src=10.0.0.53 dst=10.0.0.{h} sport=53 dport={p} mark=0 use=1")
+DNS = (
+    "udp      17 29 src=10.0.0.{h} dst=10.0.0.53 sport={p} dport=53 [UNREPLIED] "
+    "src=10.0.0.53 dst=10.0.0.{h} sport=53 dport={p} mark=0 use=1"
+)
 PROM = "/var/lib/node-exporter/saltext_conntrack.prom"
 
 
@@ -41,15 +43,18 @@ def textfile_minion(master, tmp_path_factory):
     table = [DNS.format(h=i % 200 + 1, p=10000 + i) for i in range(600)] + TABLE_LINES
     build_root(root, count=606, maximum=1000, table=table)
     os.makedirs(root / "var/lib/node-exporter")
-    factory = master.salt_minion_daemon(random_string("textfile-"), overrides={**LOADER_DIRS, "conntrack.root": str(root)})
+    factory = master.salt_minion_daemon(
+        random_string("textfile-"), overrides={**LOADER_DIRS, "conntrack.root": str(root)}
+    )
     with factory.started():
         yield factory, root
 
 
 def apply(salt_cli, minion_id, textfile):
     pillar = {"conntrack": {"textfile": textfile}}
-    ret = salt_cli.run("state.apply", "conntrack.textfile", f"pillar={json.dumps(pillar)}",
-                       minion_tgt=minion_id, _timeout=120)
+    ret = salt_cli.run(
+        "state.apply", "conntrack.textfile", f"pillar={json.dumps(pillar)}", minion_tgt=minion_id, _timeout=120
+    )
     assert isinstance(ret.data, dict), ret
     [state] = ret.data.values()
     assert state["result"] is True, state
@@ -93,17 +98,26 @@ def test_scheduled_textfile_checked_and_served(salt_cli, textfile_minion):
     listed = salt_cli.run("schedule.list", "return_yaml=False", minion_tgt=minion.id).data
     assert listed["conntrack-textfile"]["function"] == "conntrack.textfile", listed
 
-    check = subprocess.run([promtool, "check", "metrics"], stdin=open(path, "rb"),  # noqa: SIM115
-                           capture_output=True, text=True, timeout=60, check=False)
+    check = subprocess.run(
+        [promtool, "check", "metrics"], stdin=open(path, "rb"), capture_output=True, text=True, timeout=60, check=False
+    )
     assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), check
 
     port = free_port()
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [exporter, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-         "--collector.textfile", f"--collector.textfile.directory={root}/var/lib/node-exporter"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(
+        [
+            exporter,
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            f"--collector.textfile.directory={root}/var/lib/node-exporter",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+
         def scrape():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:

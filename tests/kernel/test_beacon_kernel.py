@@ -2,12 +2,12 @@
 
 import re
 import threading
-from collections import Counter
 import time
+from collections import Counter
 
 import pytest
-from saltext_conntrack_core import kernlog, logfile
 
+from saltext_conntrack.logwatch import follow, grammar
 from tests.support.kernel import PROC_NF, Netns, saved_globals, write_int
 from tests.support.rsyslog import KmsgCounter, Logrotate, Rsyslog, missing_tools, stamps_in_files
 
@@ -86,13 +86,13 @@ class Harness:
         # read or read twice from one read but not counted when a comparison fails.
         self.read = []
         stamp = re.compile(rf"\[ *(\d+)\.(\d{{6}})\] nf_conntrack: nf_conntrack: table full in netns {inode},".encode())
-        scan = kernlog.scan_text
+        scan = grammar.scan_text
 
         def scan_text(buf):
             self.read.extend(int(s) * 1_000_000 + int(u) for s, u in stamp.findall(buf))
             return scan(buf)
 
-        monkeypatch.setattr(kernlog, "scan_text", scan_text)
+        monkeypatch.setattr(grammar, "scan_text", scan_text)
 
     def run(self):
         for event in self.loaders.beacons["conntrack.beacon"](self.config):
@@ -207,7 +207,7 @@ def test_every_kernel_line_counted_once_through_rsyslog(
                 traffic.stop()
             printed = truth.finish()
             # Let rsyslogd write the rest, held files go quiet and the held-back counts go out.
-            settle = time.monotonic() + max(5, logfile.QUIET) + 3
+            settle = time.monotonic() + max(5, follow.QUIET) + 3
             while time.monotonic() < settle:
                 harness.run()
                 time.sleep(0.5)

@@ -175,7 +175,9 @@ def test_idle_established_then_shorter_timeout(loaders, netns):
             ret = apply_fix(loaders, idle["fix"])
         assert ret.changes["timeout tcp_established"] == {"old": 432000, "new": 3600}
         kept += tcp_pairs(netns, 5, close=False)
-        fresh = [line for line in table_lines(netns, "-p", "tcp") if " ESTABLISHED " in line and remaining(line) <= 3600]
+        fresh = [
+            line for line in table_lines(netns, "-p", "tcp") if " ESTABLISHED " in line and remaining(line) <= 3600
+        ]
         assert len(fresh) == 5  # new connections are held 1 h idle, not 5 days
         with netns.entered():
             assert "idle_established" not in by_id(loaders.modules.conntrack.diagnose())

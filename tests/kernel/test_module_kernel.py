@@ -76,7 +76,17 @@ def test_separate_salt_call_runs_share_the_history(netns):
     """Two salt-call processes in the namespace: the second compares with the first's sample (the cachedir)."""
     netns.udp_flows(3, first_port=52000)
     salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")
-    args = (salt_call, "--local", "-c", "conf", "-m", str(REPO / "_modules"), "--out=json", "conntrack.status", "window=0")
+    args = (
+        salt_call,
+        "--local",
+        "-c",
+        "conf",
+        "-m",
+        str(REPO / "_modules"),
+        "--out=json",
+        "conntrack.status",
+        "window=0",
+    )
     started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     first = json.loads(netns.run(*args, timeout=120, cwd=REPO).stdout)["local"]
     second = json.loads(netns.run(*args, timeout=120, cwd=REPO).stdout)["local"]
@@ -87,9 +97,8 @@ def test_separate_salt_call_runs_share_the_history(netns):
 
 def test_global_write_refused_in_netns(netns, modules, global_knobs):
     before = read_int(f"{PROC_NF}/nf_conntrack_max")
-    with netns.entered():
-        with pytest.raises(Exception, match="network namespace"):
-            modules.conntrack.set_max(before + 1)
+    with netns.entered(), pytest.raises(Exception, match="network namespace"):
+        modules.conntrack.set_max(before + 1)
     assert read_int(f"{PROC_NF}/nf_conntrack_max") == before
 
 
@@ -115,7 +124,5 @@ def test_salt_call_inside_namespace(netns):
     """The README's masterless command (pip-installed entry point), inside the namespace."""
     netns.udp_flows(12, first_port=50000)
     salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")
-    out = netns.run(
-        salt_call, "--local", "-c", "conf", "--out=json", "conntrack.status", timeout=120, cwd=REPO
-    ).stdout
+    out = netns.run(salt_call, "--local", "-c", "conf", "--out=json", "conntrack.status", timeout=120, cwd=REPO).stdout
     assert json.loads(out)["local"]["count"] == 12

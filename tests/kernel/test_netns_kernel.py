@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from saltext_conntrack_core import netns as nscore
+from saltext_conntrack.runtime import namespaces
 from tests.support.hostroot import build_host_root
 from tests.support.kernel import PROC_NF, read_int, write_int
 
@@ -55,7 +55,7 @@ def test_unshared_namespace_found_with_exact_count():
     with unshared(37) as proc:
         inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
         started = time.perf_counter()
-        rows = nscore.survey("/", "nf_conntrack", 262144)
+        rows = namespaces.survey("/", "nf_conntrack", 262144)
         elapsed = time.perf_counter() - started
         mine = [r for r in rows if r["inode"] == inode]
         assert len(mine) == 1, rows
@@ -69,7 +69,7 @@ def test_unshared_namespace_found_with_exact_count():
 
 def test_bind_mounted_namespace_read_through_setns(netns):
     assert netns.udp_flows(11) == 11
-    rows = {r["inode"]: r for r in nscore.survey("/", "nf_conntrack", 262144)}
+    rows = {r["inode"]: r for r in namespaces.survey("/", "nf_conntrack", 262144)}
     row = rows[netns.inode]
     assert row["names"] == [netns.path] and row["owner"] is None
     assert row["count"] == 11 and row["error"] is None

@@ -139,9 +139,7 @@ def test_forged_event_naming_a_healthy_minion_changes_nothing(
         minion_tgt=mallory.id,
     )
     assert ret.returncode == 0, ret
-    refused = _wait(
-        event_listener, reactor_master, "conntrack/remediation_refused", start, fresh_victim.id, 30
-    )
+    refused = _wait(event_listener, reactor_master, "conntrack/remediation_refused", start, fresh_victim.id, 30)
     assert refused is not None, "the victim never looked at its own counters"
     assert refused.data["data"]["refused"] == "not_confirmed", refused.data
     time.sleep(2)

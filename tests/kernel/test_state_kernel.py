@@ -109,7 +109,9 @@ def test_tuned_max_and_buckets_on_host(global_knobs, real_root, make_loaders):
     assert check.returncode == 0, check.stderr
 
 
-@pytest.mark.skipif(os.path.exists("/proc/modules"), reason="conntrack is modular here: this test is for built-in kernels")
+@pytest.mark.skipif(
+    os.path.exists("/proc/modules"), reason="conntrack is modular here: this test is for built-in kernels"
+)
 def test_unloaded_on_builtin_kernel_fails_and_says_so(real_root, make_loaders):
     ret = make_loaders(real_root).states.conntrack.unloaded(name="ct", force=True)
     assert ret.result is False

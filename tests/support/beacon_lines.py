@@ -9,7 +9,11 @@ TABLE_FULL = [
     # CentOS 5, ip_conntrack, sysklogd /var/log/messages.
     ("centos5-messages", "Mar  3 04:12:01 web1 kernel: ip_conntrack: table full, dropping packet.", None),
     # CentOS 6, early nf_conntrack, with the printk time stamp on.
-    ("centos6-messages", "Jun 14 10:00:07 web2 kernel: [ 8123.004512] nf_conntrack: table full, dropping packet.", None),
+    (
+        "centos6-messages",
+        "Jun 14 10:00:07 web2 kernel: [ 8123.004512] nf_conntrack: table full, dropping packet.",
+        None,
+    ),
     # RHEL 7 builds that print the module prefix once.
     ("rhel7-messages", "Jan  9 23:59:59 db1 kernel: nf_conntrack: table full, dropping packet", None),
     # 3.x-6.x: the prefix doubled (pr_fmt plus the message), Debian kern.log, RFC 3339 stamps.

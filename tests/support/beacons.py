@@ -17,7 +17,7 @@ class BeaconLoaders(TreeLoaders):
 
     @property
     def beacons(self):
-        import salt.loader  # pylint: disable=import-outside-toplevel
+        import salt.loader
 
         if self._beacons is None:
             self._beacons = salt.loader.beacons(self.opts, self.modules, context=self.context)
@@ -66,12 +66,12 @@ class SyncRouteCore:
 
     The tests' own sys.path entry for ``_utils`` is removed, the core's modules
     leave sys.modules, and a finder ahead of every other (a pip-installed copy
-    included) refuses ``saltext_conntrack_core`` unless the utils directory is
+    included) refuses ``saltext_conntrack`` unless the utils directory is
     on sys.path at that moment, which is what Salt's execution-module loader
     does while it loads a file, and the beacons loader never does.
     """
 
-    NAME = "saltext_conntrack_core"
+    NAME = "saltext_conntrack"
 
     def __init__(self, utils_dir):
         self.utils = os.path.realpath(utils_dir)

@@ -7,7 +7,7 @@ at it through the ``conntrack.root`` option.
 
 import os
 
-from saltext_conntrack_core.drift import DEFAULT_TIMEOUTS
+from saltext_conntrack.persistence.drift import DEFAULT_TIMEOUTS
 
 OLD_HEADER = (
     "entries searched found new invalid ignore delete delete_list insert "

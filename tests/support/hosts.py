@@ -87,7 +87,7 @@ def host_root(tmp_path, era="6.17", sysctl_d=True, udev=False, rhel=False, loade
         if loaded:
             _write(root, "sys/module/ip_conntrack/refcnt", "0\n")
     if not loaded:
-        import shutil  # pylint: disable=import-outside-toplevel
+        import shutil
 
         for rel in ("proc/sys/net/netfilter", "proc/sys/net/ipv4/netfilter", "proc/net/stat", "sys/module"):
             shutil.rmtree(os.path.join(root, rel), ignore_errors=True)
@@ -116,8 +116,11 @@ def modular_kernel(root, modules=MODULES):
             _write(root, f"sys/module/{name}/holders/{holder}", "")
     _write(root, "proc/modules", "\n".join(lines) + "\n")
     # a modular kernel lists its loadable modules in modules.dep
-    _write(root, f"lib/modules/{os.uname().release}/modules.dep",
-           "".join(f"kernel/net/netfilter/{name}.ko:\n" for name in modules))
+    _write(
+        root,
+        f"lib/modules/{os.uname().release}/modules.dep",
+        "".join(f"kernel/net/netfilter/{name}.ko:\n" for name in modules),
+    )
     return root
 
 

@@ -30,12 +30,12 @@ from saltfactories.utils.functional import Loaders
 _HOST_GRAINS = {}
 
 
-class _NoSync:  # pylint: disable=too-few-public-methods
+class _NoSync:
     """What ``Loaders.__init__`` reaches through the execution modules: ``saltutil.sync_all``."""
 
-    class saltutil:  # pylint: disable=invalid-name,too-few-public-methods
+    class saltutil:
         @staticmethod
-        def sync_all(*args, **kwargs):  # pylint: disable=unused-argument
+        def sync_all(*args, **kwargs):
             return {}
 
 

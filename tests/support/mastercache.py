@@ -24,7 +24,7 @@ PUB = "-----BEGIN PUBLIC KEY-----\nMFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL0+synthetic
 
 def master_dir(path, **overrides):
     """Write ``path/master`` and return the loaded master opts."""
-    import salt.config  # pylint: disable=import-outside-toplevel
+    import salt.config
 
     path = os.path.abspath(str(path))
     conf = {
@@ -55,7 +55,7 @@ def populate(opts, statuses):
     ``statuses`` maps minion id to its ``conntrack.status`` dict, or to None
     for a minion with a key and an empty mine.
     """
-    import salt.cache  # pylint: disable=import-outside-toplevel
+    import salt.cache
 
     cache = salt.cache.factory(opts)
     keydir = os.path.join(opts["pki_dir"], "minions")
@@ -98,9 +98,31 @@ def fleet_statuses(n):
     for i in range(n):
         minion = f"minion-{i:05d}"
         if i % 97 == 0:
-            out[minion] = status(262144, 262144, drop=5000 + i, recent={"drop": 40, "early_drop": 3, "insert_failed": 0, "seconds": 300.0, "since": "2026-11-25T11:00:00+00:00"})
+            out[minion] = status(
+                262144,
+                262144,
+                drop=5000 + i,
+                recent={
+                    "drop": 40,
+                    "early_drop": 3,
+                    "insert_failed": 0,
+                    "seconds": 300.0,
+                    "since": "2026-11-25T11:00:00+00:00",
+                },
+            )
         elif i % 31 == 0:
-            out[minion] = status(1000, 262144, drop=12, recent={"drop": 0, "early_drop": 0, "insert_failed": 0, "seconds": 300.0, "since": "2026-11-25T11:00:00+00:00"})
+            out[minion] = status(
+                1000,
+                262144,
+                drop=12,
+                recent={
+                    "drop": 0,
+                    "early_drop": 0,
+                    "insert_failed": 0,
+                    "seconds": 300.0,
+                    "since": "2026-11-25T11:00:00+00:00",
+                },
+            )
         elif i % 11 == 0:
             out[minion] = status(210000, 262144)
         else:

@@ -38,7 +38,7 @@ class Rsyslog:
                 'module(load="builtin:omfile" template="RSYSLOG_FileFormat")\n'
                 f'kern.* action(type="omfile" file="{self.log}")\n'
             )
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [RSYSLOGD, "-n", "-f", self.conf, "-i", self.pidfile],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -89,7 +89,7 @@ class Logrotate:
 
     def rotate(self):
         KmsgCounter.mark(f"rotate {self.runs} start")
-        proc = subprocess.run(  # noqa: S603
+        proc = subprocess.run(
             [LOGROTATE, "-f", "-s", self.state, self.conf], capture_output=True, text=True, timeout=30, check=False
         )
         if proc.returncode != 0:

@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from saltext_conntrack.logwatch import follow, grammar, sources
+from tests.conftest import REPO
 from tests.support.beacon_lines import (
     KMSG_FULL,
     KMSG_FULL_INIT,
@@ -28,11 +30,9 @@ from tests.support.beacon_lines import (
     SUPPRESSED,
     TABLE_FULL,
 )
-from saltext_conntrack_core import kernlog, logfile, logsources
-
-from tests.conftest import REPO
 from tests.support.beacons import Clock
 from tests.support.loaderfile import load
+
 
 def full(ns, stamp="2026-11-25T11:00:00.000001+00:00"):
     """A table-full line naming netns ``ns``: tests give each line its own, to see repeats and losses."""
@@ -111,7 +111,7 @@ def seen(event):
 
 @pytest.mark.parametrize("label,line,ns", TABLE_FULL, ids=[s[0] for s in TABLE_FULL])
 def test_every_era_and_format(env, label, line, ns):
-    hits = kernlog.scan_text((line + "\n").encode())
+    hits = grammar.scan_text((line + "\n").encode())
     assert len(hits) == 1 and hits[0][:2] == (ns, None)
     # Syslog headers carry a time; dmesg's seconds-since-boot and bare messages do not.
     has_header = not line.startswith(("[", "nf_conntrack"))
@@ -119,18 +119,18 @@ def test_every_era_and_format(env, label, line, ns):
 
 
 def test_header_times_are_read(env):
-    hits = kernlog.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
+    hits = grammar.scan_text(full(1, "2024-05-02T08:15:30.5+02:00").encode())
     assert hits[0][2] == 1714630530.5
 
 
 @pytest.mark.parametrize("label,line,count", SUPPRESSED, ids=[s[0] for s in SUPPRESSED])
 def test_suppression_lines(env, label, line, count):
-    assert kernlog.scan_text((line + "\n").encode()) == [(None, count, None)]
+    assert grammar.scan_text((line + "\n").encode()) == [(None, count, None)]
 
 
 @pytest.mark.parametrize("line", NOT_TABLE_FULL)
 def test_other_lines_are_not_incidents(env, line):
-    assert kernlog.scan_text((line + "\n").encode()) == []
+    assert grammar.scan_text((line + "\n").encode()) == []
 
 
 def test_every_era_in_one_file_is_one_event(env):
@@ -148,7 +148,10 @@ def test_every_era_in_one_file_is_one_event(env):
     assert seen(event) == expected
     # First and last: the stamps of the first and last table-full lines (BSD stamps: local time, this year).
     year = datetime.datetime.now().year
-    local = lambda text: datetime.datetime.strptime(f"{year} {text}", "%Y %b %d %H:%M:%S").astimezone(datetime.timezone.utc)
+
+    def local(text):
+        return datetime.datetime.strptime(f"{year} {text}", "%Y %b %d %H:%M:%S").astimezone(datetime.timezone.utc)
+
     assert event["first"] == local("Mar  3 04:12:01").isoformat()
     assert event["last"] == local("Nov 25 11:00:00").isoformat()
     assert event["source"] == str(env.log)
@@ -435,7 +438,7 @@ def test_max_read_spreads_a_backlog_over_runs(env):
 @pytest.mark.parametrize("chunk", [7, 64, 100, 4096])
 def test_finishing_a_rotated_file_keeps_lines_across_read_chunks(env, monkeypatch, chunk):
     """Lines straddling the reads that finish an old file (1 MiB each in real life) stay whole."""
-    monkeypatch.setattr(logfile.FileSource, "chunk", chunk)
+    monkeypatch.setattr(follow.FileSource, "chunk", chunk)
     env.log.write_text("")
     env.run({"min_interval": 0})
     env.append("".join(full(i) for i in range(40)))  # ~120-byte lines: every chunk size cuts some
@@ -444,7 +447,7 @@ def test_finishing_a_rotated_file_keeps_lines_across_read_chunks(env, monkeypatc
     env.append(full(40)[:-1], f"{env.log}.1")  # the old file ends without a newline: still a line
     assert seen(only_full(env.run({"min_interval": 0}))) == {**{i: 1 for i in range(40)}, 99: 1}
     # The unfinished last line is read when the held file is let go (quiet, and the new file has content).
-    assert seen(only_full(env.run({"min_interval": 0}, tick=logfile.QUIET + 1))) == {40: 1}
+    assert seen(only_full(env.run({"min_interval": 0}, tick=follow.QUIET + 1))) == {40: 1}
     # The copy after copytruncate is finished the same way.
     env.append("".join(full(i) for i in range(100, 140)))
     shutil.copy(env.log, f"{env.log}.2")
@@ -479,7 +482,7 @@ class Ring:
 
 
 def fake_kmsg(ring):
-    class FakeKmsg(logsources.KmsgSource):
+    class FakeKmsg(sources.KmsgSource):
         pos = None
 
         def _open(self):
@@ -508,7 +511,7 @@ def fake_kmsg(ring):
 @pytest.fixture
 def ring(env, monkeypatch):
     r = Ring(capacity=50)
-    monkeypatch.setattr(logsources, "KmsgSource", fake_kmsg(r))
+    monkeypatch.setattr(sources, "KmsgSource", fake_kmsg(r))
     return r
 
 
@@ -589,13 +592,15 @@ def test_auto_skips_kmsg_on_any_read_error(env, ring, error):
     kmsg_node(env)
     ring.error = error
     messages = root_file(env, "var/log/messages")
-    source = logsources.make_source("auto", env.mod.__opts__["conntrack.root"], None)
+    source = sources.make_source("auto", env.mod.__opts__["conntrack.root"], None)
     assert (source.kind, source.path) == ("file", messages)
 
 
 def test_auto_keeps_a_readable_kmsg(env, ring):
     kmsg_node(env)
-    assert logsources.make_source("auto", env.mod.__opts__["conntrack.root"], None).kind == "kmsg"  # an empty ring is readable
+    assert (
+        sources.make_source("auto", env.mod.__opts__["conntrack.root"], None).kind == "kmsg"
+    )  # an empty ring is readable
 
 
 def test_kmsg_asked_for_on_an_old_kernel_says_so(env, ring):
@@ -627,7 +632,7 @@ def test_read_errors_do_not_stop_the_counters(env, ring):
 
 def test_kmsg_failing_on_its_first_read_starts_at_the_end_later(env, ring, monkeypatch):
     ring.log(KMSG_FULL, ns=1)  # the past
-    fast_forward = logsources.KmsgSource._fast_forward
+    fast_forward = sources.KmsgSource._fast_forward
     failed = []
 
     def flaky(self):
@@ -636,7 +641,7 @@ def test_kmsg_failing_on_its_first_read_starts_at_the_end_later(env, ring, monke
             raise OSError(errno.EIO, "Input/output error")
         return fast_forward(self)
 
-    monkeypatch.setattr(logsources.KmsgSource, "_fast_forward", flaky)
+    monkeypatch.setattr(sources.KmsgSource, "_fast_forward", flaky)
     assert env.run({"min_interval": 0}, source="kmsg") == []
     assert env.run({"min_interval": 0}, source="kmsg") == []  # not the whole ring as news
     ring.log(KMSG_FULL, ns=2)
@@ -687,7 +692,16 @@ class Journal:
     def entry(self, msg):
         self.n += 1
         with open(self.data, "a") as fh:
-            fh.write(json.dumps({"__CURSOR": f"s=abc;i={self.n}", "__REALTIME_TIMESTAMP": str(1_790_000_000_000_000 + self.n), "MESSAGE": msg}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "__CURSOR": f"s=abc;i={self.n}",
+                        "__REALTIME_TIMESTAMP": str(1_790_000_000_000_000 + self.n),
+                        "MESSAGE": msg,
+                    }
+                )
+                + "\n"
+            )
 
     def vacuum(self, keep):
         lines = self.data.read_text().splitlines(keepends=True)
@@ -752,7 +766,9 @@ def test_journal_failing_first_run_does_not_replay_the_journal(env, tmp_path, mo
     journal = Journal(tmp_path, monkeypatch)
     journal.entry("nf_conntrack: nf_conntrack: table full in netns 1, dropping packet")  # the past
     working = journal.tool.read_text()
-    journal.tool.write_text(f"#!{sys.executable}\nimport sys\nsys.exit('Failed to open journal: Too many open files')\n")
+    journal.tool.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.exit('Failed to open journal: Too many open files')\n"
+    )
     assert env.run({"min_interval": 0}, source="journal") == []  # the read fails
     journal.tool.write_text(working)
     assert env.run({"min_interval": 0}, source="journal") == []  # still starts at the end
@@ -848,10 +864,10 @@ def test_a_renamed_file_is_followed_until_quiet(env):
     assert seen(only_full(env.run(conf, tick=3))) == {1: 1}
     env.append(full(2), old)  # 6 s after the rotation, still the old file
     assert seen(only_full(env.run(conf, tick=3))) == {2: 1}
-    env.run(conf, tick=logfile.QUIET + 1)  # quiet, but the new file is still empty: held on
+    env.run(conf, tick=follow.QUIET + 1)  # quiet, but the new file is still empty: held on
     env.append(full(3), old)
     env.append(full(4))
-    assert counted([*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]) == {3: 1, 4: 1}
+    assert counted([*env.run(conf), *env.run(conf, tick=follow.QUIET + 1)]) == {3: 1, 4: 1}
     source = env.mod.__context__["conntrack.beacon.conntrack"].source
     assert source.held == []  # let go: quiet and the new file has content
     env.append(full(5), old)  # too late: nobody writes a file 10 s after its HUP
@@ -863,14 +879,14 @@ def test_held_files_are_bounded(env):
     conf = {"min_interval": 0}
     env.log.write_text("")
     env.run(conf)
-    for i in range(logfile.HELD_MAX + 3):
+    for i in range(follow.HELD_MAX + 3):
         os.rename(env.log, f"{env.log}.{i}")
         env.append(full(i), f"{env.log}.{i}")
         env.log.write_text("")
         env.run(conf)
     source = env.mod.__context__["conntrack.beacon.conntrack"].source
-    assert len(source.held) == logfile.HELD_MAX
-    env.run(conf, tick=logfile.HOLD_MAX + 1)
+    assert len(source.held) == follow.HELD_MAX
+    env.run(conf, tick=follow.HOLD_MAX + 1)
     assert source.held == []
 
 
@@ -883,7 +899,7 @@ def test_over_the_bound_the_quietest_held_file_goes_first(env):
     os.rename(env.log, written)  # the file the writer still has open
     env.log.write_text("")
     env.run(conf)
-    for i in range(logfile.HELD_MAX + 2):
+    for i in range(follow.HELD_MAX + 2):
         env.append(full(100 + i), written)  # it keeps growing ...
         os.rename(env.log, f"{env.log}.{i}")  # ... while empty new files are rotated away
         env.log.write_text("")
@@ -905,7 +921,7 @@ def test_generations_rotated_between_two_runs_are_read_once(env):
                 os.rename(env.log.parent / name, env.log.parent / f"kern.log.{n + 1}")
         os.rename(env.log, f"{env.log}.1")
         env.log.write_text(full(10 + gen))
-    events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1), *env.run(conf, tick=1)]
+    events = [*env.run(conf), *env.run(conf, tick=follow.QUIET + 1), *env.run(conf, tick=1)]
     assert counted(events) == {1: 1, 10: 1, 11: 1, 12: 1}
 
 
@@ -1020,13 +1036,19 @@ def test_timestamps_parse_on_every_python(python):
     if not os.access(python, os.X_OK):
         pytest.skip(f"{python} is not installed here")
     code = (
-        "import json, sys; from saltext_conntrack_core import kernlog; "
-        "print(json.dumps({l: kernlog.line_time(l.encode(), 0) for l in json.loads(sys.argv[1])}))"
+        "import importlib.util, json, sys; "
+        "spec = importlib.util.spec_from_file_location('grammar', sys.argv[2]); "
+        "grammar = importlib.util.module_from_spec(spec); spec.loader.exec_module(grammar); "
+        "print(json.dumps({l: grammar.line_time(l.encode(), 0) for l in json.loads(sys.argv[1])}))"
     )
     utils = str(REPO / "_utils")
     proc = subprocess.run(
-        [python, "-c", code, json.dumps(list(TIMESTAMPS))],
-        capture_output=True, text=True, timeout=60, check=True, env={"PYTHONPATH": utils, "PATH": os.environ["PATH"]},
+        [python, "-c", code, json.dumps(list(TIMESTAMPS)), str(REPO / "_utils/saltext_conntrack/logwatch/grammar.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PYTHONPATH": utils, "PATH": os.environ["PATH"]},
     )
     got = json.loads(proc.stdout)
     assert got == pytest.approx(TIMESTAMPS)
@@ -1060,13 +1082,13 @@ def test_a_file_that_appears_and_is_rotated_before_the_next_run_is_read(env):
     env.log.write_text(full(1))
     os.rename(env.log, f"{env.log}.0")
     env.log.write_text(full(2))
-    events = [*env.run(conf), *env.run(conf, tick=logfile.QUIET + 1)]
+    events = [*env.run(conf), *env.run(conf, tick=follow.QUIET + 1)]
     assert counted(events) == {1: 1, 2: 1}
 
 
 def test_rotated_links_out_of_the_root_are_never_read(tmp_path):
     """A sibling that is a symlink (here to a file outside the log directory) is not a rotated copy."""
-    from saltext_conntrack_core import logfile  # pylint: disable=import-outside-toplevel
+    from saltext_conntrack.logwatch import follow
 
     outside = tmp_path / "outside.log"
     outside.write_text("nf_conntrack: nf_conntrack: table full, dropping packet\n" * 3)
@@ -1075,6 +1097,6 @@ def test_rotated_links_out_of_the_root_are_never_read(tmp_path):
     (logs / "kern.log").write_text("")
     (logs / "kern.log.1").symlink_to(outside)
     (logs / "kern.log.2.gz").symlink_to(outside)
-    source = logfile.FileSource(str(logs / "kern.log"))
-    assert [path for path, _ in source._siblings()] == []  # pylint: disable=protected-access
-    assert source._recover_compressed(10, b"x" * 5, []) is False  # pylint: disable=protected-access
+    source = follow.FileSource(str(logs / "kern.log"))
+    assert [path for path, _ in source._siblings()] == []
+    assert source._recover_compressed(10, b"x" * 5, []) is False

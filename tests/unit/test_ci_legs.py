@@ -57,7 +57,10 @@ def test_a_leg_in_parts(tmp_path):
     "parts,why",
     [
         ({"-unit-functional": ["unit", "functional"]}, "ran ['functional', 'unit']"),
-        ({"-a": ["unit", "functional", "integration"], "-b": ["integration", "kernel"]}, "ran ['functional', 'integration', 'integration'"),
+        (
+            {"-a": ["unit", "functional", "integration"], "-b": ["integration", "kernel"]},
+            "ran ['functional', 'integration', 'integration'",
+        ),
     ],
 )
 def test_parts_must_add_up_to_the_leg(tmp_path, capsys, parts, why):

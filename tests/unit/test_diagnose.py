@@ -3,17 +3,30 @@
 
 import yaml
 
-from saltext_conntrack_core import diagnose, promtext
+from saltext_conntrack.report import diagnosis, prometheus
 
-STATUS = {"flavour": "nf_conntrack", "count": 500, "max": 1000, "usage": 50.0, "buckets": 1000,
-          "hashsize": 1000, "initial_netns": True, "stats": {"drop": 40, "early_drop": 0, "insert_failed": 0}}
+STATUS = {
+    "flavour": "nf_conntrack",
+    "count": 500,
+    "max": 1000,
+    "usage": 50.0,
+    "buckets": 1000,
+    "hashsize": 1000,
+    "initial_netns": True,
+    "stats": {"drop": 40, "early_drop": 0, "insert_failed": 0},
+}
 
 
 def findings_for(status, **kwargs):
-    args = {"recommend": {"max": 2000, "ram": 1 << 30, "entry_size": 256}, "timeouts": {}, "names": {},
-            "dependents": [{"why": "x"}], "facts": {}}
+    args = {
+        "recommend": {"max": 2000, "ram": 1 << 30, "entry_size": 256},
+        "timeouts": {},
+        "names": {},
+        "dependents": [{"why": "x"}],
+        "facts": {},
+    }
     args.update(kwargs)
-    return {f["id"]: f for f in diagnose.findings(status, **args)}
+    return {f["id"]: f for f in diagnosis.findings(status, **args)}
 
 
 def test_recent_block_decides_now_or_past():
@@ -28,7 +41,8 @@ def test_recent_block_decides_now_or_past():
     assert "drops_since_boot" not in found
     # max(2 x 1000, recommended 2000)
     assert yaml.safe_load(found["drops_rising"]["fix"]) == {
-        "conntrack-size": {"conntrack.tuned": [{"max": 2000}, {"buckets": "auto"}]}}
+        "conntrack-size": {"conntrack.tuned": [{"max": 2000}, {"buckets": "auto"}]}
+    }
     quiet = findings_for({**STATUS, "recent": {"seconds": 60, "drop": 0, "early_drop": 0, "insert_failed": 0}})
     assert not {"drops_rising", "drops_since_boot", "early_drop_rising"} & set(quiet)
     assert quiet["limit_low"]["severity"] == "info"
@@ -37,11 +51,12 @@ def test_recent_block_decides_now_or_past():
 
 
 def test_worst_first_and_every_field():
-    found = diagnose.findings({**STATUS, "usage": 95.0, "recent": {"seconds": 5, "drop": 1}},
-                              {"max": 2000}, {}, {}, [], {})
-    severities = [diagnose.SEVERITY[f["severity"]] for f in found]
+    found = diagnosis.findings(
+        {**STATUS, "usage": 95.0, "recent": {"seconds": 5, "drop": 1}}, {"max": 2000}, {}, {}, [], {}
+    )
+    severities = [diagnosis.SEVERITY[f["severity"]] for f in found]
     assert severities == sorted(severities, reverse=True) and found[0]["severity"] == "critical"
-    assert {f["id"] for f in found} <= set(diagnose.IDS)
+    assert {f["id"] for f in found} <= set(diagnosis.IDS)
     assert "no_dependents" in {f["id"] for f in found}
     for f in found:
         assert f["why"].endswith(".") and f["fix"] and f["fix_type"] in ("sls", "nft", "command")
@@ -53,17 +68,25 @@ def test_unreadable_dependents_is_no_verdict():
 
 
 def test_textfile_render_is_bounded_and_escaped():
-    summary = {"total": 3, "by_protocol": {"udp": 2, "weird": 1}, "tcp_states": {"NEWSTATE": 1},
-               "assured": 0, "unreplied": 2,
-               "top": {"src": [['a"b\\c\nd', 2]] * 30, "dst": [], "dport": [["udp/53", 2]]}}
-    result = {"findings": [{"id": "limit_low", "severity": "info"}], "walk": {"complete": True, "seconds": 0.5},
-              "summary": summary}
-    text = promtext.render(result, top=100, now=1700000000.0)
-    assert text.count("saltext_conntrack_top_src_entries{") == promtext.TOP_MAX
+    summary = {
+        "total": 3,
+        "by_protocol": {"udp": 2, "weird": 1},
+        "tcp_states": {"NEWSTATE": 1},
+        "assured": 0,
+        "unreplied": 2,
+        "top": {"src": [['a"b\\c\nd', 2]] * 30, "dst": [], "dport": [["udp/53", 2]]},
+    }
+    result = {
+        "findings": [{"id": "limit_low", "severity": "info"}],
+        "walk": {"complete": True, "seconds": 0.5},
+        "summary": summary,
+    }
+    text = prometheus.render(result, top=100, now=1700000000.0)
+    assert text.count("saltext_conntrack_top_src_entries{") == prometheus.TOP_MAX
     assert 'address="a\\"b\\\\c\\nd"' in text
     assert 'saltext_conntrack_protocol_entries{protocol="other"} 1' in text
     assert 'saltext_conntrack_tcp_state_entries{state="other"} 1' in text
-    assert text.count("saltext_conntrack_finding{") == len(diagnose.IDS)
+    assert text.count("saltext_conntrack_finding{") == len(diagnosis.IDS)
     assert 'saltext_conntrack_finding{id="limit_low"} 1' in text
     for line in text.splitlines():
         assert line.startswith(("# HELP saltext_conntrack_", "# TYPE saltext_conntrack_", "saltext_conntrack_"))
@@ -81,11 +104,17 @@ def test_another_namespace_near_the_limit_is_a_finding():
     rows = [
         {"inode": 1, "names": [], "owner": {"pid": 1}, "count": 990, "usage": 99.0, "drop": 0},  # this one
         {"inode": 2, "names": ["/run/netns/blue"], "owner": None, "count": 950, "usage": 95.0, "drop": 7},
-        {"inode": 3, "names": [], "owner": {"pid": 42, "runtime": "docker", "container": "c" * 64},
-         "count": 960, "usage": 96.0, "drop": 0},
+        {
+            "inode": 3,
+            "names": [],
+            "owner": {"pid": 42, "runtime": "docker", "container": "c" * 64},
+            "count": 960,
+            "usage": 96.0,
+            "drop": 0,
+        },
         {"inode": 4, "names": [], "owner": {"pid": 43}, "count": 10, "usage": 1.0, "drop": 0},
     ]
-    found = diagnose.findings(STATUS, {"max": 2000}, {}, {}, [{"why": "x"}], {"namespaces": rows, "self_inode": 1})
+    found = diagnosis.findings(STATUS, {"max": 2000}, {}, {}, [{"why": "x"}], {"namespaces": rows, "self_inode": 1})
     full = [f for f in found if f["id"] == "namespace_full"]
     assert [f["evidence"]["inode"] for f in full] == [2, 3]
     assert all(f["severity"] == "critical" and f["fix_type"] == "command" for f in full)

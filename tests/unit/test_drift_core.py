@@ -1,6 +1,6 @@
 """Drift causes, from runtime, boot and the tuned record."""
 
-from saltext_conntrack_core import drift
+from saltext_conntrack.persistence import drift
 
 MAX = "net.netfilter.nf_conntrack_max"
 EST = "net.netfilter.nf_conntrack_tcp_timeout_established"

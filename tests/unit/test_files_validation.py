@@ -3,7 +3,9 @@ the notrack renderer and the one iptables-save reader."""
 
 import pytest
 from salt.exceptions import SaltInvocationError
-from saltext_conntrack_core import iptables, iptcfg, notrack, persist, sysctl_edit
+
+from saltext_conntrack.firewall import iptables_save, notrack
+from saltext_conntrack.persistence import iptables_config, plans, sysctl_plan
 
 
 @pytest.mark.parametrize(
@@ -19,7 +21,7 @@ from saltext_conntrack_core import iptables, iptcfg, notrack, persist, sysctl_ed
     ],
 )
 def test_iptables_values_accepted(key, value, expected):
-    assert iptcfg.valid_value(key, value) == expected
+    assert iptables_config.valid_value(key, value) == expected
 
 
 @pytest.mark.parametrize(
@@ -39,7 +41,7 @@ def test_iptables_values_accepted(key, value, expected):
 )
 def test_iptables_values_refused(key, value):
     with pytest.raises(SaltInvocationError):
-        iptcfg.valid_value(key, value)
+        iptables_config.valid_value(key, value)
 
 
 @pytest.mark.parametrize(
@@ -56,16 +58,16 @@ def test_iptables_values_refused(key, value):
 )
 def test_sysctl_keys_stay_in_conntrack(key, ok):
     if ok:
-        assert sysctl_edit.valid_key(key) == key
+        assert sysctl_plan.valid_key(key) == key
     else:
         with pytest.raises(SaltInvocationError, match="not a conntrack sysctl key"):
-            sysctl_edit.valid_key(key)
+            sysctl_plan.valid_key(key)
 
 
 def test_timeout_keys_for_both_flavours():
-    assert sysctl_edit.timeout_key("tcp_established") == "net.netfilter.nf_conntrack_tcp_timeout_established"
-    assert sysctl_edit.timeout_key("udp") == "net.netfilter.nf_conntrack_udp_timeout"
-    assert sysctl_edit.timeout_key("udp_stream", "ip_conntrack") == "net.ipv4.netfilter.ip_conntrack_udp_timeout_stream"
+    assert sysctl_plan.timeout_key("tcp_established") == "net.netfilter.nf_conntrack_tcp_timeout_established"
+    assert sysctl_plan.timeout_key("udp") == "net.netfilter.nf_conntrack_udp_timeout"
+    assert sysctl_plan.timeout_key("udp_stream", "ip_conntrack") == "net.ipv4.netfilter.ip_conntrack_udp_timeout_stream"
 
 
 def test_notrack_rules_both_directions_and_validation():
@@ -89,15 +91,15 @@ def test_notrack_rules_both_directions_and_validation():
 def test_module_names_never_start_with_a_dash(value):
     """The init script runs ``modprobe $mod``: a leading '-' would be an option."""
     with pytest.raises(SaltInvocationError, match="only module names"):
-        iptcfg.valid_value("IPTABLES_MODULES", value)
+        iptables_config.valid_value("IPTABLES_MODULES", value)
     with pytest.raises(SaltInvocationError, match="not a kernel module name"):
-        persist.modules(value.split()[0])
+        plans.modules(value.split()[0])
 
 
 def test_module_names_accepted():
-    assert persist.modules(["nf_conntrack", "nf-nat", "9p"]) == ["nf_conntrack", "nf-nat", "9p"]
+    assert plans.modules(["nf_conntrack", "nf-nat", "9p"]) == ["nf_conntrack", "nf-nat", "9p"]
     with pytest.raises(SaltInvocationError):
-        persist.modules("x" * 65)
+        plans.modules("x" * 65)
 
 
 @pytest.mark.parametrize(
@@ -121,10 +123,10 @@ def test_module_names_accepted():
 )
 def test_persisted_sysctl_values_bounded_per_key(key, value, ok):
     if ok:
-        assert sysctl_edit.valid_value(key, value) == value
+        assert sysctl_plan.valid_value(key, value) == value
     else:
         with pytest.raises(SaltInvocationError):
-            sysctl_edit.valid_value(key, value)
+            sysctl_plan.valid_value(key, value)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +144,7 @@ def test_persisted_sysctl_values_bounded_per_key(key, value, ok):
 )
 def test_iptables_values_are_bounded(key, value):
     with pytest.raises(SaltInvocationError) as err:
-        iptcfg.valid_value(key, value)
+        iptables_config.valid_value(key, value)
     assert len(str(err.value)) < 700
 
 
@@ -152,13 +154,13 @@ def test_one_iptables_save_reader():
         "-A PREROUTING -j CONNTRACK_NOTRACK\n-A CONNTRACK_NOTRACK -p udp -m udp --dport 53 -j CT --notrack\nCOMMIT\n"
         "*filter\n:INPUT DROP [0:0]\n-A INPUT -m state --state ESTABLISHED -j ACCEPT\n-A INPUT -j REJECT\nCOMMIT\n"
     )
-    parsed = iptables.parse(text)
+    parsed = iptables_save.parse(text)
     assert [line["kind"] for line in parsed][:4] == ["other", "table", "chain", "chain"]
-    assert iptables.policies(parsed) == {("raw", "PREROUTING"): "ACCEPT", ("raw", "CONNTRACK_NOTRACK"): "-",
+    assert iptables_save.policies(parsed) == {("raw", "PREROUTING"): "ACCEPT", ("raw", "CONNTRACK_NOTRACK"): "-",
                                          ("filter", "INPUT"): "DROP"}  # fmt: skip
-    assert iptables.last_rules(parsed)[("filter", "INPUT")] == "-A INPUT -j REJECT"
-    assert [r["chain"] for r in iptables.rules(text, "raw")] == ["PREROUTING", "CONNTRACK_NOTRACK"]
-    assert iptables.target("-A INPUT -m state --state NEW -j ACCEPT") == "ACCEPT"
+    assert iptables_save.last_rules(parsed)[("filter", "INPUT")] == "-A INPUT -j REJECT"
+    assert [r["chain"] for r in iptables_save.rules(text, "raw")] == ["PREROUTING", "CONNTRACK_NOTRACK"]
+    assert iptables_save.target("-A INPUT -m state --state NEW -j ACCEPT") == "ACCEPT"
 
 
 @pytest.mark.parametrize(
@@ -175,7 +177,7 @@ def test_one_iptables_save_reader():
 )
 def test_allowed_paths(path, ok):
     if ok:
-        assert persist.allowed(path, "sysctl") == path
+        assert plans.allowed(path, "sysctl") == path
     else:
         with pytest.raises(SaltInvocationError):
-            persist.allowed(path, "sysctl")
+            plans.allowed(path, "sysctl")

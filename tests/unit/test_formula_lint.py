@@ -1,9 +1,9 @@
 """salt-lint over the formula and reactor SLS (skipped where salt-lint is not installed)."""
 
+import os
 import shutil
 import subprocess
 import sys
-import os
 
 import pytest
 
@@ -24,7 +24,7 @@ def test_salt_lint_clean():
 
 
 def test_reactor_config_maps_table_full_to_the_repo_sls():
-    import yaml  # pylint: disable=import-outside-toplevel
+    import yaml
 
     with open(REPO / "salt/reactor/conntrack.conf", encoding="utf-8") as fh:
         conf = yaml.safe_load(fh)

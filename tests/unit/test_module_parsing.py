@@ -5,8 +5,9 @@ import os
 
 import pytest
 from salt.exceptions import SaltInvocationError
-from saltext_conntrack_core import kernel, numbers, recent, sizing
 
+from saltext_conntrack.common import numbers
+from saltext_conntrack.runtime import history, kernel, sizing
 from tests.support.fixtures import HEADERS, stat_text
 from tests.support.loaderfile import load
 
@@ -36,7 +37,9 @@ def test_classic_ceiling(ram, arch, expected):
     assert sizing.ceiling(ram, arch) == expected
 
 
-@pytest.mark.parametrize("text,expected", [("64G", 64 * 2**30), ("512MiB", 512 * 2**20), ("1T", 2**40), (4 * 2**30, 4 * 2**30)])
+@pytest.mark.parametrize(
+    "text,expected", [("64G", 64 * 2**30), ("512MiB", 512 * 2**20), ("1T", 2**40), (4 * 2**30, 4 * 2**30)]
+)
 def test_parse_ram(text, expected):
     assert sizing.parse_ram(text) == expected
 
@@ -96,39 +99,42 @@ def host(tmp_path):
 
 def test_recent_first_sample_is_none_then_rises(host):
     root, cache = host
-    assert recent.observe(cache, root, stats(drop=5), 1000.0, 300) is None
-    got = recent.observe(cache, root, stats(drop=9, early_drop=2, insert_failed=1), 1010.0, 300)
+    assert history.observe(cache, root, stats(drop=5), 1000.0, 300) is None
+    got = history.observe(cache, root, stats(drop=9, early_drop=2, insert_failed=1), 1010.0, 300)
     assert {k: got[k] for k in ("drop", "early_drop", "insert_failed", "seconds")} == {
-        "drop": 4, "early_drop": 2, "insert_failed": 1, "seconds": 10.0,
+        "drop": 4,
+        "early_drop": 2,
+        "insert_failed": 1,
+        "seconds": 10.0,
     }
     assert got["since"].startswith("1970-01-01T00:16:40")
-    assert os.path.dirname(recent.history_path(cache, root)) == os.path.join(cache, "conntrack")
+    assert os.path.dirname(history.history_path(cache, root)) == os.path.join(cache, "conntrack")
 
 
 def test_recent_window_takes_newest_sample_old_enough(host):
     root, cache = host
     for t, drop in ((1000.0, 0), (1100.0, 10), (1200.0, 30), (1290.0, 60)):
-        recent.observe(cache, root, stats(drop=drop), t, 0)
+        history.observe(cache, root, stats(drop=drop), t, 0)
     # now=1300, window 100: newest at or before 1200 is the 1200 sample.
-    got = recent.observe(cache, root, stats(drop=61), 1300.0, 100)
+    got = history.observe(cache, root, stats(drop=61), 1300.0, 100)
     assert (got["drop"], got["seconds"]) == (31, 100.0)
     # window 0: the previous sample (the one just written at 1300).
-    got = recent.observe(cache, root, stats(drop=61), 1305.0, 0)
+    got = history.observe(cache, root, stats(drop=61), 1305.0, 0)
     assert (got["drop"], got["seconds"]) == (0, 5.0)
     # A window longer than the history: the oldest sample.
-    got = recent.observe(cache, root, stats(drop=61), 1310.0, 10_000)
+    got = history.observe(cache, root, stats(drop=61), 1310.0, 10_000)
     assert (got["drop"], got["seconds"]) == (61, 310.0)
 
 
 def test_recent_counter_reset_and_reboot_start_a_new_baseline(host):
     root, cache = host
-    recent.observe(cache, root, stats(drop=50), 1000.0, 0)
-    assert recent.observe(cache, root, stats(drop=3), 1010.0, 0) is None  # module reload
-    assert recent.observe(cache, root, stats(drop=4), 1020.0, 0)["drop"] == 1
+    history.observe(cache, root, stats(drop=50), 1000.0, 0)
+    assert history.observe(cache, root, stats(drop=3), 1010.0, 0) is None  # module reload
+    assert history.observe(cache, root, stats(drop=4), 1020.0, 0)["drop"] == 1
     with open(os.path.join(root, "proc/sys/kernel/random/boot_id"), "w", encoding="ascii") as fh:
         fh.write("boot-2\n")
-    assert recent.observe(cache, root, stats(drop=400), 1030.0, 0) is None  # rebooted: not a rise of 396
-    assert recent.observe(cache, root, stats(drop=400), 1040.0, 0)["drop"] == 0
+    assert history.observe(cache, root, stats(drop=400), 1030.0, 0) is None  # rebooted: not a rise of 396
+    assert history.observe(cache, root, stats(drop=400), 1040.0, 0)["drop"] == 0
 
 
 def test_recent_history_is_bounded_and_spans_long_ago(host):
@@ -136,17 +142,17 @@ def test_recent_history_is_bounded_and_spans_long_ago(host):
     now = 0.0
     for _ in range(3400):  # every 30 s for 28 hours
         now += 30
-        recent.observe(cache, root, stats(drop=int(now) // 1000), now, 0)
-    with open(recent.history_path(cache, root), encoding="utf-8") as fh:
+        history.observe(cache, root, stats(drop=int(now) // 1000), now, 0)
+    with open(history.history_path(cache, root), encoding="utf-8") as fh:
         samples = [json.loads(line) for line in fh.read().splitlines()[1:]]
-    assert len(samples) <= 2 * recent.MAX_SAMPLES
+    assert len(samples) <= 2 * history.MAX_SAMPLES
     ages = [now - s[0] for s in samples]
     assert min(ages) == 0 and max(ages) > 20 * 3600
     # A one-hour window still finds a baseline between one and ~1.6 hours old.
-    got = recent.observe(cache, root, stats(drop=int(now) // 1000), now + 1, 3600)
+    got = history.observe(cache, root, stats(drop=int(now) // 1000), now + 1, 3600)
     assert 3600 <= got["seconds"] <= 1.6 * 3600
     # ... and a short one the sample before.
-    got = recent.observe(cache, root, stats(drop=int(now) // 1000), now + 2, 10)
+    got = history.observe(cache, root, stats(drop=int(now) // 1000), now + 2, 10)
     assert got["seconds"] == 32.0
 
 
@@ -154,29 +160,29 @@ def test_recent_survives_an_unwritable_cache_and_a_torn_file(host, tmp_path):
     root, cache = host
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert recent.observe(str(blocker), root, stats(drop=1), 1000.0, 0) is None  # cachedir is a file
-    recent.observe(cache, root, stats(drop=1), 1000.0, 0)
-    with open(recent.history_path(cache, root), "a", encoding="utf-8") as fh:
+    assert history.observe(str(blocker), root, stats(drop=1), 1000.0, 0) is None  # cachedir is a file
+    history.observe(cache, root, stats(drop=1), 1000.0, 0)
+    with open(history.history_path(cache, root), "a", encoding="utf-8") as fh:
         fh.write("[1005.0,1")  # an append cut short
-    got = recent.observe(cache, root, stats(drop=2), 1010.0, 0)
+    got = history.observe(cache, root, stats(drop=2), 1010.0, 0)
     assert (got["drop"], got["seconds"]) == (1, 10.0)  # the torn line is skipped, not the history
-    with open(recent.history_path(cache, root), "w", encoding="utf-8") as fh:
+    with open(history.history_path(cache, root), "w", encoding="utf-8") as fh:
         fh.write('{"boot": "boot-1"')
-    assert recent.observe(cache, root, stats(drop=2), 1020.0, 0) is None
-    assert recent.observe(cache, root, stats(drop=2), 1030.0, 0)["drop"] == 0
+    assert history.observe(cache, root, stats(drop=2), 1020.0, 0) is None
+    assert history.observe(cache, root, stats(drop=2), 1030.0, 0)["drop"] == 0
 
 
 def test_recent_appends_between_compactions(host):
     root, cache = host
-    path = recent.history_path(cache, root)
-    for i in range(2 * recent.MAX_SAMPLES + 5):
-        recent.observe(cache, root, stats(drop=i), 1000.0 + 10 * i, 0)
+    path = history.history_path(cache, root)
+    for i in range(2 * history.MAX_SAMPLES + 5):
+        history.observe(cache, root, stats(drop=i), 1000.0 + 10 * i, 0)
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
         assert json.loads(lines[0]) == {"boot": "boot-1"}
-        assert len(lines) <= 2 * recent.MAX_SAMPLES + 1
+        assert len(lines) <= 2 * history.MAX_SAMPLES + 1
     # Readings equal to a sample under a second old add no line.
-    recent.observe(cache, root, stats(drop=i), 1000.0 + 10 * i + 0.5, 0)
+    history.observe(cache, root, stats(drop=i), 1000.0 + 10 * i + 0.5, 0)
     with open(path, encoding="utf-8") as fh:
         assert len(fh.read().splitlines()) == len(lines)
 
@@ -184,7 +190,12 @@ def test_recent_appends_between_compactions(host):
 def test_timeout_short_names(tmp_path):
     d = tmp_path / "proc/sys/net/netfilter"
     d.mkdir(parents=True)
-    for name in ("nf_conntrack_tcp_timeout_established", "nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream", "nf_conntrack_max"):
+    for name in (
+        "nf_conntrack_tcp_timeout_established",
+        "nf_conntrack_udp_timeout",
+        "nf_conntrack_udp_timeout_stream",
+        "nf_conntrack_max",
+    ):
         (d / name).write_text("1\n")
     names = kernel.timeout_files(str(tmp_path), "nf_conntrack")
     assert sorted(names) == ["tcp_established", "udp", "udp_stream"]

@@ -2,7 +2,7 @@
 
 import os
 
-from saltext_conntrack_core import netns
+from saltext_conntrack.runtime import namespaces
 
 DOCKER_ID = "a" * 64
 K8S_ID = "b" * 64
@@ -32,7 +32,7 @@ def test_owner_from_cgroup_for_each_runtime(tmp_path):
     for pid, (cgroup, _, _) in cases.items():
         _proc(tmp_path, pid, 4026532000 + pid, f"proc{pid}", cgroup)
     for pid, (_, runtime, container) in cases.items():
-        owner = netns.owner_of(str(tmp_path), pid)
+        owner = namespaces.owner_of(str(tmp_path), pid)
         assert (owner["runtime"], owner["container"], owner["process"]) == (runtime, container, f"proc{pid}")
 
 
@@ -44,7 +44,7 @@ def test_discover_one_entry_per_inode_with_names_and_lowest_pid(tmp_path):
     (tmp_path / "run" / "netns").mkdir(parents=True)
     (tmp_path / "run" / "netns" / "blue").write_text("")
     blue = os.stat(tmp_path / "run" / "netns" / "blue").st_ino
-    found = netns.discover(str(tmp_path))
+    found = namespaces.discover(str(tmp_path))
     assert set(found) == {4026531833, 4026532500, blue}
     assert found[4026531833]["initial"] is True
     assert found[4026532500]["pid"] == 200
@@ -58,7 +58,7 @@ def test_counters_from_the_process_stat_file(tmp_path):
     stat = tmp_path / "proc" / "200" / "net" / "stat"
     stat.mkdir(parents=True)
     (stat / "nf_conntrack").write_text(stat_text("6.17", entries=42, drop=7))
-    rows = netns.survey(str(tmp_path), "nf_conntrack", 100)
+    rows = namespaces.survey(str(tmp_path), "nf_conntrack", 100)
     assert [(r["inode"], r["count"], r["usage"], r["drop"], r["error"]) for r in rows] == [
         (4026532500, 42, 42.0, 7, None)
     ]

@@ -12,7 +12,15 @@ import yaml
 from tests.conftest import REPO
 
 SLS = REPO / "salt" / "reactor" / "conntrack_remediate.sls"
-FORGED = {"id": "mallory", "max": 1, "buckets": 1, "queue": True, "concurrent": True, "mods": "evil", "pillar": {"x": 1}}
+FORGED = {
+    "id": "mallory",
+    "max": 1,
+    "buckets": 1,
+    "queue": True,
+    "concurrent": True,
+    "mods": "evil",
+    "pillar": {"x": 1},
+}
 
 
 def render(tag, data=None, sls=SLS):
@@ -57,8 +65,14 @@ def test_anything_but_a_plain_minion_id_renders_nothing(tag):
 def test_drift_reaction_takes_only_the_target_from_the_tag():
     drift_sls = REPO / "salt" / "reactor" / "conntrack_drift.sls"
     text, high = render("salt/beacon/web-1.example/conntrack/drift", FORGED, drift_sls)
-    assert high == {"conntrack_reapply": {"local.conntrack_remediate.reapply": [{"tgt": ["web-1.example"]}, {"tgt_type": "list"}]}}
+    assert high == {
+        "conntrack_reapply": {"local.conntrack_remediate.reapply": [{"tgt": ["web-1.example"]}, {"tgt_type": "list"}]}
+    }
     for value in ("mallory", "evil", json.dumps(FORGED["pillar"])):
         assert value not in text
-    for tag in ("salt/beacon/*/conntrack/drift", "salt/beacon/web1/conntrack/table_full", "salt/beacon/a,b/conntrack/drift"):
+    for tag in (
+        "salt/beacon/*/conntrack/drift",
+        "salt/beacon/web1/conntrack/table_full",
+        "salt/beacon/a,b/conntrack/drift",
+    ):
         assert render(tag, FORGED, drift_sls)[1] == {}

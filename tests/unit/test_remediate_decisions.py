@@ -75,7 +75,9 @@ def host(tmp_path, monkeypatch):
     root = tmp_path / "root"
     root.mkdir()
     monkeypatch.setattr(mod, "__salt__", fake.salt(), raising=False)
-    monkeypatch.setattr(mod, "__opts__", {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(root)}, raising=False)
+    monkeypatch.setattr(
+        mod, "__opts__", {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(root)}, raising=False
+    )
     monkeypatch.setattr(mod, "__grains__", {"kernel": "Linux"}, raising=False)
     fake.mod = mod
     fake.root = root

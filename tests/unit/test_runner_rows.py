@@ -10,7 +10,13 @@ runner = load("_runners/conntrack.py")
 
 
 def recent(drop=0, early_drop=0, seconds=300.0):
-    return {"drop": drop, "early_drop": early_drop, "insert_failed": 0, "seconds": seconds, "since": "2026-11-25T11:00:00+00:00"}
+    return {
+        "drop": drop,
+        "early_drop": early_drop,
+        "insert_failed": 0,
+        "seconds": seconds,
+        "since": "2026-11-25T11:00:00+00:00",
+    }
 
 
 @pytest.mark.parametrize(
@@ -74,14 +80,19 @@ def test_worst_first_from_the_mine_cache(master):
 
 def test_same_minions_and_acls_as_mine_get(master, monkeypatch):
     """The fleet reads the cache itself (one target expansion); it must see what Salt's mine.get sees."""
-    import salt.cache  # pylint: disable=import-outside-toplevel
-    import salt.runner  # pylint: disable=import-outside-toplevel
-    import salt.utils.mine  # pylint: disable=import-outside-toplevel
+    import salt.cache
+    import salt.runner
+    import salt.utils.mine
 
     populate(master, {"open": status(1, 1000), "closed": None, "gated": None, "empty": None})
     cache = salt.cache.factory(master)
-    cache.store(*runner.mine_location("closed"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(2, 1000), allow_tgt="open")})
-    cache.store(*runner.mine_location("gated"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(3, 1000))})
+    cache.store(
+        *runner.mine_location("closed"),
+        {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(2, 1000), allow_tgt="open")},
+    )
+    cache.store(
+        *runner.mine_location("gated"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(3, 1000))}
+    )
     cache.store(*runner.mine_location("empty"), {"network.interfaces": {}})
     salt_rows = salt.runner.RunnerClient(master).cmd("mine.get", ["*", "conntrack.status"], print_event=False)
     rows = {r["minion"]: r for r in runner.fleet()}

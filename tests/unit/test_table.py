@@ -1,11 +1,11 @@
-"""The table parser of the core (saltext_conntrack_core.table): one pass,
+"""The table parser of the core (saltext_conntrack.runtime.table): one pass,
 bounded memory, what summary shows and what diagnose judges."""
 
 import re
 
 import pytest
 
-from saltext_conntrack_core import table
+from saltext_conntrack.runtime import table
 from tests.support.fixtures import TABLE_LINES
 
 
@@ -30,8 +30,10 @@ def test_walk_counts_what_summary_shows(tmp_path, flavour):
 
 
 def test_lifetime_buckets(tmp_path):
-    line = ("tcp      6 {t} ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport={p} dport=443 "
-            "src=10.0.0.2 dst=10.0.0.1 sport=443 dport={p} [ASSURED] mark=0 use=1")
+    line = (
+        "tcp      6 {t} ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport={p} dport=443 "
+        "src=10.0.0.2 dst=10.0.0.1 sport=443 dport={p} [ASSURED] mark=0 use=1"
+    )
     lifetimes = [5, 999, 1000, 428399, 428400, 431999]
     counted = walk_of(tmp_path, [line.format(t=t, p=1000 + i) for i, t in enumerate(lifetimes)])
     # idle >= 3600 at timeout 432000 means remaining <= 428400; bucket 428 (428000..428999)
@@ -74,7 +76,8 @@ def test_entry_regex_both_layouts():
         assert rows[1] == (b"tcp", b"", b"SYN_SENT", b"10.0.0.1", b"10.0.0.3", b"dport=443 [UNREPLIED] ")
         assert rows[4] == (b"icmp", b"", b"", b"10.0.0.1", b"10.0.0.2", b"")
     assert re.compile(table.PATTERNS["nf_conntrack"]).findall(ipv6) == [
-        (b"tcp", b"", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"dport=22 ")]
+        (b"tcp", b"", b"ESTABLISHED", b"2001:db8::1", b"2001:db8::2", b"dport=22 ")
+    ]
 
 
 def test_heavy_hitters_exact_when_small():

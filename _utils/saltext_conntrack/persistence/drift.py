@@ -1,0 +1,146 @@
+"""Drift: the runtime values against what boot will set and what ``conntrack.tuned`` last set.
+
+A value can be undone with no file changing: a module reload (``service
+iptables restart`` on RHEL with ``IPTABLES_MODULES_UNLOAD``) puts every knob
+back to the kernel default, and another agent can write a sysctl at runtime
+(kube-proxy sets ``nf_conntrack_max`` and ``tcp_timeout_established`` when it
+starts). Each difference is reported with its likely cause.
+"""
+
+import json
+import os
+import time
+
+from saltext_conntrack.common import files, paths
+from saltext_conntrack.persistence import sysctl_boot
+from saltext_conntrack.runtime import kernel
+
+RECORD = "tuned.json"
+# Kernel defaults that a module reload restores (domain.md, "Timeout defaults").
+DEFAULT_TIMEOUTS = {
+    "tcp_timeout_established": 432000,
+    "tcp_timeout_syn_sent": 120,
+    "tcp_timeout_syn_recv": 60,
+    "tcp_timeout_fin_wait": 120,
+    "tcp_timeout_close_wait": 60,
+    "tcp_timeout_last_ack": 30,
+    "tcp_timeout_time_wait": 120,
+    "tcp_timeout_close": 10,
+    "udp_timeout": 30,
+    "udp_timeout_stream": 120,
+    "icmp_timeout": 30,
+    "generic_timeout": 600,
+}
+KUBE_PROXY_ESTABLISHED = 86400
+
+
+def record_path(cachedir):
+    return os.path.join(cachedir, "conntrack", RECORD)
+
+
+def record(cachedir, values, now=None):
+    """Keep ``{sysctl key: int}`` as what ``conntrack.tuned`` set, atomically."""
+    path = record_path(cachedir)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    data = {"set_at": time.time() if now is None else now, "values": {k: int(v) for k, v in values.items()}}
+    files.atomic_write(os.path.dirname(path), path, json.dumps(data, sort_keys=True) + "\n", 0o600)
+
+
+def recorded(cachedir):
+    """``(values, set_at)`` last recorded, or ``({}, None)``."""
+    try:
+        with open(record_path(cachedir), encoding="utf-8") as fh:
+            data = json.load(fh)
+        values = {str(k): int(v) for k, v in data["values"].items()}
+        return values, float(data["set_at"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, None
+
+
+def _suffix(key):
+    return key.rsplit("conntrack_", 1)[-1]
+
+
+def _kube_proxy_max(cpus):
+    return max(32768 * cpus, 131072)
+
+
+def likely_cause(key, runtime, boot, tuned, cpus):
+    """One sentence on why ``runtime`` differs from what was wanted."""
+    knob = _suffix(key)
+    if DEFAULT_TIMEOUTS.get(knob) == runtime:
+        return (
+            "the kernel default: the module was reloaded (an iptables restart with "
+            "IPTABLES_MODULES_UNLOAD=yes) or the value was never applied after boot"
+        )
+    if (knob == "tcp_timeout_established" and runtime == KUBE_PROXY_ESTABLISHED) or (
+        knob == "max" and cpus and runtime == _kube_proxy_max(cpus)
+    ):
+        return "kube-proxy's value: kube-proxy sets this knob when it starts"
+    if boot is not None and str(runtime) == str(boot["value"]):
+        return f"what boot sets ({boot['file']}): re-applied after {tuned} was set, e.g. by sysctl --system"
+    return "written at runtime by another agent or by hand (sysctl -w)"
+
+
+def compare(runtime, boot, tuned, cpus=None):
+    """Every knob whose runtime value differs from boot or from the tuned record.
+
+    ``runtime``: ``{sysctl key: int}``; ``boot``: ``sysctlconf.boot_values``;
+    ``tuned``: ``{sysctl key: int}`` recorded by ``conntrack.tuned``.
+    Returns a list of ``{key, runtime, boot, boot_file, tuned, differs_from, cause}``.
+    """
+    found = []
+    for key in sorted(runtime):
+        now = runtime[key]
+        at_boot = boot.get(key)
+        wanted = tuned.get(key)
+        differs = []
+        if wanted is not None and now != wanted:
+            differs.append("tuned")
+        if at_boot is not None and str(now) != str(at_boot["value"]):
+            differs.append("boot")
+        if not differs:
+            continue
+        if wanted is not None and now != wanted:
+            cause = likely_cause(key, now, at_boot, wanted, cpus)
+        else:
+            cause = f"set at runtime; boot will set {at_boot['value']} ({at_boot['file']}) instead"
+        found.append(
+            {
+                "key": key,
+                "runtime": now,
+                "boot": None if at_boot is None else at_boot["value"],
+                "boot_file": None if at_boot is None else at_boot["file"],
+                "tuned": wanted,
+                "differs_from": differs,
+                "cause": cause,
+            }
+        )
+    return found
+
+
+def runtime_values(root, flavour):
+    """``{sysctl key: int}`` of max, buckets and every timeout as the kernel has them now."""
+    spec = kernel.FLAVOURS[flavour]
+    rels = [kernel.knob(flavour, "max"), kernel.knob(flavour, "buckets"), *kernel.timeout_files(root, flavour).values()]
+    values = {}
+    for rel in rels:
+        try:
+            with open(paths.join(root, rel), encoding="ascii") as fh:
+                values[spec["sysctl_prefix"] + os.path.basename(rel)] = int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # buckets is absent on the oldest kernels
+    return values
+
+
+def report(root, flavour, cachedir, cpus=None):
+    """What ``conntrack.drift`` returns: ``differences``, ``recorded_at`` and ``checked``."""
+    spec = kernel.FLAVOURS[flavour]
+    runtime = runtime_values(root, flavour)
+    tuned, set_at = recorded(cachedir)
+    boot = sysctl_boot.boot_values(root, spec["sysctl_prefix"] + spec["prefix"])
+    return {
+        "differences": compare(runtime, boot, tuned, cpus),
+        "recorded_at": None if set_at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(set_at)),
+        "checked": sorted(runtime),
+    }
