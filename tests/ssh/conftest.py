@@ -149,6 +149,9 @@ class SaltSsh:
                 "priv": str(sshd.client_key),
                 "set_path": os.pathsep.join([base, "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
                 "thin_dir": str(self.path / "thin"),
+                # The state wrapper's own file transfers read these from the roster, not the CLI.
+                "ignore_host_keys": True,
+                "ssh_options": ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"],
             }
         }
         common = {
@@ -198,7 +201,7 @@ class SaltSsh:
     def ssh(self, *args, timeout=240):
         """``salt-ssh local ARGS``: the function's return, parsed (one host)."""
         cmd = [sys.executable, "-c", SALT_SCRIPT.format(name="salt-ssh", func="salt_ssh")]
-        cmd += ["-c", str(self.master_dir), "--out=json", "--static", "local", *args]
+        cmd += ["-c", str(self.master_dir), "--out=json", "--static", "--ignore-host-keys", "--no-host-keys", "local", *args]
         return self._json(_run(cmd, self.env, timeout))["local"]
 
     def call(self, *args, timeout=120):
