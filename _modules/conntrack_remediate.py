@@ -82,11 +82,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack_remediate"
 
-TAG_REMEDIATED = "conntrack/remediated"
-TAG_REFUSED = "conntrack/remediation_refused"
-TAG_REAPPLIED = "conntrack/reapplied"
-TAG_REAPPLY_REFUSED = "conntrack/reapply_refused"
-
 
 def __virtual__():
     return runtime.kernel.virtual(__grains__, __virtualname__)
@@ -104,15 +99,9 @@ def _option(name, value):
 
 
 def _actions():
-    return remediation.apply.Actions(
-        set_buckets=__salt__["conntrack.set_buckets"],
-        set_max=__salt__["conntrack.set_max"],
-        persist_sysctl=__salt__["conntrack_files.persist_sysctl"],
-        module_options=__salt__["conntrack_files.module_options"],
-        sysctl_names=__salt__["conntrack.sysctl_names"],
-        root=_root(),
-        release=__grains__.get("kernelrelease") or os.uname().release,
-    )
+    functions = {field: __salt__[name] for field, name in remediation.apply.FUNCTIONS.items()}
+    release = __grains__.get("kernelrelease") or os.uname().release
+    return remediation.apply.Actions(**functions, root=_root(), release=release)
 
 
 def _fire(tag, data):
@@ -193,10 +182,9 @@ def remediate(
         status = __salt__["conntrack.status"]()
         seen = remediation.observe.namespaces(_root(), status)
         now = time.time()
-        ret = remediation.apply.report(status, remediation.observe.shown(seen), now)
         last = remediation.guard.last_remediation(state, now)
         decision = remediation.decide.gate(status, seen, baselines, last, now, conf)
-        ret.update(refused=decision.refused, reason=decision.reason, evidence=list(decision.evidence))
+        ret = remediation.apply.report(status, remediation.observe.shown(seen), now, decision)
         try:
             if decision.refused is None:
                 recommended = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])
@@ -207,10 +195,9 @@ def remediate(
         finally:
             state["drops"] = remediation.guard.baselines(baselines, seen, decision.evaluated)
             remediation.guard.save(cachedir, state)
-    ret["result"] = remediation.apply.succeeded(ret)
+    event = remediation.apply.finish(ret)
     if fire_event:
-        event = {k: v for k, v in ret.items() if k != "namespaces"}
-        _fire(TAG_REMEDIATED if ret["remediated"] else TAG_REFUSED, event)
+        _fire(*event)
     return ret
 
 
@@ -242,15 +229,14 @@ def reapply(interval=None, fire_event=True):
         now = time.time()
         differences = __salt__["conntrack.drift"]()["differences"]
         decision = remediation.decide.reapply(differences, state.get("last_reapply"), now, interval)
-        ret = {"reapplied": False, "refused": decision.refused, "reason": decision.reason}
-        ret.update(differences=differences, result=True)
+        ret = remediation.apply.reapply_report(decision, differences)
         if decision.refused is None:
             ret.update(remediation.apply.reapplied(__salt__["state.apply"]("conntrack", queue=False), differences))
             if ret["reapplied"]:
                 state["last_reapply"] = now
                 remediation.guard.save(cachedir, state)
     if fire_event:
-        _fire(TAG_REAPPLIED if ret["reapplied"] else TAG_REAPPLY_REFUSED, ret)
+        _fire(*remediation.apply.reapply_event(ret))
     return ret
 
 

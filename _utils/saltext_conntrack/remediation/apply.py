@@ -13,6 +13,19 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from saltext_conntrack import runtime
 
+TAG_REMEDIATED = "conntrack/remediated"
+TAG_REFUSED = "conntrack/remediation_refused"
+TAG_REAPPLIED = "conntrack/reapplied"
+TAG_REAPPLY_REFUSED = "conntrack/reapply_refused"
+# The execution functions behind each callable field of Actions.
+FUNCTIONS = {
+    "set_buckets": "conntrack.set_buckets",
+    "set_max": "conntrack.set_max",
+    "persist_sysctl": "conntrack_files.persist_sysctl",
+    "module_options": "conntrack_files.module_options",
+    "sysctl_names": "conntrack.sysctl_names",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Actions:
@@ -34,13 +47,13 @@ def describe(err):
     return f"{type(err).__name__}: {err}"
 
 
-def report(status, shown, now):
-    """The return of a call that changed nothing (yet)."""
+def report(status, shown, now, decision):
+    """The return of a call that changed nothing (yet), with ``decision`` (``decide.gate``)."""
     return {
         "remediated": False,
-        "refused": None,
-        "reason": "",
-        "evidence": [],
+        "refused": decision.refused,
+        "reason": decision.reason,
+        "evidence": list(decision.evidence),
         "old": {"max": status["max"], "buckets": status["buckets"]},
         "new": {"max": status["max"], "buckets": status["buckets"]},
         "persisted": {},
@@ -49,8 +62,11 @@ def report(status, shown, now):
     }
 
 
-def succeeded(ret):
-    return not ret.get("errors") and ret["refused"] not in ("at_ceiling", "apply_failed")
+def finish(ret):
+    """``ret`` with its ``result``, and the event to fire: ``(tag, data)``."""
+    ret["result"] = not ret.get("errors") and ret["refused"] not in ("at_ceiling", "apply_failed")
+    event = {k: v for k, v in ret.items() if k != "namespaces"}
+    return TAG_REMEDIATED if ret["remediated"] else TAG_REFUSED, event
 
 
 def persist(actions, conf, flavour, new_max, new_buckets, test):
@@ -121,6 +137,21 @@ def run(ret, plan, conf, flavour, actions):
     if errors:
         ret["errors"] = errors
         ret["reason"] += "; but " + "; ".join(errors)
+
+
+def reapply_report(decision, differences):
+    """The return of a re-apply that changed nothing (yet), with ``decision`` (``decide.reapply``)."""
+    return {
+        "reapplied": False,
+        "refused": decision.refused,
+        "reason": decision.reason,
+        "differences": differences,
+        "result": True,
+    }
+
+
+def reapply_event(ret):
+    return TAG_REAPPLIED if ret["reapplied"] else TAG_REAPPLY_REFUSED, ret
 
 
 def reapplied(applied, differences):
