@@ -66,7 +66,6 @@ neither blocks until the clock catches up nor opens the limit.
     ``sysctl_file``, ``modprobe_file``); arguments win.
 """
 
-import logging
 import os
 import time
 
@@ -77,8 +76,6 @@ except ImportError as err:  # Salt prints this as the module's reason; docs/desi
         f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
         "minions get it from pip or saltutil.sync_all"
     ) from err
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack_remediate"
 
@@ -91,24 +88,14 @@ def _root():
     return common.paths.root_of(__opts__)
 
 
-def _option(name, value):
-    if value is not None:
-        return value
-    found = __salt__["config.get"](f"conntrack:remediate:{name}", None)
-    return remediation.options.DEFAULTS[name] if found is None else found
+def _configured(name):
+    return __salt__["config.get"](f"conntrack:remediate:{name}", None)
 
 
 def _actions():
     functions = {field: __salt__[name] for field, name in remediation.apply.FUNCTIONS.items()}
     release = __grains__.get("kernelrelease") or os.uname().release
     return remediation.apply.Actions(**functions, root=_root(), release=release)
-
-
-def _fire(tag, data):
-    try:
-        __salt__["event.send"](tag, data)
-    except Exception as err:  # an event that cannot be sent must not undo the call's report
-        log.warning("conntrack_remediate: could not send %s: %s", tag, err)
 
 
 def remediate(
@@ -169,11 +156,7 @@ def remediate(
         "threshold": threshold, "interval": interval, "hash_ratio": hash_ratio, "cap": cap, "target": target,
         "persist": persist, "sysctl_file": sysctl_file, "modprobe_file": modprobe_file,
     }  # fmt: skip
-    conf = remediation.options.check(
-        {name: _option(name, value) for name, value in given.items()},
-        _root(),
-        __salt__["conntrack_files.default_sysctl_file"],
-    )
+    conf = remediation.options.check(given, _configured, _root(), __salt__["conntrack_files.default_sysctl_file"])
     fire_event = common.numbers.boolean(fire_event, "fire_event")
     cachedir = __opts__["cachedir"]
     with remediation.guard.locked(cachedir):
@@ -197,7 +180,7 @@ def remediate(
             remediation.guard.save(cachedir, state)
     event = remediation.apply.finish(ret)
     if fire_event:
-        _fire(*event)
+        remediation.apply.fire(__salt__["event.send"], *event)
     return ret
 
 
@@ -221,7 +204,7 @@ def reapply(interval=None, fire_event=True):
 
         salt '*' conntrack_remediate.reapply
     """
-    interval = remediation.options.interval(_option("interval", interval))
+    interval = remediation.options.interval(remediation.options.pick("interval", interval, _configured))
     fire_event = common.numbers.boolean(fire_event, "fire_event")
     cachedir = __opts__["cachedir"]
     with remediation.guard.locked(cachedir):
@@ -236,7 +219,7 @@ def reapply(interval=None, fire_event=True):
                 state["last_reapply"] = now
                 remediation.guard.save(cachedir, state)
     if fire_event:
-        _fire(*remediation.apply.reapply_event(ret))
+        remediation.apply.fire(__salt__["event.send"], *remediation.apply.reapply_event(ret))
     return ret
 
 

@@ -13,7 +13,11 @@ def check(tmp_path, **given):
         asked.append(True)
         return "/etc/sysctl.d/90-conntrack.conf"
 
-    return options.check({**options.DEFAULTS, **given}, str(tmp_path), default_sysctl_file), asked
+    return options.check({**dict.fromkeys(options.DEFAULTS), **given}, unset, str(tmp_path), default_sysctl_file), asked
+
+
+def unset(name):
+    return None
 
 
 def test_defaults(tmp_path):
@@ -48,6 +52,14 @@ def test_another_sysctl_file_is_not_replaced(tmp_path):
 def test_bad_options_are_refused(tmp_path, given, message):
     with pytest.raises(SaltInvocationError, match=message):
         check(tmp_path, **given)
+
+
+def test_arguments_win_over_configured_values_over_defaults():
+    configured = {"interval": 60}.get
+    assert options.pick("interval", 5, configured) == 5
+    assert options.pick("interval", None, configured) == 60
+    assert options.pick("threshold", None, configured) == 90
+    assert options.pick("persist", False, configured) is False
 
 
 def test_interval():

@@ -7,11 +7,14 @@ the loader file passes them, so nothing here reads ``__salt__``.
 """
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from saltext_conntrack import runtime
+
+log = logging.getLogger(__name__)
 
 TAG_REMEDIATED = "conntrack/remediated"
 TAG_REFUSED = "conntrack/remediation_refused"
@@ -38,6 +41,15 @@ class Actions:
     sysctl_names: Callable
     root: str
     release: str
+
+
+def fire(send, tag, data):
+    """Send an event with ``send`` (``event.send``); one that cannot be sent is
+    logged, never raised: the call's report must still reach its caller."""
+    try:
+        send(tag, data)
+    except Exception as err:  # whatever broke the event bus, the remediation stands
+        log.warning("conntrack_remediate: could not send %s: %s", tag, err)
 
 
 def describe(err):

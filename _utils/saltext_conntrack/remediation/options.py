@@ -15,14 +15,23 @@ DEFAULTS = {
 }
 
 
+def pick(name, value, configured):
+    """An argument, else its configured value (``configured(name)``, None when unset), else the default."""
+    if value is not None:
+        return value
+    found = configured(name)
+    return DEFAULTS[name] if found is None else found
+
+
 def interval(value):
     return common.numbers.integer(value, "interval", 0, 10**9)
 
 
-def check(given, root, default_sysctl_file):
-    """``given`` (every option, configured values filled in) checked; ``default_sysctl_file``
-    returns where ``conntrack.tuned`` persists, asked only when no other file is given."""
-    conf = dict(given)
+def check(given, configured, root, default_sysctl_file):
+    """Every option in ``given`` (arguments, None where not given) or as configured,
+    checked; ``default_sysctl_file`` returns where ``conntrack.tuned`` persists,
+    asked only when no other file is given."""
+    conf = {name: pick(name, value, configured) for name, value in given.items()}
     conf["threshold"] = float(common.numbers.number(conf["threshold"], "threshold", 1, 100))
     conf["interval"] = interval(conf["interval"])
     conf["hash_ratio"] = common.numbers.integer(conf["hash_ratio"], "hash_ratio", 1, 64)
