@@ -1,5 +1,6 @@
-"""The beacon"s machinery: the kernel log grammar, the log readers and their cursors, incidents."""
+"""The beacon's machinery: the kernel log grammar, the log readers and their cursors, incidents,
+the beacon's options and its runs, and the one-off count of a log file."""
 
-from saltext_conntrack.logwatch import follow, grammar, incidents, sources
+from saltext_conntrack.logwatch import census, follow, grammar, incidents, options, sources, watch
 
-__all__ = ["follow", "grammar", "incidents", "sources"]
+__all__ = ["census", "follow", "grammar", "incidents", "options", "sources", "watch"]
