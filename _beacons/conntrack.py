@@ -231,7 +231,8 @@ def validate(config):
 
 def _probes():
     return logwatch.watch.Probes(
-        status=__salt__["conntrack.status"],
+        # Looked up when called: a missing conntrack.status is a failed reading, not a failed run.
+        status=lambda: __salt__["conntrack.status"](),
         drift=__salt__.get("conntrack.drift"),
         diagnose=__salt__.get("conntrack.diagnose"),
     )

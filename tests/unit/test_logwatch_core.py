@@ -34,3 +34,14 @@ def test_the_three_machines_share_only_the_state_file():
         ("acc", "incident", "open_until", "level", "drop", "drop_pending", "drop_last_event")
     )
     assert (again.usage.level, again.drops.drop, again.burst.acc["matched"]) == ("critical", [10, 0, 1.0], 1)
+
+
+def test_a_missing_status_function_is_a_failed_reading_not_a_failed_run(tmp_path):
+    from tests.support.loaderfile import load
+
+    beacon = load("_beacons/conntrack.py", name="unit_beacon_without_status")
+    beacon.__opts__ = {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(tmp_path)}
+    beacon.__context__ = {}
+    beacon.__salt__ = {}
+    (tmp_path / "kern.log").write_text("")
+    assert beacon.beacon([{"source": "/kern.log"}]) == []
