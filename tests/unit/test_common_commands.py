@@ -76,8 +76,7 @@ def test_run_missing_tool(monkeypatch):
     with pytest.raises(CommandExecutionError) as err:
         commands.run(["no-such-conntrack-tool", "-x"])
     assert str(err.value) == (
-        "no-such-conntrack-tool is not installed on this host "
-        "(searched /nonexistent:/usr/local/sbin:/usr/sbin:/sbin)"
+        "no-such-conntrack-tool is not installed on this host (searched /nonexistent:/usr/local/sbin:/usr/sbin:/sbin)"
     )
 
 

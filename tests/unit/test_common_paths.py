@@ -10,7 +10,12 @@ from saltext_conntrack.common import paths
 
 @pytest.mark.parametrize(
     ("opts", "expected"),
-    [({}, "/"), ({"conntrack.root": ""}, "/"), ({"conntrack.root": None}, "/"), ({"conntrack.root": "/srv/r"}, "/srv/r")],
+    [
+        ({}, "/"),
+        ({"conntrack.root": ""}, "/"),
+        ({"conntrack.root": None}, "/"),
+        ({"conntrack.root": "/srv/r"}, "/srv/r"),
+    ],
 )
 def test_root_of(opts, expected):
     assert paths.root_of(opts) == expected

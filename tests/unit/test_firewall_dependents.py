@@ -84,7 +84,12 @@ def test_scan_iptables_reasons(rule, why):
 def test_scan_iptables_every_nat_rule_needs_conntrack():
     text = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 80 -j ACCEPT\nCOMMIT\n"
     assert dependents.scan_iptables(text, "x") == [
-        {"source": "x", "table": "nat", "rule": "-A PREROUTING -p tcp --dport 80 -j ACCEPT", "why": "rule in the nat table"}
+        {
+            "source": "x",
+            "table": "nat",
+            "rule": "-A PREROUTING -p tcp --dport 80 -j ACCEPT",
+            "why": "rule in the nat table",
+        }
     ]
 
 
@@ -132,7 +137,12 @@ def test_scan_nft_on_real_nft_list_ruleset_output():
         " && nft list ruleset"
     )
     assert dependents.scan_nft(text, "nft list ruleset") == [
-        {"source": "nft list ruleset", "table": "inet t", "rule": "ct state established accept", "why": "nft ct expression"}
+        {
+            "source": "nft list ruleset",
+            "table": "inet t",
+            "rule": "ct state established accept",
+            "why": "nft ct expression",
+        }
     ]
 
 
@@ -145,7 +155,9 @@ def test_find_reads_live_rules_and_saved_files_under_the_root(tmp_path):
     os.symlink(tmp_path / "outside", os.path.join(root, "etc/sysconfig/iptables"))
     # the core as this test imports it: <utils>/saltext_conntrack/firewall/dependents.py
     utils = os.path.dirname(os.path.dirname(os.path.dirname(dependents.__file__)))
-    call = f"import json; from saltext_conntrack.firewall import dependents; print(json.dumps(dependents.find({root!r})))"
+    call = (
+        f"import json; from saltext_conntrack.firewall import dependents; print(json.dumps(dependents.find({root!r})))"
+    )
     out = in_netns(
         "iptables -A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT && "
         f"PATH=/usr/bin:/bin PYTHONPATH={utils} {sys.executable} -c {shlex.quote(call)}"

@@ -78,8 +78,18 @@ def test_options_plan_unchanged_file_has_no_changes(root):
         ("nf_conntrack", {}, {}, "options must name at least one module parameter"),
         ("nf_conntrack", {"Hash-Size": 1}, {}, "'Hash-Size' is not a module parameter name"),
         ("nf_conntrack", {"hashsize": "1.5"}, {}, "hashsize must be a whole number from 0 to 2147483647, got '1.5'"),
-        ("nf_conntrack", {"hashsize": 2**31}, {}, "hashsize must be a whole number from 0 to 2147483647, got 2147483648"),
-        (["nf_conntrack", "nf_nat"], {"hashsize": 1}, {}, 'module must be one module name, got ["nf_conntrack", "nf_nat"]'),
+        (
+            "nf_conntrack",
+            {"hashsize": 2**31},
+            {},
+            "hashsize must be a whole number from 0 to 2147483647, got 2147483648",
+        ),
+        (
+            ["nf_conntrack", "nf_nat"],
+            {"hashsize": 1},
+            {},
+            'module must be one module name, got ["nf_conntrack", "nf_nat"]',
+        ),
         ("nf_conntrack", {"hashsize": 1}, {"lower": "yes"}, "lower must be true or false, got 'yes'"),
     ],
 )

@@ -164,8 +164,7 @@ def test_built_in_without_loadable_module_support(tmp_path):
     root = str(tmp_path)
     (tmp_path / "sys/module/nf_conntrack/parameters").mkdir(parents=True)
     reason = (
-        "this kernel has no /proc/modules (no loadable module support): "
-        "nf_conntrack is built in and cannot be unloaded"
+        "this kernel has no /proc/modules (no loadable module support): nf_conntrack is built in and cannot be unloaded"
     )
     assert module_chain.builtin(root, RELEASE) == ("nf_conntrack", reason)
     plan = module_chain.unload_plan(root, RELEASE)
