@@ -165,54 +165,30 @@ Example configs
     salt-run state.event 'salt/beacon/*/conntrack/*' pretty=True
 """
 
-import logging
-import os
-import re
 import sys
 import time
-
-from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 # The shared core. Under pip it is an installed package; under saltutil.sync_all
 # it lives in extmods/utils, which the beacons loader does not put on sys.path:
 # then __virtual__ gets it from sys.modules once the execution module (whose
 # loader does) has imported it.
 try:
-    from saltext_conntrack import common, logwatch, runtime
+    from saltext_conntrack import common, logwatch
 except ImportError:  # depends on the way in
-    common = logwatch = runtime = None
-
-log = logging.getLogger(__name__)
+    common = logwatch = None
 
 __virtualname__ = "conntrack"
 
-DEFAULTS = {
-    "source": "auto",
-    "min_interval": 60,
-    "incident_gap": 120,
-    "usage_warning": 75,
-    "usage_critical": 90,
-    "hysteresis": 5,
-    "drops": True,
-    "status_interval": 5,
-    "persist": True,
-    "max_read": 16 * 2**20,
-    "drift_interval": 300,
-}
-# Keys Salt itself reads from every beacon's config.
-SALT_KEYS = frozenset(("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name"))
-# Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
-SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True, "drift_interval": True}
-PERCENT = ("usage_warning", "usage_critical")
 # Functions whose loading imports the core (their loader puts extmods/utils on sys.path).
 CORE_CARRIERS = ("conntrack_log.read_log", "conntrack.status")
+CONFIGS = "conntrack.beacon.configs"  # the __context__ key of the parsed configs
 # The beacon's clock (tests replace it).
 _now = time.time
 
 
 def _import_core():
-    global common, logwatch, runtime
-    from saltext_conntrack import common, logwatch, runtime
+    global common, logwatch
+    from saltext_conntrack import common, logwatch
 
 
 def __virtual__():
@@ -232,85 +208,12 @@ def __virtual__():
     return __virtualname__
 
 
-# ---------------------------------------------------------------------------
-# Configuration
-
-
-def _above_zero(value, name, high, allow_none=False):
-    if value is None and allow_none:
-        return None
-    value = common.numbers.number(value, name, 0, high)
-    if value == 0:
-        raise ValueError(f"{name} must be above 0, got 0")
-    return value
-
-
-def _source(value):
-    """``auto``/``kmsg``/``journal``, or an operator's path resolved under conntrack.root."""
-    common.numbers.text(value, "source", common.paths.PATH_MAX)
-    if value in ("auto", "kmsg", "journal"):
-        return value
-    if not value.startswith("/"):
-        raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {value!r}")
-    real = common.paths.resolve(common.paths.root_of(__opts__), value, "source")
-    if os.path.isdir(real):
-        raise ValueError(f"source {value} is a directory: give a log file such as /var/log/kern.log")
-    return real
-
-
-def _options(given):
-    conf = {**DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS}}
-    conf["source"] = _source(conf["source"])
-    for key, zero in SECONDS.items():
-        conf[key] = common.numbers.number(conf[key], key, 0, 86400) if zero else _above_zero(conf[key], key, 86400)
-    for key in PERCENT:
-        conf[key] = _above_zero(conf[key], key, 100, allow_none=True)
-    conf["hysteresis"] = common.numbers.number(conf["hysteresis"], "hysteresis", 0, 100)
-    for key in ("drops", "persist"):
-        conf[key] = common.numbers.boolean(conf[key], key)
-    conf["max_read"] = common.numbers.integer(conf["max_read"], "max_read (bytes)", 4096, 2**31)
-    warning, critical, hysteresis = conf["usage_warning"], conf["usage_critical"], conf["hysteresis"]
-    if warning is not None and critical is not None and warning > critical:
-        raise ValueError(f"usage_warning ({warning}) must not be above usage_critical ({critical})")
-    lowest = warning if warning is not None else critical
-    if lowest is not None and hysteresis >= lowest:
-        raise ValueError(f"hysteresis ({hysteresis}) must be below the lowest usage threshold ({lowest})")
-    conf["name"] = re.sub(r"[^A-Za-z0-9_.-]", "_", str(given.get("_beacon_name") or __virtualname__))[:100]
-    return conf
-
-
-def _parse(config):
-    """Config list -> dict with defaults; ValueError (or Salt's argument errors) with an operator's sentence."""
-    if not isinstance(config, list):
-        raise ValueError(
-            "configuration for the conntrack beacon must be a list of one-key dicts, "
-            f"e.g. [{{'source': 'kmsg'}}, {{'interval': 5}}], got {type(config).__name__}"
-        )
-    given = {}
-    for item in config:
-        if not isinstance(item, dict):
-            raise ValueError(f"every item of the conntrack beacon config must be a dict, got {item!r}"[:300])
-        given.update(item)
-    unknown = sorted(map(str, set(given) - set(DEFAULTS) - SALT_KEYS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)}"[:300] + f"; known: {', '.join(sorted(DEFAULTS))} "
-            f"and Salt's {', '.join(sorted(SALT_KEYS - {'_beacon_name'}))}"
-        )
-    return _options(given)
+def _root():
+    return common.paths.root_of(__opts__)
 
 
 def _parsed(config):
-    """``_parse`` once per distinct config and root: checking the path on every run would cost most of an idle run."""
-    key = (repr(config), common.paths.root_of(__opts__))
-    cache = __context__.setdefault("conntrack.beacon.configs", {})
-    conf = cache.get(key)
-    if conf is None:
-        conf = _parse(config)
-        if len(cache) >= 16:
-            cache.clear()
-        cache[key] = conf
-    return conf
+    return logwatch.options.parsed(config, _root(), __virtualname__, __context__.setdefault(CONFIGS, {}))
 
 
 def validate(config):
@@ -322,133 +225,17 @@ def validate(config):
     clear, and ``source``: a path must be absolute, without NUL or ``..``,
     and stay under ``conntrack.root`` with links resolved.
     """
-    try:
-        _parsed(config)  # Salt validates before every run: a config seen before costs a lookup
-    except (ValueError, SaltInvocationError, CommandExecutionError) as err:
-        return False, f"conntrack beacon: {err}"
-    return True, "Valid beacon configuration"
+    # Salt validates before every run: a config seen before costs a lookup.
+    return logwatch.options.validate(config, _root(), __virtualname__, __context__.setdefault(CONFIGS, {}))
 
 
-# ---------------------------------------------------------------------------
-# Glue: the reader, the tracker, the counters, the state file
-
-
-class _State:
-    """One configured beacon between runs (in ``__context__``): its reader and tracker."""
-
-    def __init__(self, source, tracker, path):
-        self.source = source
-        self.tracker = tracker
-        self.path = path  # the state file, None when persist is off
-        self.saved = None  # (cursor key, tracker version) last written
-        self.status_at = 0.0
-        self.read_error = None  # text of the last failed read while the source keeps failing
-        self.drift_at = 0.0
-        self.drift_seen = ()  # the differences last reported: each is reported once
-
-
-def _state_path(name):
-    return os.path.join(__opts__["cachedir"], "conntrack", f"beacon-{name}.json")
-
-
-def _start(conf):
-    path = _state_path(conf["name"]) if conf["persist"] else None
-    saved, tracker = logwatch.incidents.load(path) if path else (None, logwatch.incidents.Tracker())
-    root = common.paths.root_of(__opts__)
-    source = logwatch.sources.make_source(conf["source"], root, saved)
-    state = _State(source, tracker, path)
-    state.saved = (source.cursor_key(), tracker.version)
-    return state
-
-
-def _netns_names(inodes):
-    """Name and owner of each namespace the lines named: its /run/netns name, or the
-    container or process holding it (core ``netns.describe``)."""
-    return runtime.namespaces.describe(common.paths.root_of(__opts__), inodes)
-
-
-def _status():
-    """``{count, max, usage, drop}`` and the early_drop counter, or (None, None)."""
-    try:
-        st = __salt__["conntrack.status"]()
-    except Exception as err:
-        log.debug("conntrack beacon: conntrack.status failed: %s", err)
-        return None, None
-    stats = st.get("stats") or {}
-    snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
-    return snap, stats.get("early_drop")
-
-
-def _drift_events(conf, state, now):
-    """A ``drift`` event when ``conntrack.drift`` lists differences not reported yet.
-
-    Checked every ``drift_interval`` seconds (0: never). The same differences are
-    reported once; when they clear, a later drift is new again.
-    """
-    if not conf["drift_interval"] or now - state.drift_at < conf["drift_interval"]:
-        return []
-    if "conntrack.drift" not in __salt__:
-        return []
-    state.drift_at = now
-    try:
-        found = __salt__["conntrack.drift"]()
-    except Exception as err:
-        log.debug("conntrack beacon: conntrack.drift failed: %s", err)
-        return []
-    differences = found.get("differences") or []
-    seen = tuple(sorted((d["key"], d["runtime"]) for d in differences))
-    if seen == state.drift_seen:
-        return []
-    state.drift_seen = seen
-    if not differences:
-        return []
-    return [{"tag": "drift", "differences": differences, "recorded_at": found.get("recorded_at")}]
-
-
-def _findings():
-    """The cheap findings of ``conntrack.diagnose`` (no walk of the table), or None.
-
-    An event must go out whatever diagnose does: any failure is logged, never raised.
-    """
-    if "conntrack.diagnose" not in __salt__:
-        return None
-    try:
-        found = __salt__["conntrack.diagnose"](walk=False)
-        return list(found.get("findings") or [])
-    except Exception as err:
-        log.warning("conntrack beacon: conntrack.diagnose failed, table_full sent without findings: %s", err)
-        return None
-
-
-def _read_source(state, budget, now):
-    """The source's new hits and gaps; a failed read is logged and counted, never raised.
-
-    The counters (usage, drops) must keep working when the log does not. A
-    failure is logged as a warning when it starts or changes, then at debug
-    level while it goes on, and its end is logged too.
-    """
-    source = state.source
-    try:
-        hits = source.read(budget, now)
-    except Exception as err:
-        text = f"{type(err).__name__}: {err}"
-        level = logging.DEBUG if text == state.read_error else logging.WARNING
-        log.log(level, "conntrack beacon: cannot read %s: %s", source.name, text)
-        state.read_error = text
-        return [], source.take_gaps(), True
-    if state.read_error is not None:
-        log.warning("conntrack beacon: reading %s again", source.name)
-        state.read_error = None
-    return hits, source.take_gaps(), False
-
-
-def _save(state):
-    """Cursor and held-back counts together, only when either moved (idle runs write nothing)."""
-    key = (state.source.cursor_key(), state.tracker.version)
-    if state.path is None or key == state.saved:
-        return
-    if logwatch.incidents.save(state.path, state.source.state(), state.tracker):
-        state.saved = key
+def _probes():
+    return logwatch.watch.Probes(
+        # Looked up when called: a missing conntrack.status is a failed reading, not a failed run.
+        status=lambda: __salt__["conntrack.status"](),
+        drift=__salt__.get("conntrack.drift"),
+        diagnose=__salt__.get("conntrack.diagnose"),
+    )
 
 
 def beacon(config):
@@ -466,44 +253,19 @@ def beacon(config):
             - interval: 5
     """
     conf = _parsed(config)
-    key = f"conntrack.beacon.{conf['name']}"
-    state = __context__.get(key)
-    if state is None:
-        state = __context__[key] = _start(conf)
-    now = _now()
-    tracker = state.tracker
-    hits, gaps, failed = _read_source(state, conf["max_read"], now)
-    tracker.add(hits, gaps, failed, now, conf["incident_gap"])
-
-    full_due = tracker.full_due(now, conf["min_interval"])
-    snap = early = None
-    if full_due or now - state.status_at >= conf["status_interval"]:
-        snap, early = _status()
-        state.status_at = now
-    ret = []
-    if full_due:
-        event = tracker.full_event(now, snap, _netns_names(tracker.acc["netns"]), state.source.name)
-        findings = _findings()
-        if findings is not None:
-            event["findings"] = findings
-        ret.append(event)
-    tracker.expire(now, conf["incident_gap"])
-    if snap is not None:
-        ret.extend(tracker.usage_events(conf, snap))
-        if conf["drops"]:
-            ret.extend(tracker.drop_events(conf["min_interval"], snap, early, now))
-    ret.extend(_drift_events(conf, state, now))
-    _save(state)
-    return ret
+    key = f"conntrack.beacon.{conf.name}"
+    watch = __context__.get(key)
+    if watch is None:
+        watch = __context__[key] = logwatch.watch.Watch.start(conf, _root(), __opts__["cachedir"])
+    return watch.run(conf, _probes(), _now())
 
 
 def close(config):
     """Save the cursor and release the kernel log descriptors (Salt calls this when beacons are refreshed)."""
     try:
-        conf = _parse(config)
-    except (ValueError, SaltInvocationError, CommandExecutionError):
+        conf = logwatch.options.parse(config, _root(), __virtualname__)
+    except logwatch.options.ERRORS:
         return
-    state = __context__.pop(f"conntrack.beacon.{conf['name']}", None)
-    if state is not None:
-        _save(state)
-        state.source.close()
+    watch = __context__.pop(f"conntrack.beacon.{conf.name}", None)
+    if watch is not None:
+        watch.close()

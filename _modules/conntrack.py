@@ -18,11 +18,10 @@ costs a few small file reads whatever the table size.
         conntrack.root: /          # where /proc, /sys and /etc are found
 """
 
-import logging
 import os
 import time
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import SaltInvocationError
 
 try:
     from saltext_conntrack import common, persistence, report, runtime
@@ -32,11 +31,7 @@ except ImportError as err:  # Salt prints this as the module's reason; docs/desi
         "minions get it from pip or saltutil.sync_all"
     ) from err
 
-log = logging.getLogger(__name__)
-
 __virtualname__ = "conntrack"
-
-WINDOW_MAX = 31 * 86400  # longest look back of status/check(window=...)
 
 
 def __virtual__():
@@ -51,31 +46,11 @@ def __virtual__():
 
 
 # ---------------------------------------------------------------------------
-# Paths and small readers
+# What the core needs to know about this minion
 
 
 def _root():
     return common.paths.root_of(__opts__)
-
-
-def _path(rel):
-    return common.paths.join(_root(), rel)
-
-
-_integer = common.numbers.integer  # summary's ``top``: the one number rule
-_flag = common.numbers.boolean
-
-
-def _read(rel):
-    with open(_path(rel), "rb") as fh:
-        return fh.read()
-
-
-def _read_int(rel):
-    try:
-        return int(_read(rel).split()[0])
-    except (OSError, ValueError, IndexError) as err:
-        raise CommandExecutionError(f"cannot read a number from {_path(rel)}: {err}") from err
 
 
 def _flavour():
@@ -83,38 +58,19 @@ def _flavour():
     return runtime.kernel.active_flavour(_root())
 
 
-def _spec():
-    name = _flavour()
-    if name is None:
-        if _loadable():
-            raise CommandExecutionError(
-                "conntrack is not loaded on this host (no nf_conntrack_max under "
-                f"{_path('proc/sys/net/netfilter')}): nothing is being tracked. "
-                "It loads with the first rule that needs it."
-            )
-        raise CommandExecutionError("this host has no connection tracking at all")
-    return name, runtime.kernel.FLAVOURS[name]
-
-
-def _kernel_release():
-    return runtime.kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)
+def _host():
+    release = runtime.kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)
+    bits = runtime.sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)
+    return runtime.snapshot.Host(_root(), release, bits)
 
 
 def _loadable():
     """The conntrack module this kernel can load or has built in, or None."""
-    return runtime.kernel.available_module(_root(), _kernel_release())
+    return runtime.kernel.available_module(_root(), _host().release)
 
 
 # ---------------------------------------------------------------------------
 # Reading
-
-
-def _recent(stats, window):
-    """The counters' rise since an earlier sample (see ``recent``), or None."""
-    cachedir = __opts__.get("cachedir")
-    if not stats or not cachedir:
-        return None
-    return runtime.history.observe(cachedir, _root(), stats, time.time(), window)
 
 
 def status(window=300):
@@ -145,36 +101,7 @@ def status(window=300):
         salt '*' conntrack.status
         salt-call conntrack.status window=60 --out=json
     """
-    window = common.numbers.integer(window, "window", 0, WINDOW_MAX)
-    flavour, spec = _spec()
-    count = _read_int(runtime.kernel.knob(flavour, "count"))
-    maximum = _read_int(runtime.kernel.knob(flavour, "max"))
-    ret = {
-        "flavour": flavour,
-        "count": count,
-        "max": maximum,
-        "usage": round(100.0 * count / maximum, 2) if maximum else 0.0,
-        "buckets": None,
-        "hashsize": None,
-        "initial_netns": runtime.kernel.global_writable(_root(), flavour),
-        "stats": {},
-        "recent": None,
-    }
-    for key, rel in (("buckets", runtime.kernel.knob(flavour, "buckets")), ("hashsize", spec["hashsize"])):
-        try:
-            ret[key] = _read_int(rel)
-        except CommandExecutionError:
-            pass
-    if ret["buckets"] is None:
-        ret["buckets"] = ret["hashsize"]
-    elif ret["hashsize"] is None:
-        ret["hashsize"] = ret["buckets"]
-    try:
-        ret["stats"] = runtime.kernel.parse_stat(_read(spec["stat"]))
-    except (OSError, ValueError):
-        log.debug("conntrack: no stat file at %s", _path(spec["stat"]))
-    ret["recent"] = _recent(ret["stats"], window)
-    return ret
+    return runtime.snapshot.take(_host(), __opts__.get("cachedir"), window, time.time())
 
 
 def check(warning=75, critical=90, window=300):
@@ -206,44 +133,12 @@ def check(warning=75, critical=90, window=300):
         salt '*' conntrack.check
         salt '*' conntrack.check warning=60 critical=80 window=60
     """
-    warning = common.numbers.number(warning, "warning", 0, 100)
-    critical = common.numbers.number(critical, "critical", 0, 100)
-    if warning > critical:
-        raise SaltInvocationError(f"warning ({warning}) must not be above critical ({critical})")
-    st = status(window=window)
-    judged = report.verdict.assess(st, warning, critical)
-    return {
-        **judged,
-        "count": st["count"],
-        "max": st["max"],
-        "drop": st["stats"].get("drop", 0),
-        "early_drop": st["stats"].get("early_drop", 0),
-        "recent": st["recent"],
-    }
+    warning, critical = report.verdict.thresholds(warning, critical)
+    return report.verdict.checked(status(window=window), warning, critical)
 
 
 # ---------------------------------------------------------------------------
 # Sizing
-
-
-def _host_arch():
-    return runtime.sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)
-
-
-def _size(ram, arch, hash_ratio, flavour, st):
-    """``max``, ``hashsize`` and the rule that gave the buckets."""
-    ram_bytes = runtime.sizing.host_ram(_root()) if ram is None else runtime.sizing.parse_ram(ram)
-    bits = _host_arch() if arch is None else common.numbers.integer(arch, "arch", 32, 64)
-    if bits not in (32, 64):
-        raise SaltInvocationError(f"arch must be 32 or 64, got {bits}")
-    if hash_ratio is None:
-        ratio, why = runtime.sizing.kernel_ratio(_kernel_release(), flavour)
-    else:
-        ratio = common.numbers.integer(hash_ratio, "hash_ratio", 1, 64)
-        why = f"hash_ratio={ratio} given: buckets = max / {ratio}"
-    maximum = runtime.sizing.ceiling(ram_bytes, bits)
-    hashsize, bucket_rule = runtime.sizing.buckets_for(maximum, ratio, why, st and st["hashsize"])
-    return ram_bytes, bits, maximum, hashsize, bucket_rule
 
 
 def recommend(ram=None, arch=None, hash_ratio=None):
@@ -278,34 +173,8 @@ def recommend(ram=None, arch=None, hash_ratio=None):
         salt '*' conntrack.recommend ram=64G arch=64
         salt '*' conntrack.recommend hash_ratio=8
     """
-    flavour = _flavour() or _loadable() or "nf_conntrack"
     st = status() if _flavour() else None
-    ram_bytes, bits, maximum, hashsize, bucket_rule = _size(ram, arch, hash_ratio, flavour, st)
-    entry_size = runtime.sizing.entry_size(_root(), flavour)
-    pointer = bits // 8
-    ret = {
-        "ram": ram_bytes,
-        "arch": bits,
-        "max": maximum,
-        "hashsize": hashsize,
-        "bucket_rule": bucket_rule,
-        "entry_size": entry_size,
-        "memory_bytes": None if entry_size is None else maximum * entry_size + hashsize * pointer,
-        "rules": {
-            "max": runtime.sizing.MAX_RULE,
-            "hashsize": bucket_rule,
-            "memory": runtime.sizing.memory_rule(entry_size, flavour, pointer),
-        },
-        "current": None,
-        "needs_change": None,
-        "reasons": [],
-    }
-    if st is None:
-        ret["reasons"].append("conntrack is not loaded: nothing to compare with")
-        return ret
-    ret["current"] = {"max": st["max"], "hashsize": st["hashsize"], "count": st["count"]}
-    runtime.sizing.compare(ret, st)
-    return ret
+    return runtime.recommendation.recommend(_host(), st, ram, arch, hash_ratio)
 
 
 # ---------------------------------------------------------------------------
@@ -327,8 +196,7 @@ def timeouts():
 
         salt '*' conntrack.timeouts
     """
-    flavour, _ = _spec()
-    return {short: _read_int(rel) for short, rel in sorted(runtime.kernel.timeout_files(_root(), flavour).items())}
+    return runtime.knobs.timeouts(_host())
 
 
 def sysctl_names():
@@ -346,12 +214,7 @@ def sysctl_names():
 
         salt '*' conntrack.sysctl_names
     """
-    name = _flavour() or _loadable() or "nf_conntrack"
-    spec = runtime.kernel.FLAVOURS[name]
-    ret = {short: spec["sysctl_prefix"] + spec["prefix"] + short for short in ("max", "buckets", "count", "expect_max")}
-    for short, rel in runtime.kernel.timeout_files(_root(), name).items():
-        ret[short] = spec["sysctl_prefix"] + os.path.basename(rel)
-    return ret
+    return runtime.knobs.sysctl_names(_host())
 
 
 # ---------------------------------------------------------------------------
@@ -381,14 +244,9 @@ def summary(top=10):
         salt '*' conntrack.summary
         salt '*' conntrack.summary top=3
     """
-    top = _integer(top, "top", 0, 10000)
-    flavour, spec = _spec()
-    path = _path(spec["table"])
-    try:
-        counted = runtime.table.walk(path, flavour, top=top)
-    except OSError as err:
-        raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
-    return runtime.table.breakdown(counted, top)
+    top = common.numbers.integer(top, "top", 0, 10000)
+    flavour, _ = runtime.snapshot.loaded(_host())
+    return runtime.table.breakdown(runtime.table.read(_root(), flavour, top=top), top)
 
 
 # ---------------------------------------------------------------------------
@@ -415,33 +273,6 @@ def dependents():
 # Runtime writes
 
 
-def _write_knob(rel, value):
-    path = _path(rel)
-    try:
-        with open(path, "w", encoding="ascii") as fh:
-            fh.write(f"{value}\n")
-    except OSError as err:
-        raise CommandExecutionError(f"cannot write {value} to {path}: {err}") from err
-    return _read_int(rel)
-
-
-def _require_global(flavour, what):
-    if not runtime.kernel.global_writable(_root(), flavour):
-        raise CommandExecutionError(
-            f"{what} is global to the kernel and read-only in this network namespace: "
-            "set it from the initial namespace (the host itself)"
-        )
-
-
-def _check_ceiling(value, what, force):
-    ceiling = runtime.sizing.ceiling(runtime.sizing.host_ram(_root()), _host_arch())
-    if value > ceiling and not force:
-        raise SaltInvocationError(
-            f"{what} {value} is above this host's ceiling {ceiling} ({runtime.sizing.MAX_RULE}); "
-            "pass force=True to set it anyway"
-        )
-
-
 def set_max(value, force=False, test=False):
     """
     Set the conntrack table limit (``nf_conntrack_max``) at runtime.
@@ -461,24 +292,8 @@ def set_max(value, force=False, test=False):
         salt '*' conntrack.set_max 8000000 force=True
         salt '*' conntrack.set_max 524288 test=True
     """
-    value, force, test = (
-        common.numbers.integer(value, "max", 1, runtime.kernel.INT_MAX),
-        _flag(force, "force"),
-        _flag(test, "test"),
-    )
-    flavour, _ = _spec()
-    _require_global(flavour, "max")
-    _check_ceiling(value, "max", force)
-    count = _read_int(runtime.kernel.knob(flavour, "count"))
-    if value < count and not force:
-        raise SaltInvocationError(
-            f"max {value} is below the {count} entries the table holds now: it would be full at "
-            "once and drop every new flow; pass force=True to set it anyway"
-        )
-    old = _read_int(runtime.kernel.knob(flavour, "max"))
-    if test or old == value:
-        return {"old": old, "new": value}
-    return {"old": old, "new": _write_knob(runtime.kernel.knob(flavour, "max"), value)}
+    host = _host()
+    return runtime.knobs.apply(host, runtime.knobs.plan_max(host, value, force, test))
 
 
 def set_buckets(value, force=False, test=False):
@@ -497,24 +312,8 @@ def set_buckets(value, force=False, test=False):
 
         salt '*' conntrack.set_buckets 131072
     """
-    value, force, test = (
-        common.numbers.integer(value, "buckets", 1, runtime.kernel.HASHSIZE_MAX),
-        _flag(force, "force"),
-        _flag(test, "test"),
-    )
-    flavour, spec = _spec()
-    _require_global(flavour, "buckets")
-    _check_ceiling(value, "buckets", force)
-    path = _path(spec["hashsize"])
-    if not os.path.exists(path) or not os.stat(path).st_mode & 0o222:
-        raise CommandExecutionError(
-            f"{path} is missing or read-only on this kernel: hashsize can only be set when "
-            f"the module loads (options {spec['module']} hashsize={value} in /etc/modprobe.d)"
-        )
-    old = _read_int(spec["hashsize"])
-    if test or old == value:
-        return {"old": old, "new": value}
-    return {"old": old, "new": _write_knob(spec["hashsize"], value)}
+    host = _host()
+    return runtime.knobs.apply(host, runtime.knobs.plan_buckets(host, value, force, test))
 
 
 def set_timeout(name, seconds, test=False):
@@ -531,16 +330,8 @@ def set_timeout(name, seconds, test=False):
 
         salt '*' conntrack.set_timeout tcp_established 3600
     """
-    name, test = common.numbers.text(name, "name", 64), _flag(test, "test")
-    flavour, _ = _spec()
-    files = runtime.kernel.timeout_files(_root(), flavour)
-    if name not in files:
-        raise SaltInvocationError(f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}")
-    seconds = common.numbers.integer(seconds, "seconds", 1, runtime.kernel.TIMEOUT_MAX)
-    old = _read_int(files[name])
-    if test or old == seconds:
-        return {"old": old, "new": seconds}
-    return {"old": old, "new": _write_knob(files[name], seconds)}
+    host = _host()
+    return runtime.knobs.apply(host, runtime.knobs.plan_timeout(host, name, seconds, test))
 
 
 # ---------------------------------------------------------------------------
@@ -566,8 +357,10 @@ def namespaces():
 
         salt '*' conntrack.namespaces --out=json
     """
-    flavour, _ = _spec()
-    return runtime.namespaces.survey(_root(), flavour, _read_int(runtime.kernel.knob(flavour, "max")))
+    host = _host()
+    flavour, _ = runtime.snapshot.loaded(host)
+    maximum = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "max"))
+    return runtime.namespaces.survey(host.root, flavour, maximum)
 
 
 def drift():
@@ -587,7 +380,7 @@ def drift():
 
         salt '*' conntrack.drift
     """
-    flavour, _ = _spec()
+    flavour, _ = runtime.snapshot.loaded(_host())
     return persistence.drift.report(_root(), flavour, __opts__["cachedir"], __grains__.get("num_cpus"))
 
 
@@ -595,32 +388,6 @@ def drift():
 # Diagnosis and Prometheus (logic in saltext_conntrack.report)
 
 TEXTFILE = "/var/lib/prometheus/node-exporter/saltext_conntrack.prom"
-
-
-def _diagnosis_facts(root):
-    """What the findings are judged on; a fact that cannot be read is a note, not a failure."""
-    notes = []
-
-    def ask(fun):
-        try:
-            return __salt__[fun]()
-        except CommandExecutionError as err:
-            notes.append(f"{fun}: {err}")
-            return None
-
-    return {
-        "status": __salt__["conntrack.status"](),
-        "recommend": ask("conntrack.recommend"),
-        "timeouts": ask("conntrack.timeouts"),
-        "names": ask("conntrack.sysctl_names"),
-        "dependents": ask("conntrack.dependents"),
-        "host": {
-            **report.diagnosis.host_facts(root),
-            "namespaces": ask("conntrack.namespaces"),
-            "self_inode": runtime.namespaces.self_inode(root),
-        },
-        "notes": notes,
-    }
 
 
 def diagnose(walk=True, sample=None, top=5):
@@ -670,8 +437,10 @@ def diagnose(walk=True, sample=None, top=5):
             raise SaltInvocationError("sample needs walk=True: without the walk nothing is sampled")
         sample = common.numbers.integer(sample, "sample", 1, 10**10)
     top = common.numbers.integer(top, "top", 1, 100)
-    root = common.paths.root_of(__opts__)
-    return report.diagnosis.run(root, _diagnosis_facts(root), walk=walk, sample=sample, top=top)
+    root = _root()
+    # Through __salt__, as from the CLI: dependents is the firewall module's.
+    gathered = report.diagnosis.gather(root, __salt__["conntrack.status"](), __salt__)
+    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top)
 
 
 def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
@@ -700,15 +469,7 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
         salt '*' conntrack.textfile
         salt '*' conntrack.textfile path=/var/lib/node_exporter/textfile/conntrack.prom sample=200000
     """
-    root = common.paths.root_of(__opts__)
+    root = _root()
     real = report.prometheus.target(root, path)
     result = diagnose(walk=walk, sample=sample, top=top)
-    text = report.prometheus.render(result, top, time.time())
-    common.files.atomic_write(root, real, text, 0o644)
-    return {
-        "path": path,
-        "written": real,
-        "bytes": len(text.encode()),
-        "findings": [f["id"] for f in result["findings"]],
-        "walk": result["walk"],
-    }
+    return report.prometheus.publish(root, path, real, result, top, time.time())

@@ -18,7 +18,7 @@ their kind belongs: saved rules ``/etc/sysconfig/ip(6)tables`` or
 
 import os
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
 
 try:
     from saltext_conntrack import common, firewall, persistence, runtime
@@ -89,24 +89,6 @@ def unload_plan():
     return runtime.module_chain.unload_plan(_root(), _release())
 
 
-def _refuse_unload(plan, deps_found, force):
-    if deps_found and not force:
-        shown = "; ".join(f"{d['rule']} ({d['why']}, {d['source']})" for d in deps_found[:5])
-        raise CommandExecutionError(
-            f"{len(deps_found)} firewall rule(s) need conntrack, so it stays loaded: {shown}. "
-            "Remove them first (see conntrack_fw.stateless) or pass force=True"
-        )
-    if plan["in_use"]:
-        # rmmod would refuse these once it reaches them, after unloading the
-        # consumers before them: a half-removed chain. Refuse before the first.
-        held = ", ".join(f"{n} (refcnt {plan['refcnt'].get(n)})" for n in plan["in_use"])
-        raise CommandExecutionError(
-            f"{held} in use by rules or sockets, so rmmod would refuse it partway through "
-            f"the unload order ({', '.join(plan['order'])}): nothing was unloaded. "
-            "Remove what holds it first (force does not override this)"
-        )
-
-
 def unload(force=False, test=False):
     """
     Unload the conntrack module chain, consumers first, in :py:func:`unload_plan` order.
@@ -136,20 +118,9 @@ def unload(force=False, test=False):
     if not plan["loaded"]:
         return ret
     ret["dependents"] = firewall.dependents.find(_root())
-    _refuse_unload(plan, ret["dependents"], force)
-    if test:
-        return ret
-    for name in plan["order"]:
-        proc = common.commands.run(["rmmod", name], check=False)
-        if proc.returncode != 0:
-            raise CommandExecutionError(
-                f"rmmod {name} failed after unloading {ret['removed'] or 'nothing'}: "
-                f"{(proc.stderr or proc.stdout).strip()}"
-            )
-        ret["removed"].append(name)
-    left = [m for m in plan["order"] if m in (runtime.module_chain.proc_modules(_root()) or {})]
-    if left:
-        raise CommandExecutionError(f"still loaded after rmmod: {', '.join(left)}")
+    firewall.rmmod.refuse(plan, ret["dependents"], force)
+    if not test:
+        firewall.rmmod.remove(_root(), plan, ret["removed"])
     return ret
 
 
@@ -197,41 +168,6 @@ def stateless(path="/etc/sysconfig/iptables", mode="comment", force=False, test=
 
 # ---------------------------------------------------------------------------
 # notrack
-
-
-def notrack_rules(flows, backend="nft"):
-    """
-    The rules that exempt ``flows`` from connection tracking, both directions.
-
-    ``flows`` is a list of ``{proto: tcp|udp|sctp|udplite, port: N}`` (or
-    ``ports: [..]``). For each port, traffic to it and from it (the replies)
-    is exempted in prerouting and output. ``backend=nft`` gives the body of a
-    table ``inet conntrack_notrack`` with chains at priority -300;
-    ``backend=iptables`` gives ``-A CONNTRACK_NOTRACK ... -j CT --notrack``
-    rules for the raw table. Pure: reads and writes nothing.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' conntrack_fw.notrack_rules '[{proto: udp, port: 53}]'
-        salt '*' conntrack_fw.notrack_rules '[{proto: tcp, ports: [80, 443]}]' backend=iptables
-    """
-    return firewall.notrack.rules(flows, backend)
-
-
-def notrack_script(flows, backend="nft"):
-    """
-    A complete, idempotent script loading the notrack rules for ``backend``:
-    ``nft -f`` input or ``iptables-restore --noflush`` input.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' conntrack_fw.notrack_script '[{proto: udp, port: 53}]'
-    """
-    return firewall.notrack.script(flows, backend)
 
 
 def notrack_persist(flows, backend="nft", path=None, test=False):
@@ -283,101 +219,7 @@ def nft_include(include=firewall.notrack.DEFAULT_FILES["nft"], path=None, test=F
         salt '*' conntrack_fw.nft_include path=/etc/sysconfig/nftables.conf test=True
     """
     test = common.numbers.boolean(test, "test")
-    return _includes_result(firewall.notrack.include_plans(_root(), include, path), test)
-
-
-def _includes_result(configs, test):
-    ret = {"changes": {}, "written": [], "configs": [p["path"] for p in configs]}
-    for plan in configs:
-        ret["changes"].update(plan["changes"])
-        if not test and persistence.plans.apply(_root(), plan):
-            ret["written"].append(plan["path"])
-    return ret
-
-
-def backend():
-    """
-    The firewall backend this host uses: ``iptables`` when ``iptables-save``
-    shows rules, else ``nft`` where nft is installed, else ``iptables``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' conntrack_fw.backend
-    """
-    if common.commands.which("iptables-save"):
-        proc = common.commands.run(["iptables-save"], check=False)
-        if proc.returncode == 0 and firewall.iptables_save.rules(proc.stdout):
-            return "iptables"
-    if common.commands.which("nft"):
-        return "nft"
-    if common.commands.which("iptables-restore"):
-        return "iptables"
-    raise CommandExecutionError("neither nft nor iptables is installed: cannot exempt flows")
-
-
-def _live_plan(flows, chosen):
-    """``[(change key, change, command, stdin)]``: what loading ``flows`` live would change."""
-    rules, script = firewall.notrack.rules(flows, chosen), firewall.notrack.script(flows, chosen)
-    if chosen == "nft":
-        current, wanted = firewall.notrack.nft_loaded(), {"prerouting": rules, "output": rules}
-        if current == wanted:
-            return []
-        return [
-            (f"nft table inet {firewall.notrack.TABLE}", {"old": current, "new": wanted}, ["nft", "-f", "-"], script)
-        ]
-    out = []
-    for cmd in ("iptables", "ip6tables"):
-        if not common.commands.which(f"{cmd}-restore"):
-            continue
-        current = firewall.notrack.iptables_loaded(f"{cmd}-save")
-        wanted = {"rules": rules, "jumps": ["OUTPUT", "PREROUTING"]}
-        if current == wanted:
-            continue
-        text = script.replace("COMMIT\n", "")
-        have = (current or {}).get("jumps", [])
-        for hook in ("PREROUTING", "OUTPUT"):
-            if hook not in have:
-                text += f"-I {hook} -j {firewall.notrack.CHAIN}\n"
-            # one jump per hook: duplicates (from an earlier run or by hand) go
-            text += f"-D {hook} -j {firewall.notrack.CHAIN}\n" * max(0, have.count(hook) - 1)
-        key = f"{cmd} raw {firewall.notrack.CHAIN}"
-        out.append((key, {"old": current, "new": wanted}, [f"{cmd}-restore", "--noflush"], text + "COMMIT\n"))
-    return out
-
-
-def _boot_note(chosen, path, configs):
-    """What boot will load of the persisted file, in a sentence."""
-    if chosen == "nft" and path.endswith(".nft"):
-        if configs:
-            return (
-                f"At boot the nftables service loads {path} through the include at the end of {' and '.join(configs)}"
-            )
-        return (
-            f"At boot nothing loads {path}: there is no /etc/nftables.conf or "
-            f"/etc/sysconfig/nftables.conf; add 'include \"{path}\"' to the config your firewall loads"
-        )
-    if chosen == "nft":
-        return f"At boot nothing loads {path} (not an .nft file the nftables config can include)"
-    return (
-        f"At boot nothing loads {path}: netfilter-persistent loads /etc/iptables/rules.v4/v6 and "
-        f"the iptables service /etc/sysconfig/iptables, not this file. Load it after the firewall "
-        f"with 'iptables-restore --noflush < {path}' and 'ip6tables-restore --noflush < {path}' "
-        "(e.g. a systemd oneshot unit)"
-    )
-
-
-def _persist_plans(flows, chosen, persist_to):
-    """The notrack file plan and, for an nft file, the plans of the configs that include it."""
-    if persist_to is False or persist_to is None:
-        return []
-    if persist_to is not True:
-        common.numbers.text(persist_to, "persist", common.paths.PATH_MAX)
-    plan = firewall.notrack.file_plan(_root(), flows, chosen, None if persist_to is True else persist_to)
-    if chosen == "nft" and plan["path"].endswith(".nft"):
-        return [plan, *firewall.notrack.include_plans(_root(), plan["path"])]
-    return [plan]
+    return firewall.notrack.apply_includes(_root(), firewall.notrack.include_plans(_root(), include, path), test)
 
 
 def notrack(flows, backend=None, persist=None, test=False):
@@ -389,8 +231,9 @@ def notrack(flows, backend=None, persist=None, test=False):
     -300 on prerouting and output) or ``iptables`` (chain ``CONNTRACK_NOTRACK``
     in the raw table, jumped to once from PREROUTING and once from OUTPUT,
     duplicate jumps removed, for iptables and ip6tables); default: what the
-    host uses (:py:func:`backend`). The managed table or chain is replaced as a
-    whole, atomically.
+    host uses (``iptables`` when ``iptables-save`` shows rules, else ``nft``
+    where nft is installed, else ``iptables``). The managed table or chain is
+    replaced as a whole, atomically.
 
     ``persist``: ``True`` for the default file (:py:func:`notrack_persist`), a
     path, or nothing. For nft the file is also included at the end of the
@@ -408,21 +251,7 @@ def notrack(flows, backend=None, persist=None, test=False):
         salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]' persist=True
     """
     test = common.numbers.boolean(test, "test")
-    firewall.notrack.flows(flows)
-    if backend is not None:
-        firewall.notrack.backend_name(backend)
-    if persist is not None and not isinstance(persist, (bool, str)):
-        raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}"[:200])
-    chosen = backend or globals()["backend"]()
-    files = _persist_plans(flows, chosen, persist)
-    live = _live_plan(flows, chosen)
-    changes = {key: change for key, change, _, _ in live}
-    for plan in files:
-        changes.update(plan["changes"])
-    boot = _boot_note(chosen, files[0]["path"], [p["path"] for p in files[1:]]) if files else None
+    plan = firewall.notrack.plan(_root(), flows, backend, persist)
     if not test:
-        for _, _, cmd, stdin in live:
-            common.commands.run(cmd, stdin=stdin)
-        for plan in files:
-            persistence.plans.apply(_root(), plan)
-    return {"backend": chosen, "changes": changes, "boot": boot}
+        firewall.notrack.apply(_root(), plan)
+    return {k: plan[k] for k in ("backend", "changes", "boot")}

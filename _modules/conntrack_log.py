@@ -12,11 +12,6 @@ finds in ``sys.modules`` on the ``saltutil.sync_all`` way in (the beacons
 loader adds no utils directory to ``sys.path``).
 """
 
-import os
-import stat
-
-from salt.exceptions import CommandExecutionError, SaltInvocationError
-
 try:
     from saltext_conntrack import common, logwatch
 except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
@@ -59,32 +54,4 @@ def read_log(path="/var/log/kern.log", max_bytes=64 * 2**20):
         salt '*' conntrack_log.read_log
         salt-call conntrack_log.read_log /var/log/messages
     """
-    limit = common.numbers.integer(max_bytes, "max_bytes", 1, 256 * 2**20)
-    try:
-        real = common.paths.resolve(common.paths.root_of(__opts__), path, "path")
-    except CommandExecutionError as err:
-        raise SaltInvocationError(str(err)) from err
-    try:
-        with open(real, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise SaltInvocationError(f"{real} is not a regular file: give a log file such as /var/log/kern.log")
-            size = st.st_size
-            fh.seek(max(0, size - limit))
-            data = fh.read(limit)
-    except OSError as err:
-        raise CommandExecutionError(f"cannot read {real}: {err.strerror or err}") from err
-    if size > limit:
-        data = data[data.find(b"\n") + 1 :]  # start at a whole line
-    acc = logwatch.incidents.new_acc()
-    logwatch.incidents.coalesce(acc, logwatch.grammar.scan_text(data[: data.rfind(b"\n") + 1]), None, False)
-    return {
-        "path": real,
-        "bytes": len(data),
-        "matched": acc["matched"],
-        "suppressed": acc["suppressed"],
-        "total": acc["matched"] + acc["suppressed"],
-        "netns": {("null" if ns is None else str(ns)): n for ns, n in acc["netns"].items()},
-        "first": logwatch.grammar.iso(acc["first"]),
-        "last": logwatch.grammar.iso(acc["last"]),
-    }
+    return logwatch.census.count(common.paths.root_of(__opts__), path, max_bytes)

@@ -66,200 +66,36 @@ neither blocks until the clock catches up nor opens the limit.
     ``sysctl_file``, ``modprobe_file``); arguments win.
 """
 
-import contextlib
-import errno
-import fcntl
-import json
-import logging
 import os
 import time
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
-
 try:
-    from saltext_conntrack import common, persistence, runtime
+    from saltext_conntrack import common, remediation, runtime
 except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
     raise ImportError(
         f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
         "minions get it from pip or saltutil.sync_all"
     ) from err
 
-log = logging.getLogger(__name__)
-
 __virtualname__ = "conntrack_remediate"
-
-TAG_REMEDIATED = "conntrack/remediated"
-TAG_REFUSED = "conntrack/remediation_refused"
-TAG_REAPPLIED = "conntrack/reapplied"
-TAG_REAPPLY_REFUSED = "conntrack/reapply_refused"
-DEFAULTS = {
-    "threshold": 90,
-    "interval": 600,
-    "hash_ratio": 8,
-    "cap": None,
-    "target": None,
-    "persist": True,
-    "sysctl_file": "/etc/sysctl.d/90-conntrack.conf",
-    "modprobe_file": "/etc/modprobe.d/conntrack.conf",
-}
 
 
 def __virtual__():
     return runtime.kernel.virtual(__grains__, __virtualname__)
 
 
-# ---------------------------------------------------------------------------
-# Paths, options, state file
-
-
 def _root():
     return common.paths.root_of(__opts__)
 
 
-def _option(name, value):
-    if value is not None:
-        return value
-    found = __salt__["config.get"](f"conntrack:remediate:{name}", None)
-    return DEFAULTS[name] if found is None else found
+def _configured(name):
+    return __salt__["config.get"](f"conntrack:remediate:{name}", None)
 
 
-def _state_dir():
-    path = os.path.join(__opts__["cachedir"], "conntrack")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def _locked():
-    """One decision at a time on this host, across job processes."""
-    fd = os.open(os.path.join(_state_dir(), "remediate.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise CommandExecutionError(f"cannot lock the remediation state: {err}") from err
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _load_state():
-    try:
-        with open(os.path.join(_state_dir(), "remediate.json"), encoding="utf-8") as fh:
-            data = json.load(fh)
-        if isinstance(data, dict):
-            return data
-    except (OSError, ValueError):
-        pass
-    return {}
-
-
-def _save_state(data):
-    directory = _state_dir()
-    common.files.atomic_write(
-        directory, os.path.join(directory, "remediate.json"), json.dumps(data, sort_keys=True), 0o600
-    )
-
-
-# ---------------------------------------------------------------------------
-# Observing every namespace
-
-
-def _observe():
-    """The host's status and every namespace's count and drops (core ``netns.survey``):
-    named ones, container runtimes' bind mounts and those only a process holds."""
-    status = __salt__["conntrack.status"]()
-    maximum = status["max"]
-    host_key = "initial"
-    with contextlib.suppress(OSError):
-        host_key = f"netns:{os.stat(common.paths.join(_root(), 'proc/self/ns/net')).st_ino}"
-    seen = [{"key": host_key, "name": "(host)", "count": status["count"], "drop": status["stats"].get("drop")}]
-    for row in runtime.namespaces.survey(_root(), status["flavour"], maximum):
-        key = f"netns:{row['inode']}"
-        if key == host_key:
-            continue
-        if row["error"] is not None:
-            log.debug("conntrack_remediate: cannot read netns %s: %s", runtime.namespaces.label(row), row["error"])
-            continue
-        seen.append({"key": key, "name": runtime.namespaces.label(row), "count": row["count"], "drop": row["drop"]})
-    for item in seen:
-        item["usage"] = round(100.0 * item["count"] / maximum, 2) if maximum else 0.0
-    return status, seen
-
-
-def _evidence(seen, baselines, threshold):
-    found = []
-    for item in seen:
-        previous = baselines.get(item["key"])
-        if item["drop"] is not None and previous is not None and item["drop"] > previous:
-            found.append(f"netns {item['name']}: drop counter rose from {previous} to {item['drop']}")
-        if item["usage"] >= threshold:
-            found.append(f"netns {item['name']}: usage {item['usage']}% >= {threshold}%")
-    return found
-
-
-# ---------------------------------------------------------------------------
-# Persisting
-
-
-def _persist(conf, flavour, new_max, new_buckets, test):
-    """Write (or with ``test`` plan) the new values where ``conntrack.tuned`` keeps
-    them, through the same editor, never lowering what the files already hold."""
-    key = __salt__["conntrack.sysctl_names"]()["max"]
-    done = {
-        "sysctl": __salt__["conntrack_files.persist_sysctl"](
-            {key: new_max}, path=conf["sysctl_file"], lower=False, test=test
-        )
-    }
-    builtin, _ = runtime.module_chain.builtin(_root(), __grains__.get("kernelrelease") or os.uname().release)
-    if new_buckets and builtin:
-        # As conntrack.tuned does: options for a module that never loads would
-        # never apply, so none are written.
-        done["modprobe"] = {"skipped": f"{builtin} is built into this kernel: no modprobe options written"}
-    elif new_buckets:
-        done["modprobe"] = __salt__["conntrack_files.module_options"](
-            flavour, {"hashsize": new_buckets}, path=conf["modprobe_file"], lower=False, test=test
-        )
-    return done
-
-
-def _arguments(**given):
-    """Every argument (or its configured value) checked, paths resolved, before anything is read."""
-    conf = {name: _option(name, value) for name, value in given.items()}
-    conf["threshold"] = float(common.numbers.number(conf["threshold"], "threshold", 1, 100))
-    conf["interval"] = common.numbers.integer(conf["interval"], "interval", 0, 10**9)
-    conf["hash_ratio"] = common.numbers.integer(conf["hash_ratio"], "hash_ratio", 1, 64)
-    for name in ("cap", "target"):
-        value = conf[name]
-        conf[name] = (
-            None if value in (None, "", "auto") else common.numbers.integer(value, name, 1, runtime.kernel.INT_MAX)
-        )
-    conf["persist"] = common.numbers.boolean(conf["persist"], "persist")
-    if conf["sysctl_file"] in (None, "default", DEFAULTS["sysctl_file"]):
-        # Where conntrack.tuned persists: one file, one truth.
-        conf["sysctl_file"] = __salt__["conntrack_files.default_sysctl_file"]()
-    # A path that is not one the editor may write, or that leads out of
-    # conntrack.root, refuses the call before the kernel is touched, whether
-    # or not this call persists: a bad argument is an error, not ignored.
-    persistence.plans.target(_root(), conf["sysctl_file"], "sysctl")
-    persistence.plans.target(_root(), conf["modprobe_file"], "modprobe")
-    return conf
-
-
-# ---------------------------------------------------------------------------
-# The decision
-
-
-def _fire(tag, data):
-    try:
-        __salt__["event.send"](tag, data)
-    except Exception as err:
-        log.warning("conntrack_remediate: could not send %s: %s", tag, err)
+def _actions():
+    functions = {field: __salt__[name] for field, name in remediation.apply.FUNCTIONS.items()}
+    release = __grains__.get("kernelrelease") or os.uname().release
+    return remediation.apply.Actions(**functions, root=_root(), release=release)
 
 
 def remediate(
@@ -316,161 +152,36 @@ def remediate(
         salt '*' conntrack_remediate.remediate
         salt 'web*' conntrack_remediate.remediate threshold=95 interval=1800
     """
-    conf = _arguments(
-        threshold=threshold, interval=interval, hash_ratio=hash_ratio, cap=cap, target=target,
-        persist=persist, sysctl_file=sysctl_file, modprobe_file=modprobe_file,
-    )  # fmt: skip
+    given = {
+        "threshold": threshold, "interval": interval, "hash_ratio": hash_ratio, "cap": cap, "target": target,
+        "persist": persist, "sysctl_file": sysctl_file, "modprobe_file": modprobe_file,
+    }  # fmt: skip
+    conf = remediation.options.check(given, _configured, _root(), __salt__["conntrack_files.default_sysctl_file"])
     fire_event = common.numbers.boolean(fire_event, "fire_event")
-    with _locked():
-        state = _load_state()
+    cachedir = __opts__["cachedir"]
+    with remediation.guard.locked(cachedir):
+        state = remediation.guard.load(cachedir)
         baselines = state.get("drops", {})
-        status, seen = _observe()
+        status = __salt__["conntrack.status"]()
+        seen = remediation.observe.namespaces(_root(), status)
         now = time.time()
-        ret = _report(status, seen, now)
-        drops = {item["key"]: item["drop"] for item in seen if item["drop"] is not None}
-        evaluated = False
-        last = _last_remediation(state, now)
+        last = remediation.guard.last_remediation(state, now)
+        decision = remediation.decide.gate(status, seen, baselines, last, now, conf)
+        ret = remediation.apply.report(status, remediation.observe.shown(seen), now, decision)
         try:
-            if not status.get("initial_netns"):
-                ret["refused"] = "not_initial_netns"
-                ret["reason"] = (
-                    "this minion runs outside the initial network namespace, where the "
-                    "global limit is read-only: remediate from the host"
-                )
-            elif last is not None and now - last < conf["interval"]:
-                ret["refused"] = "rate_limited"
-                ret["reason"] = (
-                    f"rate limited: last remediation {int(now - last)} s ago, at most one per "
-                    f"{conf['interval']} s (next allowed in {int(conf['interval'] - (now - last)) + 1} s)"
-                )
-            else:
-                evaluated = True
-                ret["evidence"] = _evidence(seen, baselines, conf["threshold"])
-                if not ret["evidence"]:
-                    ret["refused"] = "not_confirmed"
-                    ret["reason"] = (
-                        "not confirmed by this host's counters: no drop counter rose since the "
-                        f"last check and no namespace is at {conf['threshold']}% usage"
-                    )
-                else:
-                    _act(ret, status, conf)
-                    if ret["remediated"]:
-                        state["last_remediation"] = now
+            if decision.refused is None:
+                recommended = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])
+                plan = remediation.decide.size(status, conf, recommended)
+                remediation.apply.run(ret, plan, conf, status["flavour"], _actions())
+                if ret["remediated"]:
+                    state["last_remediation"] = now
         finally:
-            if evaluated:
-                state["drops"] = drops
-            else:
-                # Not looked at: keep every baseline, so the drops of this
-                # window still count; only learn namespaces never seen.
-                state["drops"] = {**drops, **baselines}
-            _save_state(state)
-
-    ret["result"] = not ret.get("errors") and ret["refused"] not in ("at_ceiling", "apply_failed")
+            state["drops"] = remediation.guard.baselines(baselines, seen, decision.evaluated)
+            remediation.guard.save(cachedir, state)
+    event = remediation.apply.finish(ret)
     if fire_event:
-        event = {k: v for k, v in ret.items() if k != "namespaces"}
-        _fire(TAG_REMEDIATED if ret["remediated"] else TAG_REFUSED, event)
+        remediation.apply.fire(__salt__["event.send"], *event)
     return ret
-
-
-def _report(status, seen, now):
-    return {
-        "remediated": False,
-        "refused": None,
-        "reason": "",
-        "evidence": [],
-        "old": {"max": status["max"], "buckets": status["buckets"]},
-        "new": {"max": status["max"], "buckets": status["buckets"]},
-        "persisted": {},
-        "namespaces": [{k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen],
-        "time": now,
-    }
-
-
-def _last_remediation(state, now):
-    """The recorded time of the last remediation, or None; one in the future is clamped to now."""
-    last = state.get("last_remediation")
-    if isinstance(last, bool) or not isinstance(last, (int, float)):
-        return None
-    if last > now:
-        # The wall clock went back: count the interval from now, once.
-        log.warning("conntrack_remediate: last remediation is %.0f s in the future; clamped", last - now)
-        last = state["last_remediation"] = now
-    return last
-
-
-def _sizes(ret, status, conf):
-    """``(new max, new buckets, recommendation)``, or None (refused at the ceiling)."""
-    rec = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])
-    cap = conf["cap"]
-    ceiling = rec["max"] if cap is None else min(rec["max"], cap)
-    recommendation = rec["max"] if conf["target"] is None else conf["target"]
-    current = status["max"]
-    new_max = min(ceiling, max(2 * current, recommendation))
-    ret["ceiling"] = ceiling
-    if new_max <= current:
-        ret["refused"] = "at_ceiling"
-        ret["reason"] = (
-            f"max {current} is already at or above the ceiling {ceiling} "
-            f"({'cap' if cap is not None and cap < rec['max'] else 'RAM formula'}): "
-            "not raised; find what fills the table (conntrack.summary)"
-        )
-        return None
-    buckets = status["buckets"] or 0
-    return new_max, max(buckets, -(-new_max // conf["hash_ratio"])), recommendation
-
-
-def _act(ret, status, conf):
-    sizes = _sizes(ret, status, conf)
-    if sizes is None:
-        return
-    new_max, new_buckets, recommendation = sizes
-    current, buckets = status["max"], status["buckets"] or 0
-    if conf["persist"]:
-        try:
-            # Plan the files before the kernel changes: a file that cannot be
-            # written refuses the whole remediation, not its last step.
-            _persist(conf, status["flavour"], new_max, new_buckets, test=True)
-        except Exception as err:
-            ret.update(errors=[f"not persisted: {_describe(err)}"], refused="apply_failed")
-            ret["reason"] = f"nothing changed: the new values could not be persisted: {_describe(err)}"
-            return
-    errors = []
-    if new_buckets > buckets:
-        # Resize first: the bigger table should not land in the old, smaller hash.
-        try:
-            ret["new"]["buckets"] = __salt__["conntrack.set_buckets"](new_buckets)["new"]
-        except Exception as err:
-            errors.append(f"buckets not resized: {_describe(err)}")
-    try:
-        ret["new"]["max"] = __salt__["conntrack.set_max"](new_max)["new"]
-    except Exception as err:
-        # Whatever it was, the event must say what did change (the buckets).
-        errors.append(f"max not raised: {_describe(err)}")
-        ret["errors"] = errors
-        ret["refused"] = "apply_failed"
-        ret["reason"] = f"could not raise max from {current} to {new_max}: {_describe(err)}" + (
-            f"; buckets already resized to {ret['new']['buckets']}" if ret["new"]["buckets"] != buckets else ""
-        )
-        return
-    ret["remediated"] = True
-    ret["reason"] = (
-        f"max raised from {current} to {ret['new']['max']} "
-        f"(min(ceiling {ret['ceiling']}, max(2 x {current}, {recommendation})))"
-    )
-    if conf["persist"]:
-        try:
-            ret["persisted"] = _persist(conf, status["flavour"], ret["new"]["max"], ret["new"]["buckets"], test=False)
-        except Exception as err:
-            errors.append(f"not persisted: {_describe(err)}")
-    if errors:
-        ret["errors"] = errors
-        ret["reason"] += "; but " + "; ".join(errors)
-
-
-def _describe(err):
-    if isinstance(err, (CommandExecutionError, SaltInvocationError)):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
 
 
 def reapply(interval=None, fire_event=True):
@@ -493,36 +204,22 @@ def reapply(interval=None, fire_event=True):
 
         salt '*' conntrack_remediate.reapply
     """
-    interval = common.numbers.integer(_option("interval", interval), "interval", 0, 10**9)
+    interval = remediation.options.interval(remediation.options.pick("interval", interval, _configured))
     fire_event = common.numbers.boolean(fire_event, "fire_event")
-    with _locked():
-        state = _load_state()
+    cachedir = __opts__["cachedir"]
+    with remediation.guard.locked(cachedir):
+        state = remediation.guard.load(cachedir)
         now = time.time()
         differences = __salt__["conntrack.drift"]()["differences"]
-        ret = {"reapplied": False, "refused": None, "reason": "", "differences": differences, "result": True}
-        last = min(state.get("last_reapply") or 0, now)
-        if not differences:
-            ret.update(refused="not_confirmed", reason="conntrack.drift lists no difference on this host")
-        elif now - last < interval:
-            ret.update(refused="rate_limited", reason=f"re-applied {now - last:.0f} s ago (interval {interval} s)")
-        else:
-            applied = __salt__["state.apply"]("conntrack", queue=False)
-            if isinstance(applied, dict):
-                failed = [
-                    v.get("comment") for v in applied.values() if isinstance(v, dict) and v.get("result") is False
-                ]
-            else:
-                failed = [str(applied)]  # a list of errors: the SLS did not render, or a state run is going on
-            if failed:
-                ret.update(
-                    refused="apply_failed", result=False, reason=f"state.apply conntrack failed: {failed or applied}"
-                )
-            else:
+        decision = remediation.decide.reapply(differences, state.get("last_reapply"), now, interval)
+        ret = remediation.apply.reapply_report(decision, differences)
+        if decision.refused is None:
+            ret.update(remediation.apply.reapplied(__salt__["state.apply"]("conntrack", queue=False), differences))
+            if ret["reapplied"]:
                 state["last_reapply"] = now
-                _save_state(state)
-                ret.update(reapplied=True, reason=f"{len(differences)} difference(s): conntrack formula re-applied")
+                remediation.guard.save(cachedir, state)
     if fire_event:
-        _fire(TAG_REAPPLIED if ret["reapplied"] else TAG_REAPPLY_REFUSED, ret)
+        remediation.apply.fire(__salt__["event.send"], *remediation.apply.reapply_event(ret))
     return ret
 
 
@@ -538,10 +235,10 @@ def status():
 
         salt '*' conntrack_remediate.status
     """
-    state = _load_state()
-    _, seen = _observe()
+    state = remediation.guard.load(__opts__["cachedir"])
+    seen = remediation.observe.namespaces(_root(), __salt__["conntrack.status"]())
     return {
-        "namespaces": [{k: item[k] for k in ("name", "count", "usage", "drop")} for item in seen],
+        "namespaces": remediation.observe.shown(seen),
         "baselines": state.get("drops", {}),
         "last_remediation": state.get("last_remediation"),
     }

@@ -45,7 +45,7 @@ ERRORS = (CommandExecutionError, SaltInvocationError)
 
 
 def __virtual__():
-    if "conntrack_files.tuning_plan" in __salt__:
+    if "conntrack_files.tune" in __salt__:
         return __virtualname__
     return False, "conntrack states need the conntrack_files execution module (Linux only)"
 

@@ -10,6 +10,9 @@ Prints:
 - a run that meets 10,000 new table-full lines (with rate-limit lines among
   them): one ``table_full`` event out, and the time it took.
 
+In short mode (``BENCH_MODE=short``, see bench/timing.py): a tenth of the
+calls and of the lines, one repetition.
+
     .venv/bin/python bench/bench_beacon.py
 """
 
@@ -21,9 +24,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.support.loaderfile import load
+from bench.timing import size, target, verdict
+from tests.support.loaderfile import execution_modules, load
 
-LINES = 10_000
+LINES = size(10_000, 1_000)
 FULL = "2026-11-25T11:00:{sec:02d}.{usec:06d}+00:00 vm kernel: nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n"
 
 
@@ -37,7 +41,8 @@ def fresh(cachedir, status):
 
 def per_call(fn, n):
     samples = []
-    for _ in range(5):
+    n = size(n, n // 10)
+    for _ in range(size(5, 1)):
         start = time.perf_counter()
         for _ in range(n):
             fn()
@@ -46,9 +51,7 @@ def per_call(fn, n):
 
 
 def main():
-    ct = load("_modules/conntrack.py", name="bench_conntrack_module")
-    ct.__opts__ = {"conntrack.root": "/"}
-    ct.__grains__ = {"kernel": "Linux"}
+    ct = execution_modules({"conntrack.root": "/"}, {"kernel": "Linux"}, prefix="bench_beacon")["conntrack"]
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "kern.log")
         with open(log, "w", encoding="utf-8") as fh:
@@ -59,7 +62,10 @@ def main():
         assert beacon.validate(config)[0]
         beacon.beacon(config)
         idle = per_call(lambda: beacon.beacon(config), 20000)
-        print(f"idle run, log file, counters not due:   {idle * 1e6:8.1f} us   (target < 100 us)")
+        print(
+            f"idle run, log file, counters not due:   {idle * 1e6:8.1f} us   "
+            f"{target(idle, 100e-6, 'beacon idle run < 100 us')}"
+        )
 
         os.rename(log, log + ".1")  # rotated away: held open until quiet and the new file has content
         open(log, "w", encoding="utf-8").close()
@@ -95,7 +101,7 @@ def main():
                 burst.append("Nov 25 11:00:00 vm kernel: net_ratelimit: 431 callbacks suppressed\n")
         text = "".join(burst)
         times = []
-        for _ in range(5):
+        for _ in range(size(5, 1)):
             b = fresh(tmp, ct.status)
             b.beacon(config)
             with open(log, "a", encoding="utf-8") as fh:
@@ -111,7 +117,8 @@ def main():
             f"(one event: matched {full[0]['matched']}, suppressed {full[0]['suppressed']}, "
             f"{len(text) / 2**20:.1f} MiB read)"
         )
+    return verdict()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

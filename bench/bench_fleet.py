@@ -16,6 +16,9 @@ and prints wall and CPU time of each, their cost net of start-up, and the
 ratio fleet / mine.get (target: at most 1.15). Both with ``--out=json`` (what
 a script reads) and ``--out=quiet`` (the work alone, no printing).
 
+In short mode (``BENCH_MODE=short``, see bench/timing.py): 500 minions, one
+run per command, ``--out=json`` only (each salt-run starts in seconds).
+
     .venv/bin/python bench/bench_fleet.py            # 10,000 minions
     .venv/bin/python bench/bench_fleet.py 2000 3     # minions, runs per command
 """
@@ -33,9 +36,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "_utils"))
 
+from bench.timing import size, target, verdict
 from tests.support.mastercache import fleet_statuses, master_dir, populate
 
 SALT_RUN = os.path.join(os.path.dirname(sys.executable), "salt-run")
+MINIONS = size(10_000, 500)
+RUNS = size(5, 1)
 
 
 def timed(confdir, args, env):
@@ -79,10 +85,13 @@ def report(title, got):
     fleet_wall, fleet_cpu = got["conntrack.fleet"]
     ratio_wall = (fleet_wall - start_wall) / max(mine_wall - start_wall, 1e-9)
     ratio_cpu = (fleet_cpu - start_cpu) / max(mine_cpu - start_cpu, 1e-9)
-    print(f"    fleet / mine.get net of start-up: wall {ratio_wall:.2f}x, cpu {ratio_cpu:.2f}x (target <= 1.15x)")
+    print(
+        f"    fleet / mine.get net of start-up: wall {ratio_wall:.2f}x, cpu {ratio_cpu:.2f}x "
+        f"{target(ratio_wall, 1.15, f'{title}: fleet / mine.get wall <= 1.15x')}"
+    )
 
 
-def main(minions=10_000, runs=5):
+def main(minions=MINIONS, runs=RUNS):
     work = tempfile.mkdtemp(prefix="bench-fleet-")
     try:
         start = time.perf_counter()
@@ -95,7 +104,7 @@ def main(minions=10_000, runs=5):
             **os.environ,
             "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "_utils"), os.environ.get("PYTHONPATH", "")]),
         }
-        for out in ("json", "quiet"):
+        for out in size(("json", "quiet"), ("json",)):
             commands = {
                 "start-up": ["test.arg", f"--out={out}"],
                 "mine.get '*' conntrack.status": ["mine.get", "*", "conntrack.status", f"--out={out}"],
@@ -104,7 +113,8 @@ def main(minions=10_000, runs=5):
             report(f"--out={out}, median of {runs} runs", measure(work, commands, env, runs))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return verdict()
 
 
 if __name__ == "__main__":
-    main(*(int(arg) for arg in sys.argv[1:3]))
+    sys.exit(main(*(int(arg) for arg in sys.argv[1:3])))

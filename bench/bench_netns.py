@@ -10,7 +10,10 @@ are), each with a few real tracked flows, then prints side by side in one run:
   sees only the bind-mounted half;
 - ``nsenter -t PID -n conntrack -C`` per process-held namespace: the other half.
 
-Everything made is removed at the end.
+Everything made is removed at the end. In short mode (``BENCH_MODE=short``,
+see bench/timing.py): 20 namespaces, one repetition.
+
+    BENCH_NAMESPACES=50 .venv/bin/python bench/bench_netns.py
 """
 
 import os
@@ -20,11 +23,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_utils"))
 
-from bench.timing import timed
+from bench.timing import size, timed
 from saltext_conntrack.runtime import namespaces
 from tests.support.kernel import Netns, kernel_unavailable_reason
 
-HALF = int(os.environ.get("BENCH_NAMESPACES", "200")) // 2
+HALF = int(os.environ.get("BENCH_NAMESPACES", size(200, 20))) // 2
 _HOLD = (
     "import socket,subprocess,time;"
     "subprocess.run(['ip','link','set','lo','up']);"

@@ -5,7 +5,8 @@ Prints, in-process on this host (initial network namespace):
 - ``status()`` with the history when nothing needs writing (same counters,
   last sample under a second old: one small JSON read);
 - ``status()`` writing the history on every call (a rename over the file).
-Target: under 1 ms each.
+Target: under 1 ms each. In short mode (``BENCH_MODE=short``, see
+bench/timing.py): a tenth of the calls, one repetition.
 
     .venv/bin/python bench/bench_status.py
 """
@@ -21,13 +22,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "_utils"))
 
+from bench.timing import size, target, verdict
 from saltext_conntrack.runtime import history
-from tests.support.loaderfile import load
+from tests.support.loaderfile import execution_modules
 
 
 def per_call_ms(fn, n=200):
     runs = []
-    for _ in range(5):
+    n = size(n, n // 10)
+    for _ in range(size(5, 1)):
         start = time.perf_counter()
         for _ in range(n):
             fn()
@@ -39,8 +42,7 @@ def main():
     if not os.path.exists("/proc/sys/net/netfilter/nf_conntrack_max"):
         print("skipped: this kernel has no nf_conntrack")
         return 0
-    ct = load("_modules/conntrack.py", name="bench_status_conntrack")
-    ct.__grains__ = {"kernel": "Linux"}
+    ct = execution_modules({"conntrack.root": "/"}, {"kernel": "Linux"}, prefix="bench_status")["conntrack"]
     cache = tempfile.mkdtemp(prefix="bench-status-")
     try:
         ct.__opts__ = {"conntrack.root": "/"}
@@ -55,10 +57,12 @@ def main():
             history.MIN_GAP = gap
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"status() without history        {bare:7.3f} ms")
-    print(f"status() history read, no write {cached:7.3f} ms")
-    print(f"status() history written        {written:7.3f} ms   (target < 1 ms)")
-    return 0
+    print(f"status() without history        {bare:7.3f} ms   {target(bare, 1, 'status() < 1 ms')}")
+    print(f"status() history read, no write {cached:7.3f} ms   {target(cached, 1, 'status(), history read < 1 ms')}")
+    print(
+        f"status() history written        {written:7.3f} ms   {target(written, 1, 'status(), history written < 1 ms')}"
+    )
+    return verdict()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from distinct source ports (what a DNS flood leaves), so diagnose has a
 finding to make and the sample an error to measure.
 
 Targets: status() under 1 ms; summary() and diagnose() within 1.3x of the
-floor; memory growth under 64 MB.
+floor; memory growth under 64 MB. In short mode (``BENCH_MODE=short``, see
+bench/timing.py): 20,000 entries, a sample of 5,000, one repetition.
+
+    BENCH_ENTRIES=200000 BENCH_SAMPLE=20000 .venv-3008/bin/python bench/bench_table.py
 """
 
 import fcntl
@@ -29,18 +32,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.timing import timed
+from bench.timing import size, target, timed, verdict
 from tests.support.kernel import GLOBAL_KNOBS, Netns, kernel_unavailable_reason, saved_globals, write_int
-from tests.support.loaderfile import load
+from tests.support.loaderfile import execution_modules
 
-ENTRIES = int(os.environ.get("BENCH_ENTRIES", "1000000"))
-ct = load("_modules/conntrack.py")
-ct.__opts__ = {"conntrack.root": "/"}
-ct.__grains__ = {"kernel": "Linux"}
-ct.__salt__ = {
-    f"conntrack.{name}": getattr(ct, name) for name in ("status", "recommend", "timeouts", "sysctl_names", "dependents")
-}
-SAMPLE = int(os.environ.get("BENCH_SAMPLE", "100000"))
+ENTRIES = int(os.environ.get("BENCH_ENTRIES", size(1_000_000, 20_000)))
+SAMPLE = int(os.environ.get("BENCH_SAMPLE", size(100_000, 5_000)))
+ct = execution_modules({"conntrack.root": "/"}, {"kernel": "Linux"}, prefix="bench_table")["conntrack"]
 LOCK = "/tmp/saltext-conntrack-kernel-tests.lock"  # the kernel tier's: one user of the global max at a time
 
 
@@ -149,25 +147,31 @@ def measure():
             d_growth = peak_growth_mb(ct.diagnose)
             sampled = sample_report(t_cat, full)
             cpu = {
-                name: min((cpu_of(fn) for _ in range(3)), key=sum)
+                name: min((cpu_of(fn) for _ in range(size(3, 1))), key=sum)
                 for name, fn in (("summary()", ct.summary), ("diagnose()", ct.diagnose))
             }
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"entries in table: {count}, summary() total: {total}")
-        print(f"status()        {t_status * 1e3:9.3f} ms   (target < 1 ms)")
+        print(f"status()        {t_status * 1e3:9.3f} ms   {target(t_status, 1e-3, 'status() < 1 ms')}")
         print(f"  wc -l table   {t_wc * 1e3:9.1f} ms   status() is {t_wc / t_status:,.0f}x faster")
         print(f"  conntrack -C  {t_ctc * 1e3:9.1f} ms   status() is {t_ctc / t_status:,.0f}x faster")
         print(f"summary()       {t_summary * 1e3:9.1f} ms")
-        print(f"  cat (floor)   {t_cat * 1e3:9.1f} ms   ratio {t_summary / t_cat:.2f}x (target <= 1.3x)")
+        print(
+            f"  cat (floor)   {t_cat * 1e3:9.1f} ms   ratio {t_summary / t_cat:.2f}x "
+            f"{target(t_summary / t_cat, 1.3, 'summary() <= 1.3x the cat floor')}"
+        )
         print(f"  conntrack -L  {t_ctl * 1e3:9.1f} ms   ratio {t_summary / t_ctl:.2f}x")
-        print(f"summary() peak RSS growth {growth:.1f} MB (target < 64 MB)")
-        print(f"diagnose()      {t_diag * 1e3:9.1f} ms   ratio {t_diag / t_cat:.2f}x the cat floor (target <= 1.3x)")
+        print(f"summary() peak RSS growth {growth:.1f} MB {target(growth, 64, 'summary() growth < 64 MB')}")
+        print(
+            f"diagnose()      {t_diag * 1e3:9.1f} ms   ratio {t_diag / t_cat:.2f}x the cat floor "
+            f"{target(t_diag / t_cat, 1.3, 'diagnose() <= 1.3x the cat floor')}"
+        )
         print(f"  findings: {[(f['id'], f['severity']) for f in full['findings']]}")
-        print(f"diagnose() peak RSS growth {d_growth:.1f} MB (target < 64 MB)")
+        print(f"diagnose() peak RSS growth {d_growth:.1f} MB {target(d_growth, 64, 'diagnose() growth < 64 MB')}")
         print("\n".join(sampled))
         for name, (parse, walk) in cpu.items():
             print(f"{name} CPU: parse {parse:.2f} s, kernel walk (cat) {walk:.2f} s: parse/walk {parse / walk:.2f}")
-    return 0
+    return verdict()
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def host(tmp_path, make_loaders):
         lambda m: m.conntrack_fw.notrack_persist(
             [{"proto": "udp", "port": 53}], backend="iptables", path="/etc/iptables/iptables.rules"
         ),  # Arch's own saved rules
-        lambda m: m.conntrack_fw.notrack_rules([{"proto": "tcp", "ports": list(range(1, 65536))}]),
+        lambda m: m.conntrack_fw.notrack([{"proto": "tcp", "ports": list(range(1, 65536))}], backend="nft"),
         lambda m: m.conntrack_log.read_log("/proc/sys/net/netfilter/nf_conntrack_max", max_bytes=2**31),
     ],
 )

@@ -5,10 +5,8 @@ import os
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from saltext_conntrack import report
 from tests.support.fixtures import ERAS, build_root
-from tests.support.loaderfile import load
-
-runner = load("_runners/conntrack.py")
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -100,7 +98,7 @@ def test_one_verdict_for_check_runner_and_beacon(
     mods = make_loaders(root).modules
     checked = mods.conntrack.check(warning=warning, critical=critical)
     status = mods.conntrack.status()
-    row = runner._row("m1", status, warning, critical, "mine")
+    row = report.fleet.row("m1", status, warning, critical, "mine")
     assert checked["reasons"] == row["reasons"]  # the same words, not only the same level
     checked, row = checked["verdict"], row["verdict"]
     events = make_beacons(root).beacons["conntrack.beacon"](

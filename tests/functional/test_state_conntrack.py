@@ -6,6 +6,7 @@ import stat
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from saltext_conntrack.persistence import tuning
 from tests.support.hosts import MODULES_IN_USE, SAVED_RULES, fake_bin, host_root, modular_kernel, tree_snapshot
 
 
@@ -446,6 +447,13 @@ def test_tuned_refusal_reports_no_change_in_either_mode(tmp_path, make_loaders, 
     assert ret.result is False and "ceiling" in ret.comment and ret.changes == {}
 
 
+def tuning_plan(loaders, root, **request):
+    """The core plan behind ``conntrack_files.tune``, with the loader's own runtime calls."""
+    request = {"max": None, "buckets": None, "timeouts": None, "persist": None, "survive_reload": True,
+               "force": False, **request}  # fmt: skip
+    return tuning.plan(str(root), os.uname().release, tuning.RuntimeCalls.of(loaders.modules), request)
+
+
 def test_tuned_auto_never_lowers(tmp_path, make_loaders):
     """24 GiB on 4.19: max 786432, whose kernel ratio (4) gives 196608 buckets, fewer than the 262144 the host has."""
     root = host_root(tmp_path / "r", maximum=262144, buckets=262144, mem_kb=24 * 1024 * 1024)
@@ -455,7 +463,7 @@ def test_tuned_auto_never_lowers(tmp_path, make_loaders):
     loaders = make_loaders(root)
     rec = loaders.modules.conntrack.recommend()
     assert rec["hashsize"] == 262144 and "never fewer buckets" in rec["bucket_rule"]
-    plan = loaders.modules.conntrack_files.tuning_plan(max="auto", buckets="auto")
+    plan = tuning_plan(loaders, root, max="auto", buckets="auto")
     assert plan["buckets"] == 262144
     assert plan["max"] == loaders.modules.conntrack.recommend()["max"] > 262144
     ret = loaders.states.conntrack.tuned(name="size", max="auto", buckets="auto", survive_reload=False)
@@ -465,9 +473,9 @@ def test_tuned_auto_never_lowers(tmp_path, make_loaders):
     # a max above the recommendation stays too
     with open(os.path.join(root, "proc/sys/net/netfilter/nf_conntrack_max"), "w", encoding="utf-8") as fh:
         fh.write("900000\n")
-    assert loaders.modules.conntrack_files.tuning_plan(max="auto")["max"] == 900000
+    assert tuning_plan(loaders, root, max="auto")["max"] == 900000
     # an explicit integer is the operator's choice: it may lower
-    assert loaders.modules.conntrack_files.tuning_plan(buckets=65536)["buckets"] == 65536
+    assert tuning_plan(loaders, root, buckets=65536)["buckets"] == 65536
 
 
 FAKE_IPT = """\

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from saltext_conntrack.logwatch import follow, grammar
+from saltext_conntrack.logwatch import generations, grammar
 from tests.support.kernel import PROC_NF, Netns, saved_globals, write_int
 from tests.support.rsyslog import KmsgCounter, Logrotate, Rsyslog, missing_tools, stamps_in_files
 
@@ -207,7 +207,7 @@ def test_every_kernel_line_counted_once_through_rsyslog(
                 traffic.stop()
             printed = truth.finish()
             # Let rsyslogd write the rest, held files go quiet and the held-back counts go out.
-            settle = time.monotonic() + max(5, follow.QUIET) + 3
+            settle = time.monotonic() + max(5, generations.QUIET) + 3
             while time.monotonic() < settle:
                 harness.run()
                 time.sleep(0.5)

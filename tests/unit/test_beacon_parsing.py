@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from saltext_conntrack.logwatch import follow, grammar, sources
+from saltext_conntrack.logwatch import follow, generations, grammar, sources
 from tests.conftest import REPO
 from tests.support.beacon_lines import (
     KMSG_FULL,
@@ -447,7 +447,7 @@ def test_finishing_a_rotated_file_keeps_lines_across_read_chunks(env, monkeypatc
     env.append(full(40)[:-1], f"{env.log}.1")  # the old file ends without a newline: still a line
     assert seen(only_full(env.run({"min_interval": 0}))) == {**{i: 1 for i in range(40)}, 99: 1}
     # The unfinished last line is read when the held file is let go (quiet, and the new file has content).
-    assert seen(only_full(env.run({"min_interval": 0}, tick=follow.QUIET + 1))) == {40: 1}
+    assert seen(only_full(env.run({"min_interval": 0}, tick=generations.QUIET + 1))) == {40: 1}
     # The copy after copytruncate is finished the same way.
     env.append("".join(full(i) for i in range(100, 140)))
     shutil.copy(env.log, f"{env.log}.2")
@@ -864,10 +864,10 @@ def test_a_renamed_file_is_followed_until_quiet(env):
     assert seen(only_full(env.run(conf, tick=3))) == {1: 1}
     env.append(full(2), old)  # 6 s after the rotation, still the old file
     assert seen(only_full(env.run(conf, tick=3))) == {2: 1}
-    env.run(conf, tick=follow.QUIET + 1)  # quiet, but the new file is still empty: held on
+    env.run(conf, tick=generations.QUIET + 1)  # quiet, but the new file is still empty: held on
     env.append(full(3), old)
     env.append(full(4))
-    assert counted([*env.run(conf), *env.run(conf, tick=follow.QUIET + 1)]) == {3: 1, 4: 1}
+    assert counted([*env.run(conf), *env.run(conf, tick=generations.QUIET + 1)]) == {3: 1, 4: 1}
     source = env.mod.__context__["conntrack.beacon.conntrack"].source
     assert source.held == []  # let go: quiet and the new file has content
     env.append(full(5), old)  # too late: nobody writes a file 10 s after its HUP
@@ -879,14 +879,14 @@ def test_held_files_are_bounded(env):
     conf = {"min_interval": 0}
     env.log.write_text("")
     env.run(conf)
-    for i in range(follow.HELD_MAX + 3):
+    for i in range(generations.HELD_MAX + 3):
         os.rename(env.log, f"{env.log}.{i}")
         env.append(full(i), f"{env.log}.{i}")
         env.log.write_text("")
         env.run(conf)
     source = env.mod.__context__["conntrack.beacon.conntrack"].source
-    assert len(source.held) == follow.HELD_MAX
-    env.run(conf, tick=follow.HOLD_MAX + 1)
+    assert len(source.held) == generations.HELD_MAX
+    env.run(conf, tick=generations.HOLD_MAX + 1)
     assert source.held == []
 
 
@@ -899,7 +899,7 @@ def test_over_the_bound_the_quietest_held_file_goes_first(env):
     os.rename(env.log, written)  # the file the writer still has open
     env.log.write_text("")
     env.run(conf)
-    for i in range(follow.HELD_MAX + 2):
+    for i in range(generations.HELD_MAX + 2):
         env.append(full(100 + i), written)  # it keeps growing ...
         os.rename(env.log, f"{env.log}.{i}")  # ... while empty new files are rotated away
         env.log.write_text("")
@@ -921,7 +921,7 @@ def test_generations_rotated_between_two_runs_are_read_once(env):
                 os.rename(env.log.parent / name, env.log.parent / f"kern.log.{n + 1}")
         os.rename(env.log, f"{env.log}.1")
         env.log.write_text(full(10 + gen))
-    events = [*env.run(conf), *env.run(conf, tick=follow.QUIET + 1), *env.run(conf, tick=1)]
+    events = [*env.run(conf), *env.run(conf, tick=generations.QUIET + 1), *env.run(conf, tick=1)]
     assert counted(events) == {1: 1, 10: 1, 11: 1, 12: 1}
 
 
@@ -1082,13 +1082,13 @@ def test_a_file_that_appears_and_is_rotated_before_the_next_run_is_read(env):
     env.log.write_text(full(1))
     os.rename(env.log, f"{env.log}.0")
     env.log.write_text(full(2))
-    events = [*env.run(conf), *env.run(conf, tick=follow.QUIET + 1)]
+    events = [*env.run(conf), *env.run(conf, tick=generations.QUIET + 1)]
     assert counted(events) == {1: 1, 2: 1}
 
 
 def test_rotated_links_out_of_the_root_are_never_read(tmp_path):
     """A sibling that is a symlink (here to a file outside the log directory) is not a rotated copy."""
-    from saltext_conntrack.logwatch import follow
+    from saltext_conntrack.logwatch import truncation
 
     outside = tmp_path / "outside.log"
     outside.write_text("nf_conntrack: nf_conntrack: table full, dropping packet\n" * 3)
@@ -1097,6 +1097,6 @@ def test_rotated_links_out_of_the_root_are_never_read(tmp_path):
     (logs / "kern.log").write_text("")
     (logs / "kern.log.1").symlink_to(outside)
     (logs / "kern.log.2.gz").symlink_to(outside)
-    source = follow.FileSource(str(logs / "kern.log"))
-    assert [path for path, _ in source._siblings()] == []
-    assert source._recover_compressed(10, b"x" * 5, []) is False
+    path = str(logs / "kern.log")
+    assert [sibling for sibling, _ in generations.siblings(path)] == []
+    assert truncation.from_compressed(path, 10, b"x" * 5, []) is False

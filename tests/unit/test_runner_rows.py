@@ -3,6 +3,7 @@
 import pytest
 from salt.exceptions import SaltInvocationError
 
+from saltext_conntrack import report
 from tests.support.loaderfile import load
 from tests.support.mastercache import master_dir, populate, status
 
@@ -40,7 +41,7 @@ def recent(drop=0, early_drop=0, seconds=300.0):
     ],
 )
 def test_verdicts(st, verdict, words):
-    row = runner._row("m", st, 75, 90, "mine")
+    row = report.fleet.row("m", st, 75, 90, "mine")
     assert row["verdict"] == verdict
     assert any(words in reason for reason in row["reasons"]), row["reasons"]
 
@@ -87,13 +88,13 @@ def test_same_minions_and_acls_as_mine_get(master, monkeypatch):
     populate(master, {"open": status(1, 1000), "closed": None, "gated": None, "empty": None})
     cache = salt.cache.factory(master)
     cache.store(
-        *runner.mine_location("closed"),
+        *runner._mine_location("closed"),
         {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(2, 1000), allow_tgt="open")},
     )
     cache.store(
-        *runner.mine_location("gated"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(3, 1000))}
+        *runner._mine_location("gated"), {"conntrack.status": salt.utils.mine.wrap_acl_structure(status(3, 1000))}
     )
-    cache.store(*runner.mine_location("empty"), {"network.interfaces": {}})
+    cache.store(*runner._mine_location("empty"), {"network.interfaces": {}})
     salt_rows = salt.runner.RunnerClient(master).cmd("mine.get", ["*", "conntrack.status"], print_event=False)
     rows = {r["minion"]: r for r in runner.fleet()}
     assert sorted(salt_rows) == sorted(m for m, r in rows.items() if r["verdict"] != "unknown") == ["gated", "open"]

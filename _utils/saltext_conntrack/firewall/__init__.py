@@ -1,5 +1,6 @@
-"""The rules that need connection tracking: the iptables-save reader, dependents, notrack and stateless plans."""
+"""The rules that need connection tracking: the iptables-save reader, dependents,
+notrack and stateless plans, unloading with rmmod."""
 
-from saltext_conntrack.firewall import dependents, iptables_save, notrack, stateless
+from saltext_conntrack.firewall import dependents, iptables_save, notrack, rmmod, stateless
 
-__all__ = ["dependents", "iptables_save", "notrack", "stateless"]
+__all__ = ["dependents", "iptables_save", "notrack", "rmmod", "stateless"]

@@ -1,12 +1,13 @@
 """Flows exempt from connection tracking: one renderer for the live rules and
 the persisted file, the names of the managed table and chain, and the readers
-of what is loaded now."""
+of what is loaded now; the plan (live and at boot) and its apply."""
 
 import re
+from typing import TypedDict
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from saltext_conntrack.common import commands, numbers
+from saltext_conntrack.common import commands, numbers, paths
 from saltext_conntrack.firewall import iptables_save
 from saltext_conntrack.persistence import plans
 
@@ -151,3 +152,123 @@ def iptables_loaded(save_cmd):
         elif line["chain"] in ("PREROUTING", "OUTPUT") and line["text"] == f"-A {line['chain']} -j {CHAIN}":
             jumps.append(line["chain"])
     return {"rules": found, "jumps": sorted(jumps)}
+
+
+class NotrackPlan(TypedDict):
+    """A checked notrack request: the live loads and file writes, what they change, what boot loads."""
+
+    backend: str
+    live: list
+    files: list
+    changes: dict
+    boot: str | None
+
+
+def host_backend():
+    """``iptables`` when ``iptables-save`` shows rules, else ``nft`` where nft is installed, else ``iptables``."""
+    if commands.which("iptables-save"):
+        proc = commands.run(["iptables-save"], check=False)
+        if proc.returncode == 0 and iptables_save.rules(proc.stdout):
+            return "iptables"
+    if commands.which("nft"):
+        return "nft"
+    if commands.which("iptables-restore"):
+        return "iptables"
+    raise CommandExecutionError("neither nft nor iptables is installed: cannot exempt flows")
+
+
+def _live_plan(value, chosen):
+    """``[(change key, change, command, stdin)]``: what loading ``value`` live would change."""
+    body, text = rules(value, chosen), script(value, chosen)
+    if chosen == "nft":
+        current, wanted = nft_loaded(), {"prerouting": body, "output": body}
+        if current == wanted:
+            return []
+        return [(f"nft table inet {TABLE}", {"old": current, "new": wanted}, ["nft", "-f", "-"], text)]
+    out = []
+    for cmd in ("iptables", "ip6tables"):
+        if not commands.which(f"{cmd}-restore"):
+            continue
+        current = iptables_loaded(f"{cmd}-save")
+        wanted = {"rules": body, "jumps": ["OUTPUT", "PREROUTING"]}
+        if current == wanted:
+            continue
+        stdin = text.replace("COMMIT\n", "")
+        have = (current or {}).get("jumps", [])
+        for hook in ("PREROUTING", "OUTPUT"):
+            if hook not in have:
+                stdin += f"-I {hook} -j {CHAIN}\n"
+            # one jump per hook: duplicates (from an earlier run or by hand) go
+            stdin += f"-D {hook} -j {CHAIN}\n" * max(0, have.count(hook) - 1)
+        key = f"{cmd} raw {CHAIN}"
+        out.append((key, {"old": current, "new": wanted}, [f"{cmd}-restore", "--noflush"], stdin + "COMMIT\n"))
+    return out
+
+
+def _boot_note(chosen, path, configs):
+    """What boot will load of the persisted file, in a sentence."""
+    if chosen == "nft" and path.endswith(".nft"):
+        if configs:
+            return (
+                f"At boot the nftables service loads {path} through the include at the end of {' and '.join(configs)}"
+            )
+        return (
+            f"At boot nothing loads {path}: there is no /etc/nftables.conf or "
+            f"/etc/sysconfig/nftables.conf; add 'include \"{path}\"' to the config your firewall loads"
+        )
+    if chosen == "nft":
+        return f"At boot nothing loads {path} (not an .nft file the nftables config can include)"
+    return (
+        f"At boot nothing loads {path}: netfilter-persistent loads /etc/iptables/rules.v4/v6 and "
+        f"the iptables service /etc/sysconfig/iptables, not this file. Load it after the firewall "
+        f"with 'iptables-restore --noflush < {path}' and 'ip6tables-restore --noflush < {path}' "
+        "(e.g. a systemd oneshot unit)"
+    )
+
+
+def _persist_plans(root, value, chosen, persist_to):
+    """The notrack file plan and, for an nft file, the plans of the configs that include it."""
+    if persist_to is False or persist_to is None:
+        return []
+    if persist_to is not True:
+        numbers.text(persist_to, "persist", paths.PATH_MAX)
+    one = file_plan(root, value, chosen, None if persist_to is True else persist_to)
+    if chosen == "nft" and one["path"].endswith(".nft"):
+        return [one, *include_plans(root, one["path"])]
+    return [one]
+
+
+def plan(root, value, backend=None, persist=None) -> NotrackPlan:
+    """Plan exempting ``value`` (flows) live through ``backend`` (default: :func:`host_backend`)
+    and, with ``persist`` (``True``, a path or nothing), at boot: every check, nothing changed."""
+    flows(value)
+    if backend is not None:
+        backend_name(backend)
+    if persist is not None and not isinstance(persist, (bool, str)):
+        raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}"[:200])
+    chosen = backend or host_backend()
+    files = _persist_plans(root, value, chosen, persist)
+    live = _live_plan(value, chosen)
+    changes = {key: change for key, change, _, _ in live}
+    for one in files:
+        changes.update(one["changes"])
+    boot = _boot_note(chosen, files[0]["path"], [p["path"] for p in files[1:]]) if files else None
+    return {"backend": chosen, "live": live, "files": files, "changes": changes, "boot": boot}
+
+
+def apply(root, notrack: NotrackPlan):
+    """Load the live rules, then write the planned files."""
+    for _, _, cmd, stdin in notrack["live"]:
+        commands.run(cmd, stdin=stdin)
+    for one in notrack["files"]:
+        plans.apply(root, one)
+
+
+def apply_includes(root, configs, test):
+    """``{changes, written, configs}`` of :func:`include_plans`'s ``configs``, written unless ``test``."""
+    ret = {"changes": {}, "written": [], "configs": [p["path"] for p in configs]}
+    for one in configs:
+        ret["changes"].update(one["changes"])
+        if not test and plans.apply(root, one):
+            ret["written"].append(one["path"])
+    return ret

@@ -1,5 +1,35 @@
-"""The beacon"s machinery: the kernel log grammar, the log readers and their cursors, incidents."""
+"""The beacon's machinery: the kernel log grammar, the log readers and their cursors (a file's
+jobs one module each: lines, generations, truncation, resume, gaps), incidents, the beacon's
+options and its runs, and the one-off count of a log file."""
 
-from saltext_conntrack.logwatch import follow, grammar, incidents, sources
+from saltext_conntrack.logwatch import (
+    census,
+    follow,
+    gaps,
+    generations,
+    grammar,
+    incidents,
+    lines,
+    options,
+    protocol,
+    resume,
+    sources,
+    truncation,
+    watch,
+)
 
-__all__ = ["follow", "grammar", "incidents", "sources"]
+__all__ = [
+    "census",
+    "follow",
+    "gaps",
+    "generations",
+    "grammar",
+    "incidents",
+    "lines",
+    "options",
+    "protocol",
+    "resume",
+    "sources",
+    "truncation",
+    "watch",
+]

@@ -1,10 +1,12 @@
 """Incidents and events of the conntrack beacon, and the one file that keeps them.
 
-A ``Tracker`` coalesces the hits a reader returns (``kernlog``) into one
-pending burst, decides when a ``table_full``, ``usage_high``/``usage_ok`` or
-``drops`` event is due, and builds it. All it holds between runs (the counts
-held back by ``min_interval``, the incident, the usage level, the drop
-counter's pending rise) round-trips through ``to_dict``/``from_dict``, and
+Three independent machines decide when an event is due and build it:
+``Burst`` coalesces the hits a reader returns (``kernlog``) into one pending
+``table_full`` and its incident, ``UsageLevel`` sends ``usage_high``/``usage_ok``
+with hysteresis, ``DropRise`` sends the drop counter's rise as ``drops``. A
+``Tracker`` composes them; all they hold between runs (the counts held back by
+``min_interval``, the incident, the usage level, the drop counter's pending
+rise) round-trips through ``to_dict``/``from_dict``, and
 ``save`` writes it together with the reader's cursor in one atomic write: a
 restart, clean or killed, resumes from a cursor and counts that belong
 together, so it neither loses, repeats nor splits an incident.
@@ -71,19 +73,15 @@ def coalesce(acc, hits, now, open_now):
     return matched
 
 
-class Tracker:
-    """What one configured beacon keeps between runs, apart from the reader's cursor."""
+class Burst:
+    """The table-full machine: the pending counts, the incident they belong to, ``min_interval``."""
 
-    FIELDS = ("acc", "incident", "open_until", "level", "drop", "drop_pending", "drop_last_event")
+    FIELDS = ("acc", "incident", "open_until")
 
     def __init__(self):
         self.acc = None  # table-full counts not sent yet
         self.incident = None  # {"start", "last_seen", "last_event", "events"}
         self.open_until = 0.0
-        self.level = None  # usage level last reported: None (unknown), ok, warning, critical
-        self.drop = None  # [drop, early_drop, time] at the last reading
-        self.drop_pending = None  # rise not sent yet: [delta, early_delta, since]
-        self.drop_last_event = None
         self.version = 0  # bumped whenever something worth saving changed
 
     def to_dict(self):
@@ -92,19 +90,12 @@ class Tracker:
             data["acc"] = {**self.acc, "netns": [[ns, n] for ns, n in self.acc["netns"].items()]}
         return data
 
-    @classmethod
-    def from_dict(cls, data):
-        tracker = cls()
-        if not isinstance(data, dict):
-            return tracker
-        for key in cls.FIELDS:
+    def load(self, data):
+        for key in self.FIELDS:
             if key in data:
-                setattr(tracker, key, data[key])
-        if isinstance(tracker.acc, dict):
-            tracker.acc = {**new_acc(), **tracker.acc, "netns": {ns: n for ns, n in tracker.acc.get("netns") or []}}
-        return tracker
-
-    # -- table_full ---------------------------------------------------------------
+                setattr(self, key, data[key])
+        if isinstance(self.acc, dict):
+            self.acc = {**new_acc(), **self.acc, "netns": {ns: n for ns, n in self.acc.get("netns") or []}}
 
     def add(self, hits, gaps, failed, now, incident_gap):
         """One run's read: hits, what the reader found destroyed (``gaps``), whether it failed."""
@@ -123,7 +114,11 @@ class Tracker:
         self.acc = acc
         self.version += 1
 
-    def full_due(self, now, min_interval):
+    def pending_netns(self):
+        """The namespaces the pending lines named (inodes, None for lines naming none)."""
+        return list(self.acc["netns"]) if self.acc else []
+
+    def due(self, now, min_interval):
         acc, inc = self.acc, self.incident
         return bool(
             acc
@@ -132,7 +127,7 @@ class Tracker:
             and (inc["last_event"] is None or now - inc["last_event"] >= min_interval)
         )
 
-    def full_event(self, now, snap, names, source_name):
+    def event(self, now, snap, names, source_name):
         """The ``table_full`` event for the pending counts (``names``: netns inode -> {name, owner})."""
         acc, inc = self.acc, self.incident
         inc["events"] += 1
@@ -169,48 +164,86 @@ class Tracker:
             self.incident = None
             self.version += 1
 
-    # -- usage and drops --------------------------------------------------------------
 
-    def usage_events(self, conf, snap):
-        warning, critical, hyst = conf["usage_warning"], conf["usage_critical"], conf["hysteresis"]
+class UsageLevel:
+    """The usage machine: the level last reported, left only past the hysteresis band."""
+
+    FIELDS = ("level",)
+
+    def __init__(self):
+        self.level = None  # None (unknown), ok, warning, critical
+        self.version = 0
+
+    def to_dict(self):
+        return {"level": self.level}
+
+    def load(self, data):
+        if "level" in data:
+            self.level = data["level"]
+
+    def events(self, warning, critical, hysteresis, snap):
+        """``usage_high`` on entry and escalation, ``usage_ok`` below the band; thresholds None are off."""
         if warning is None and critical is None:
             return []
         usage = snap["usage"]
         level = verdict.usage_level(usage, warning, critical)
         previous = self.level
-        clear_below = (warning if warning is not None else critical) - hyst
+        clear_below = (warning if warning is not None else critical) - hysteresis
         base = {"usage": usage, "count": snap["count"], "max": snap["max"], "status": snap}
         if level == "ok" and previous in ("warning", "critical"):
             if usage >= clear_below:
                 return []  # inside the hysteresis band: still high
-            self._set_level("ok")
+            self._set("ok")
             return [{"tag": "usage_ok", "previous": previous, "clear_below": clear_below, **base}]
         if level != "ok" and verdict.RANK[level] > verdict.RANK.get(previous or "ok", 0):
-            self._set_level(level)
+            self._set(level)
             threshold = critical if level == "critical" else warning
             return [{"tag": "usage_high", "level": level, "threshold": threshold, **base}]
-        if previous is None or (previous == "critical" and level == "warning" and usage < critical - hyst):
-            self._set_level(level)  # first reading, or down from critical: no event, only the new level
+        if previous is None or (previous == "critical" and level == "warning" and usage < critical - hysteresis):
+            self._set(level)  # first reading, or down from critical: no event, only the new level
         return []
 
-    def _set_level(self, level):
+    def _set(self, level):
         self.level = level
         self.version += 1
 
-    def drop_events(self, min_interval, snap, early, now):
-        drop = snap["drop"]
-        if drop is None:
-            return []
-        early = early or 0
+
+class DropRise:
+    """The drop-counter machine: the rise since the last event, held back by ``min_interval``."""
+
+    FIELDS = ("drop", "drop_pending", "drop_last_event")
+
+    def __init__(self):
+        self.drop = None  # [drop, early_drop, time] at the last reading
+        self.drop_pending = None  # rise not sent yet: [delta, early_delta, since]
+        self.drop_last_event = None
+        self.version = 0
+
+    def to_dict(self):
+        return {key: getattr(self, key) for key in self.FIELDS}
+
+    def load(self, data):
+        for key in self.FIELDS:
+            if key in data:
+                setattr(self, key, data[key])
+
+    def _note(self, drop, early, now):
+        """Take a reading; False when it is only a new baseline."""
         last = self.drop
         self.drop = [drop, early, now]
         if last is None or drop < last[0]:
             self.version += 1
-            return []  # first reading, or the counters were reset (module reload): a new baseline
+            return False  # first reading, or the counters were reset (module reload)
         if drop > last[0]:
             pending = self.drop_pending or [0, 0, last[2]]
             self.drop_pending = [pending[0] + drop - last[0], pending[1] + max(0, early - last[1]), pending[2]]
             self.version += 1
+        return True
+
+    def events(self, min_interval, snap, early, now):
+        drop = snap["drop"]
+        if drop is None or not self._note(drop, early or 0, now):
+            return []
         pending = self.drop_pending
         if not pending or (self.drop_last_event is not None and now - self.drop_last_event < min_interval):
             return []
@@ -227,6 +260,43 @@ class Tracker:
                 "status": snap,
             }
         ]
+
+
+class Tracker:
+    """What one configured beacon keeps between runs, apart from the reader's cursor: three machines.
+
+    They share nothing but the state file, whose ``tracker`` object keeps the
+    flat shape of the first format (one key per field) so a restart resumes
+    whichever version wrote it.
+    """
+
+    def __init__(self):
+        self.burst = Burst()
+        self.usage = UsageLevel()
+        self.drops = DropRise()
+
+    @property
+    def machines(self):
+        return (self.burst, self.usage, self.drops)
+
+    @property
+    def version(self):
+        """Changes whenever any machine changed something worth saving."""
+        return tuple(machine.version for machine in self.machines)
+
+    def to_dict(self):
+        data = {}
+        for machine in self.machines:
+            data.update(machine.to_dict())
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        tracker = cls()
+        if isinstance(data, dict):
+            for machine in tracker.machines:
+                machine.load(data)
+        return tracker
 
 
 # -- the state file ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The kernel log readers and their cursors: ``/dev/kmsg``, journald, a syslog file.
 
-Every reader has ``read(budget, now)`` (the new hits, in order; see
-``kernlog``), ``state()`` (its cursor as JSON-able data, or None),
+Every reader is a ``protocol.LogReader``: ``read(budget, now)`` (the new
+hits, in order), ``state()`` (its cursor as JSON-able data, or None),
 ``cursor_key()`` (changes whenever the cursor moves), ``take_gaps()`` (what
 was destroyed before it was read, since the last call) and ``close()``.
 ``make_source`` picks one for a beacon's ``source`` option.
@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from saltext_conntrack.common import paths
-from saltext_conntrack.logwatch import grammar
+from saltext_conntrack.logwatch import grammar, protocol
 from saltext_conntrack.logwatch.follow import FileSource
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ KMSG = "dev/kmsg"
 __all__ = ["FileSource", "JournalSource", "KmsgSource", "make_source", "LOG_FILES", "KMSG"]
 
 
-class KmsgSource:
+class KmsgSource(protocol.LogReader):
     """``/dev/kmsg``: one record per read(), each with a sequence number.
 
     The kernel returns EPIPE when records were overwritten before this reader
@@ -174,7 +174,7 @@ class KmsgSource:
         return hits
 
 
-class JournalSource:
+class JournalSource(protocol.LogReader):
     """Kernel messages from journald, through ``journalctl`` and a cursor.
 
     Only options journalctl has had since systemd 219 (CentOS 7): no

@@ -1,5 +1,5 @@
-"""What the numbers mean: the verdict, the diagnosis, the Prometheus textfile."""
+"""What the numbers mean: the verdict, the diagnosis and its findings, the Prometheus textfile, the fleet."""
 
-from saltext_conntrack.report import diagnosis, prometheus, verdict
+from saltext_conntrack.report import diagnosis, fleet, host_findings, prometheus, verdict, walk_findings
 
-__all__ = ["diagnosis", "prometheus", "verdict"]
+__all__ = ["diagnosis", "fleet", "host_findings", "prometheus", "verdict", "walk_findings"]

@@ -1,23 +1,19 @@
 """Why the table is full, whether it still is, and which fix fits.
 
-``findings(facts, counted)`` turns what the execution module gathered
-(status, recommendation, timeouts, dependents, boot files) and, optionally,
-one walk of the table (``table.Walk``) into findings, worst first. Each has an
-``id``, a ``severity``, the ``evidence`` it saw, ``why`` in one sentence, a
-``fix`` (an SLS snippet for this extension's states, or a firewall snippet
-to review: never applied here) and the ``side_effects`` of that fix.
+``findings(...)`` turns what the execution module gathered (status,
+recommendation, timeouts, dependents, boot files: ``host_findings``) and,
+optionally, one walk of the table (``table.Walk``: ``walk_findings``) into
+findings, worst first.
 """
 
-import os
-import re
 import time
 
-import yaml
 from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import paths
-from saltext_conntrack.persistence import drift, sysctl_boot
-from saltext_conntrack.runtime import kernel, table
+from saltext_conntrack.persistence import sysctl_boot
+from saltext_conntrack.report import host_findings, walk_findings
+from saltext_conntrack.runtime import namespaces, table
 
 SEVERITY = {"critical": 3, "warning": 2, "info": 1}
 # Every id a finding can have, in the order findings of one severity are
@@ -41,38 +37,7 @@ IDS = (
     "top_source",
     "top_destination",
 )
-# A walk finding needs this many entries and this share of the walk: a
-# handful of flows is not what fills a table.
-MIN_ENTRIES = 100
-SHARE = 0.25
-TALKER_SHARE = 0.5
-IDLE_SECONDS = 3600
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
-_LOAD_LIST = re.compile(r"^\s*IP6?TABLES_SYSCTL_LOAD_LIST\s*=\s*(.*?)\s*$", re.M)
-
-NOTRACK_EFFECT = (
-    "notrack: these flows bypass conntrack, so NAT (masquerade, DNAT) and state rules "
-    "(ct state, -m state/conntrack) no longer apply to them; accept their replies by port, "
-    "and check conntrack.dependents first"
-)
-
-
-def sls(state_id, function, **args):
-    """An SLS snippet for one state, as text ready to paste."""
-    body = {state_id: {function: [{key: value} for key, value in args.items()]}}
-    return yaml.safe_dump(body, default_flow_style=False, sort_keys=False)
-
-
-def finding(ident, severity, evidence, why, fix=None, fix_type="sls", side_effects=()):
-    return {
-        "id": ident,
-        "severity": severity,
-        "evidence": evidence,
-        "why": why,
-        "fix": fix,
-        "fix_type": fix_type if fix else None,
-        "side_effects": list(side_effects),
-    }
 
 
 def host_facts(root):
@@ -87,439 +52,60 @@ def host_facts(root):
     return {"boot": sysctl_boot.boot_values(root), "iptables_configs": configs}
 
 
-def _pressure(status):
-    """(recent block or None, usage %) of a status."""
-    return status.get("recent"), status.get("usage", 0.0)
+def gather(root, status, readers):
+    """What the findings are judged on: ``status``, then what ``readers`` (``__salt__``) answer.
 
+    A fact that cannot be read is a note, not a failure: its reader's
+    CommandExecutionError goes to ``notes`` under the reader's name.
+    """
+    notes = []
 
-def _raise_limit_fix(status, recommend):
-    """The RAM formula's size; past it, twice the limit, which ``conntrack.tuned`` wants forced."""
-    ceiling = (recommend or {}).get("max") or 0
-    if status["max"] < ceiling:
-        return sls("conntrack-size", "conntrack.tuned", max=ceiling, buckets="auto")
-    return sls("conntrack-size", "conntrack.tuned", max=2 * status["max"], buckets="auto", force=True)
+    def ask(fun):
+        try:
+            return readers[fun]()
+        except CommandExecutionError as err:
+            notes.append(f"{fun}: {err}")
+            return None
 
-
-def _memory_effect(status, recommend):
-    entry = (recommend or {}).get("entry_size")
-    effects = [
-        f"every entry costs {entry} bytes of unswappable kernel memory (/proc/slabinfo)"
-        if entry
-        else "every entry costs one unswappable conntrack slab object (256-384 bytes)"
-    ]
-    if status["max"] >= ((recommend or {}).get("max") or 0):
-        effects.append(
-            "the limit is already at this host's RAM ceiling: raising it is forced; "
-            "first fix what fills the table (diagnose with the walk)"
-        )
-    return effects
-
-
-def counter_findings(status, recommend):
-    """Drops, early drops and insert failures: now (``recent``) or only since boot."""
-    recent, usage = _pressure(status)
-    stats = status.get("stats") or {}
-    found = []
-    if recent is None:
-        if stats.get("drop"):
-            found.append(
-                finding(
-                    "drops_since_boot",
-                    "warning",
-                    {"drop_since_boot": stats["drop"], "usage": usage},
-                    "Packets were dropped for a full table at some time since boot; this status has no earlier "
-                    "sample, so whether it is still happening is unknown: run it again to see the rise.",
-                    _raise_limit_fix(status, recommend),
-                    side_effects=_memory_effect(status, recommend),
-                )
-            )
-        return found
-    seconds = recent.get("seconds")
-    if recent.get("drop"):
-        found.append(
-            finding(
-                "drops_rising",
-                "critical",
-                {"drop": recent["drop"], "seconds": seconds, "drop_since_boot": stats.get("drop"), "usage": usage},
-                f"The table is full now: {recent['drop']} packets of new flows were dropped in the last {seconds} s.",
-                _raise_limit_fix(status, recommend),
-                side_effects=_memory_effect(status, recommend),
-            )
-        )
-    if recent.get("early_drop"):
-        found.append(
-            finding(
-                "early_drop_rising",
-                "warning",
-                {"early_drop": recent["early_drop"], "seconds": seconds, "usage": usage},
-                "The table sits at its limit: the kernel evicts unassured entries to admit new flows.",
-                _raise_limit_fix(status, recommend),
-                side_effects=_memory_effect(status, recommend),
-            )
-        )
-    if recent.get("insert_failed"):
-        found.append(
-            finding(
-                "insert_failed_rising",
-                "warning",
-                {"insert_failed": recent["insert_failed"], "seconds": seconds, "buckets": status.get("buckets")},
-                "Inserts lose races (parallel packets of one new flow, typically DNS A and AAAA over one "
-                "socket, or lookups during a resize) and those packets are dropped.",
-                sls("conntrack-buckets", "conntrack.tuned", buckets=status["max"]),
-                side_effects=["buckets are global: set them from the host, not a container's namespace"],
-            )
-        )
-    return found
-
-
-def sizing_findings(status, recommend):
-    """The limit against this host's RAM; the hash chains against the limit."""
-    found = []
-    recent, usage = _pressure(status)
-    pressed = usage >= 90 or bool(recent and (recent.get("drop") or recent.get("early_drop")))
-    if recommend and recommend.get("max") and status["max"] < recommend["max"]:
-        severity = "critical" if pressed else "warning" if usage >= 75 else "info"
-        found.append(
-            finding(
-                "limit_low",
-                severity,
-                {"max": status["max"], "recommended": recommend["max"], "ram": recommend.get("ram"), "usage": usage},
-                f"The limit {status['max']} is below the {recommend['max']} this host's RAM supports "
-                "(RAMSIZE / 16384 / (ARCH / 32)).",
-                sls("conntrack-size", "conntrack.tuned", max=recommend["max"], buckets="auto"),
-                side_effects=_memory_effect(status, recommend),
-            )
-        )
-    buckets = status.get("buckets")
-    if buckets:
-        ratio = round(status["max"] / buckets, 2)
-        troubled = bool(recent and (recent.get("insert_failed") or recent.get("early_drop")))
-        if ratio > 8 or (ratio > 4 and troubled):
-            found.append(
-                finding(
-                    "hash_chains_long",
-                    "warning" if ratio > 8 or troubled else "info",
-                    {
-                        "max": status["max"],
-                        "buckets": buckets,
-                        "max_per_bucket": ratio,
-                        "count_per_bucket": round(status["count"] / buckets, 2),
-                    },
-                    f"A full table puts {ratio} entries in each hash chain, and every packet walks its chain.",
-                    sls("conntrack-buckets", "conntrack.tuned", buckets=status["max"]),
-                    side_effects=[f"{status['max']} buckets cost {8 * status['max']} bytes of kernel memory"],
-                )
-            )
-    return found
-
-
-def persistence_findings(status, timeouts, names, facts):
-    """Runtime values boot will not set, and iptables restarts that reset them."""
-    boot = facts.get("boot") or {}
-    shorts = {}
-    for short, value in {"max": status.get("max"), "buckets": status.get("buckets"), **(timeouts or {})}.items():
-        key = (names or {}).get(short)
-        if value is not None and key is not None:
-            shorts[sysctl_boot.canonical(key)] = (short, value)
-    runtime = {key: value for key, (_, value) in shorts.items()}
-    # Against boot files: the drift core's comparison (no tuned record here).
-    drifted = drift.compare(runtime, boot, {})
-    # No boot line at all: a timeout away from the kernel default is lost at reboot.
-    for key, value in sorted(runtime.items()):
-        default = drift.DEFAULT_TIMEOUTS.get(key.rsplit("conntrack_", 1)[-1])
-        if key not in boot and default is not None and value != default:
-            drifted.append(
-                {
-                    "key": key,
-                    "runtime": value,
-                    "boot": None,
-                    "boot_file": None,
-                    "tuned": None,
-                    "differs_from": ["default"],
-                    "cause": f"set at runtime; boot leaves the default {default}",
-                }
-            )
-    found = []
-    if drifted:
-        keep = {shorts[d["key"]][0]: d["runtime"] for d in drifted}
-        args = {k: keep.pop(k) for k in ("max", "buckets") if k in keep}
-        if keep:
-            args["timeouts"] = keep
-        found.append(
-            finding(
-                "not_persisted",
-                "warning",
-                {"values": drifted},
-                "The running values are not what boot will set: a reboot silently undoes them.",
-                sls("conntrack-persist", "conntrack.tuned", **args),
-                side_effects=[
-                    "persisting keeps today's values; if boot's are the right ones, run `sysctl --system` instead"
-                ],
-            )
-        )
-    found.extend(_iptables_findings(facts.get("iptables_configs") or {}, status))
-    return found
-
-
-def _iptables_findings(configs, status):
-    found = []
-    token = ".ip_conntrack" if status.get("flavour") == "ip_conntrack" else ".nf_conntrack"
-    for host_path, text in sorted(configs.items()):
-        values = _LOAD_LIST.findall(text)
-        current = values[-1].strip("\"'") if values else ""
-        if token.lstrip(".") in current:
-            continue
-        wanted = " ".join(filter(None, [current, token]))
-        key = "IP6TABLES_SYSCTL_LOAD_LIST" if "ip6tables" in host_path else "IPTABLES_SYSCTL_LOAD_LIST"
-        found.append(
-            finding(
-                "iptables_restart_resets",
-                "warning",
-                {"file": host_path, key: current or None},
-                f"`service iptables restart` reloads conntrack and {host_path} does not re-apply its "
-                "sysctls, so the limit and timeouts fall back to the kernel defaults.",
-                sls(host_path, "conntrack.iptables_config", settings={key: wanted}),
-                side_effects=[
-                    "conntrack.tuned with survive_reload (its default) keeps this list too; use one of the two"
-                ],
-            )
-        )
-    return found
-
-
-def dependents_finding(status, dependents):
-    """Tracking many entries while no rule needs conntrack."""
-    recent, usage = _pressure(status)
-    if dependents is None or dependents or not (usage >= 50 or (recent and recent.get("drop"))):
-        return []
-    snippet = (
-        "# review: stop tracking everything in this namespace (no rule here needs it)\n"
-        "table inet conntrack_off {\n"
-        "  chain pre { type filter hook prerouting priority -300; notrack; }\n"
-        "  chain out { type filter hook output priority -300; notrack; }\n"
-        "}\n"
-    )
-    return [
-        finding(
-            "no_dependents",
-            "warning",
-            {"count": status["count"], "usage": usage, "dependents": 0},
-            "No firewall rule here needs conntrack (conntrack.dependents is empty), yet the table holds "
-            f"{status['count']} entries ({usage}%).",
-            snippet,
-            fix_type="nft",
-            side_effects=[
-                NOTRACK_EFFECT,
-                "dependents reads this network namespace's rules and the saved rules files only: "
-                "check the host and every container's namespace before exempting everything",
-            ],
-        )
-    ]
-
-
-def _share(n, total):
-    return round(n / total, 3) if total else 0.0
-
-
-def _sample_note(counted, status):
-    return {"walked": counted.total, "complete": counted.complete, "count": status.get("count")}
-
-
-def udp_finding(counted, status, timeouts, dependents):
-    """Unreplied UDP to one port (a resolver, a scan) filling the table."""
-    ports = counted.ports(unreplied=True)
-    top = [(key, n) for key, n in ports.most_common(5) if key[0] == "udp"]
-    if not top:
-        return []
-    (_, port), n = top[0]
-    share = _share(n, counted.total)
-    if n < MIN_ENTRIES or share < SHARE:
-        return []
-    udp = (timeouts or {}).get("udp")
-    recent, usage = _pressure(status)
-    severity = "critical" if usage >= 90 or (recent and recent.get("drop")) else "warning"
-    fix = sls(
-        f"conntrack-udp-{port}-untracked", "conntrack.notrack", flows=[{"proto": "udp", "port": port}], persist=True
-    )
-    fix += "# or, keeping them tracked but shorter-lived:\n" + "".join(
-        "# " + line + "\n"
-        for line in sls("conntrack-udp-timeout", "conntrack.tuned", timeouts={"udp": 10}).splitlines()
-    )
-    return [
-        finding(
-            "unreplied_udp_port",
-            severity,
-            {
-                "port": f"udp/{port}",
-                "unreplied": n,
-                "share": share,
-                "udp_timeout": udp,
-                **_sample_note(counted, status),
-            },
-            f"{share:.0%} of the table is unreplied UDP to port {port}, each entry held {udp} s for "
-            "a reply that never comes.",
-            fix,
-            side_effects=[
-                NOTRACK_EFFECT,
-                _deps_note(dependents),
-                "a udp timeout of 10 s also ends idle UDP streams (udp_stream is separate)",
-            ],
-        )
-    ]
-
-
-def _deps_note(dependents):
-    if dependents is None:
-        return "conntrack.dependents could not be read: check the rules by hand"
-    return f"conntrack.dependents lists {len(dependents)} rule(s) that need conntrack here"
-
-
-def tcp_findings(counted, status, timeouts):
-    """TIME_WAIT churn and idle ESTABLISHED entries held by a long timeout."""
-    found = []
-    timeouts = timeouts or {}
-    waiting = counted.count(b"tcp", b"TIME_WAIT")
-    time_wait = timeouts.get("tcp_time_wait")
-    if waiting >= MIN_ENTRIES and _share(waiting, counted.total) >= SHARE and (time_wait or 0) > 30:
-        found.append(
-            finding(
-                "time_wait_churn",
-                "warning",
-                {
-                    "time_wait": waiting,
-                    "share": _share(waiting, counted.total),
-                    "tcp_time_wait": time_wait,
-                    **_sample_note(counted, status),
-                },
-                f"{_share(waiting, counted.total):.0%} of the table is closed TCP connections waiting "
-                f"{time_wait} s in TIME_WAIT: short connections churn faster than they expire.",
-                sls("conntrack-time-wait", "conntrack.tuned", timeouts={"tcp_time_wait": 30}),
-                side_effects=["a retransmitted final ACK or FIN after 30 s is seen as INVALID by state rules"],
-            )
-        )
-    established = timeouts.get("tcp_established")
-    if established and established > IDLE_SECONDS:
-        idle = table.idle_established(counted, established, IDLE_SECONDS)
-        if idle >= MIN_ENTRIES and _share(idle, counted.total) >= SHARE:
-            found.append(
-                finding(
-                    "idle_established",
-                    "warning",
-                    {
-                        "idle_over_1h": idle,
-                        "share": _share(idle, counted.total),
-                        "tcp_established": established,
-                        "established": counted.count(b"tcp", b"ESTABLISHED"),
-                        **_sample_note(counted, status),
-                    },
-                    f"{_share(idle, counted.total):.0%} of the table is ESTABLISHED connections idle for over an "
-                    f"hour, kept by a {established} s timeout.",
-                    sls("conntrack-established", "conntrack.tuned", timeouts={"tcp_established": IDLE_SECONDS}),
-                    side_effects=[
-                        "a connection idle longer than 1 h loses its entry: state rules then drop "
-                        "its next packet and NAT forgets it (use TCP keepalives below 1 h)"
-                    ],
-                )
-            )
-    return found
-
-
-def talker_findings(counted, status):
-    """One source or destination holding most entries."""
-    found = []
-    for key, ident, word, match in (
-        ("src", "top_source", "source", "saddr"),
-        ("dst", "top_destination", "destination", "daddr"),
-    ):
-        top = counted.talkers[key].top(1)
-        if not top:
-            continue
-        address, n = top[0][0].decode(), top[0][1]
-        share = _share(n, counted.total)
-        if n < MIN_ENTRIES or share < TALKER_SHARE:
-            continue
-        family = "ip6" if ":" in address else "ip"
-        snippet = (
-            f"# review: cap the flows one {word} may hold (input, forward or output: where it passes)\n"
-            "table inet conntrack_limit {\n"
-            "  chain input { type filter hook input priority 0; "
-            f"{family} {match} {address} ct state new ct count over {max(1000, n // 2)} drop; }}\n"
-            "}\n"
-        )
-        found.append(
-            finding(
-                ident,
-                "info",
-                {"address": address, "entries": n, "share": share, **_sample_note(counted, status)},
-                f"One {word}, {address}, holds {share:.0%} of the table.",
-                snippet,
-                fix_type="nft",
-                side_effects=[f"new flows of {address} above the cap are dropped; ct count needs conntrack"],
-            )
-        )
-    return found
-
-
-def namespace_findings(status, facts):
-    """Another namespace (a container, a router) near the global limit: its drops never
-    show in this namespace's counters, and its own table holds entries against the one max."""
-    found = []
-    for row in facts.get("namespaces") or []:
-        if row.get("inode") == facts.get("self_inode") or row.get("usage") is None or row["usage"] < 90:
-            continue
-        where = row["names"][0] if row["names"] else f"pid {(row.get('owner') or {}).get('pid')}"
-        owner = row.get("owner") or {}
-        who = f"{owner['runtime']} container {owner['container'][:12]}" if owner.get("container") else where
-        found.append(
-            finding(
-                "namespace_full",
-                "critical",
-                {k: row.get(k) for k in ("inode", "names", "owner", "count", "usage", "drop")} | {"max": status["max"]},
-                f"network namespace {who} holds {row['count']} entries, {row['usage']}% of the global max "
-                f"{status['max']}: new flows there are dropped once it reaches it.",
-                "# look inside it, then fix what fills it or raise the one global max:\n"
-                + (
-                    f"ip netns exec {os.path.basename(where)} "
-                    if row["names"]
-                    else f"nsenter -t {owner.get('pid')} -n "
-                )
-                + "salt-call --local conntrack.diagnose\n",
-                fix_type="command",
-            )
-        )
-    return found
+    return {
+        "status": status,
+        "recommend": ask("conntrack.recommend"),
+        "timeouts": ask("conntrack.timeouts"),
+        "names": ask("conntrack.sysctl_names"),
+        "dependents": ask("conntrack.dependents"),
+        "host": {
+            **host_facts(root),
+            "namespaces": ask("conntrack.namespaces"),
+            "self_inode": namespaces.self_inode(root),
+        },
+        "notes": notes,
+    }
 
 
 def findings(status, recommend, timeouts, names, dependents, facts, counted=None):
     """Every finding for one host, worst first; walk findings only with ``counted``."""
-    found = counter_findings(status, recommend)
-    found += sizing_findings(status, recommend)
-    found += persistence_findings(status, timeouts, names, facts)
-    found += dependents_finding(status, dependents)
-    found += namespace_findings(status, facts)
+    found = host_findings.counter_findings(status, recommend)
+    found += host_findings.sizing_findings(status, recommend)
+    found += host_findings.persistence_findings(status, timeouts, names, facts)
+    found += host_findings.dependents_finding(status, dependents)
+    found += host_findings.namespace_findings(status, facts)
     if counted is not None and counted.total:
-        found += udp_finding(counted, status, timeouts, dependents)
-        found += tcp_findings(counted, status, timeouts)
-        found += talker_findings(counted, status)
+        found += walk_findings.udp_finding(counted, status, timeouts, dependents)
+        found += walk_findings.tcp_findings(counted, status, timeouts)
+        found += walk_findings.talker_findings(counted, status)
     found.sort(key=lambda f: (-SEVERITY[f["severity"]], IDS.index(f["id"])))
     return found
 
 
 def run(root, gathered, walk=True, sample=None, top=5):
-    """``conntrack.diagnose``'s result from what the module ``gathered`` (see there).
+    """``conntrack.diagnose``'s result from what the module ``gathered`` (see :py:func:`gather`).
 
     With ``walk``, one pass over the table (``sample`` entries at most) feeds
     the walk findings and the breakdown returned as ``summary``.
     """
     status = gathered["status"]
-    counted = None
     started = time.monotonic()
-    if walk:
-        path = paths.join(root, kernel.FLAVOURS[status["flavour"]]["table"])
-        try:
-            counted = table.walk(path, status["flavour"], top=top, sample=sample)
-        except OSError as err:
-            raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
+    counted = table.read(root, status["flavour"], top=top, sample=sample) if walk else None
     found = findings(
         status,
         gathered.get("recommend"),

@@ -11,7 +11,7 @@ import os
 
 from salt.exceptions import SaltInvocationError
 
-from saltext_conntrack.common import paths
+from saltext_conntrack.common import files, paths
 from saltext_conntrack.report import diagnosis
 
 PREFIX = "saltext_conntrack_"
@@ -121,3 +121,16 @@ def render(result, top, now):
     if result.get("summary"):
         _breakdown(doc, result["summary"], min(top, TOP_MAX))
     return doc.text()
+
+
+def publish(root, path, real, result, top, now):
+    """Write ``result`` to ``real`` (``path`` as :py:func:`target` checked it), atomically; what was written."""
+    text = render(result, top, now)
+    files.atomic_write(root, real, text, 0o644)
+    return {
+        "path": path,
+        "written": real,
+        "bytes": len(text.encode()),
+        "findings": [f["id"] for f in result["findings"]],
+        "walk": result["walk"],
+    }

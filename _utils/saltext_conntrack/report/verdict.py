@@ -6,6 +6,10 @@ the reasons, by the same rules and the same words wherever it is judged.
 
 import math
 
+from salt.exceptions import SaltInvocationError
+
+from saltext_conntrack.common import numbers
+
 RANK = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 COUNTERS = ("drop", "early_drop", "insert_failed")
 
@@ -95,3 +99,25 @@ def assess(status, warning=75, critical=90):
     if not reasons:
         reasons.append(f"usage {usage}% ({count}/{maximum}), no drops")
     return {"verdict": level, "reasons": reasons, "usage": usage}
+
+
+def thresholds(warning, critical):
+    """The usage thresholds of ``conntrack.check``, checked: percents, warning not above critical."""
+    warning = numbers.number(warning, "warning", 0, 100)
+    critical = numbers.number(critical, "critical", 0, 100)
+    if warning > critical:
+        raise SaltInvocationError(f"warning ({warning}) must not be above critical ({critical})")
+    return warning, critical
+
+
+def checked(status, warning, critical):
+    """``conntrack.check``'s answer: the verdict with the numbers it was judged on."""
+    judged = assess(status, warning, critical)
+    return {
+        **judged,
+        "count": status["count"],
+        "max": status["max"],
+        "drop": status["stats"].get("drop", 0),
+        "early_drop": status["stats"].get("early_drop", 0),
+        "recent": status["recent"],
+    }

@@ -1,5 +1,26 @@
-"""The live kernel: flavours and knobs, sizing, the table walk, namespaces, the module chain, the sample history."""
+"""The live kernel: flavours and knobs, the status snapshot, sizing and the recommendation, the table walk,
+namespaces, the module chain, the sample history."""
 
-from saltext_conntrack.runtime import history, kernel, module_chain, namespaces, sizing, table
+from saltext_conntrack.runtime import (
+    history,
+    kernel,
+    knobs,
+    module_chain,
+    namespaces,
+    recommendation,
+    sizing,
+    snapshot,
+    table,
+)
 
-__all__ = ["history", "kernel", "module_chain", "namespaces", "sizing", "table"]
+__all__ = [
+    "history",
+    "kernel",
+    "knobs",
+    "module_chain",
+    "namespaces",
+    "recommendation",
+    "sizing",
+    "snapshot",
+    "table",
+]

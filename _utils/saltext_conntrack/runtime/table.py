@@ -14,6 +14,11 @@ import subprocess
 from collections import Counter
 from operator import itemgetter
 
+from salt.exceptions import CommandExecutionError
+
+from saltext_conntrack.common import paths
+from saltext_conntrack.runtime import kernel
+
 # One line of the table, original direction only: protocol, remaining
 # lifetime in thousands of seconds (the lazy group keeps all but the last three
 # digits, so ESTABLISHED entries fall in at most 433 buckets), TCP state,
@@ -167,6 +172,15 @@ def walk(path, flavour, top=10, sample=None):
     finally:
         stream.close()
     return counted
+
+
+def read(root, flavour, top=10, sample=None):
+    """:py:func:`walk` over the loaded table under ``root``; an error naming the file when it cannot be read."""
+    path = paths.join(root, kernel.FLAVOURS[flavour]["table"])
+    try:
+        return walk(path, flavour, top=top, sample=sample)
+    except OSError as err:
+        raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
 
 
 def _line_end(chunk, lines):

@@ -1,0 +1,165 @@
+"""One configured conntrack beacon between runs: its reader, its machines, its state file.
+
+``Watch.start`` picks the reader and resumes what the state file kept;
+``Watch.run`` is one beacon run: read the log, feed the machines
+(``incidents``), read the counters when due, and return the events. The
+execution module's functions come in as ``Probes`` (plain callables), so
+nothing here reads Salt's dunders.
+"""
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+
+from saltext_conntrack.logwatch import incidents, sources
+from saltext_conntrack.runtime import namespaces
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Probes:
+    """``conntrack.status``, and ``conntrack.drift``/``conntrack.diagnose`` where those exist (else None)."""
+
+    status: Callable[[], dict]
+    drift: Callable[[], dict] | None = None
+    diagnose: Callable[..., dict] | None = None
+
+
+def state_path(cachedir, name):
+    return os.path.join(cachedir, "conntrack", f"beacon-{name}.json")
+
+
+def snapshot(probes):
+    """``{count, max, usage, drop}`` and the early_drop counter, or (None, None)."""
+    try:
+        st = probes.status()
+    except Exception as err:
+        log.debug("conntrack beacon: conntrack.status failed: %s", err)
+        return None, None
+    stats = st.get("stats") or {}
+    snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
+    return snap, stats.get("early_drop")
+
+
+def findings(probes):
+    """The cheap findings of ``conntrack.diagnose`` (no walk of the table), or None.
+
+    An event must go out whatever diagnose does: any failure is logged, never raised.
+    """
+    if probes.diagnose is None:
+        return None
+    try:
+        found = probes.diagnose(walk=False)
+        return list(found.get("findings") or [])
+    except Exception as err:
+        log.warning("conntrack beacon: conntrack.diagnose failed, table_full sent without findings: %s", err)
+        return None
+
+
+class Watch:
+    """One configured beacon between runs (kept in ``__context__``): its reader and tracker."""
+
+    def __init__(self, source, tracker, path, root):
+        self.source = source
+        self.tracker = tracker
+        self.path = path  # the state file, None when persist is off
+        self.root = root
+        self.saved = (source.cursor_key(), tracker.version)  # last written
+        self.status_at = 0.0
+        self.read_error = None  # text of the last failed read while the source keeps failing
+        self.drift_at = 0.0
+        self.drift_seen = ()  # the differences last reported: each is reported once
+
+    @classmethod
+    def start(cls, conf, root, cachedir):
+        path = state_path(cachedir, conf.name) if conf.persist else None
+        saved, tracker = incidents.load(path) if path else (None, incidents.Tracker())
+        return cls(sources.make_source(conf.source, root, saved), tracker, path, root)
+
+    def _read(self, budget, now):
+        """The source's new hits and gaps; a failed read is logged and counted, never raised.
+
+        The counters (usage, drops) must keep working when the log does not. A
+        failure is logged as a warning when it starts or changes, then at debug
+        level while it goes on, and its end is logged too.
+        """
+        source = self.source
+        try:
+            hits = source.read(budget, now)
+        except Exception as err:
+            text = f"{type(err).__name__}: {err}"
+            level = logging.DEBUG if text == self.read_error else logging.WARNING
+            log.log(level, "conntrack beacon: cannot read %s: %s", source.name, text)
+            self.read_error = text
+            return [], source.take_gaps(), True
+        if self.read_error is not None:
+            log.warning("conntrack beacon: reading %s again", source.name)
+            self.read_error = None
+        return hits, source.take_gaps(), False
+
+    def _drift_events(self, conf, probes, now):
+        """A ``drift`` event when ``conntrack.drift`` lists differences not reported yet.
+
+        Checked every ``drift_interval`` seconds (0: never). The same differences are
+        reported once; when they clear, a later drift is new again.
+        """
+        if not conf.drift_interval or now - self.drift_at < conf.drift_interval or probes.drift is None:
+            return []
+        self.drift_at = now
+        try:
+            found = probes.drift()
+        except Exception as err:
+            log.debug("conntrack beacon: conntrack.drift failed: %s", err)
+            return []
+        differences = found.get("differences") or []
+        seen = tuple(sorted((d["key"], d["runtime"]) for d in differences))
+        if seen == self.drift_seen:
+            return []
+        self.drift_seen = seen
+        if not differences:
+            return []
+        return [{"tag": "drift", "differences": differences, "recorded_at": found.get("recorded_at")}]
+
+    def _full_event(self, now, snap, probes):
+        burst = self.tracker.burst
+        names = namespaces.describe(self.root, burst.pending_netns())
+        event = burst.event(now, snap, names, self.source.name)
+        found = findings(probes)
+        if found is not None:
+            event["findings"] = found
+        return event
+
+    def run(self, conf, probes, now):
+        """One beacon run: the events due now, the state file written when anything moved."""
+        tracker = self.tracker
+        hits, gaps, failed = self._read(conf.max_read, now)
+        tracker.burst.add(hits, gaps, failed, now, conf.incident_gap)
+        full_due = tracker.burst.due(now, conf.min_interval)
+        snap = early = None
+        if full_due or now - self.status_at >= conf.status_interval:
+            snap, early = snapshot(probes)
+            self.status_at = now
+        ret = [self._full_event(now, snap, probes)] if full_due else []
+        tracker.burst.expire(now, conf.incident_gap)
+        if snap is not None:
+            ret.extend(tracker.usage.events(conf.usage_warning, conf.usage_critical, conf.hysteresis, snap))
+            if conf.drops:
+                ret.extend(tracker.drops.events(conf.min_interval, snap, early, now))
+        ret.extend(self._drift_events(conf, probes, now))
+        self.save()
+        return ret
+
+    def save(self):
+        """Cursor and held-back counts together, only when either moved (idle runs write nothing)."""
+        key = (self.source.cursor_key(), self.tracker.version)
+        if self.path is None or key == self.saved:
+            return
+        if incidents.save(self.path, self.source.state(), self.tracker):
+            self.saved = key
+
+    def close(self):
+        """Save, and release the reader's descriptors."""
+        self.save()
+        self.source.close()

@@ -1,0 +1,143 @@
+"""saltext_conntrack.common.files: the one atomic writer, and reading what it wrote."""
+
+import os
+import stat
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+from saltext_conntrack.common import files
+
+
+@pytest.fixture
+def root(tmp_path):
+    top = tmp_path / "root"
+    (top / "etc/sysctl.d").mkdir(parents=True)
+    return os.path.realpath(top)
+
+
+def test_read_text_missing_file_is_empty(root):
+    assert files.read_text(os.path.join(root, "etc/none.conf")) == ("", False)
+
+
+def test_read_text_keeps_line_endings(root):
+    path = os.path.join(root, "etc/a.conf")
+    with open(path, "wb") as fh:
+        fh.write(b"a = 1\r\nb = 2")
+    assert files.read_text(path) == ("a = 1\r\nb = 2", True)
+
+
+@pytest.mark.parametrize("make", ["directory", "binary"])
+def test_read_text_unreadable_is_an_error_naming_the_file(root, make):
+    path = os.path.join(root, "etc/bad.conf")
+    if make == "directory":
+        os.mkdir(path)
+    else:
+        with open(path, "wb") as fh:
+            fh.write(b"\xff\xfe\x00")
+    with pytest.raises(CommandExecutionError, match=f"^cannot read {path}: "):
+        files.read_text(path)
+
+
+def test_new_file_gets_the_mode_and_the_text(root):
+    joined = os.path.join(root, "etc/modprobe.d/conntrack.conf")
+    real = files.atomic_write(root, joined, "options nf_conntrack hashsize=1\r\n", mode=0o600)
+    assert real == joined
+    with open(real, "rb") as fh:
+        assert fh.read() == b"options nf_conntrack hashsize=1\r\n"
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o600
+    assert sorted(os.listdir(os.path.dirname(real))) == ["conntrack.conf"]
+
+
+def test_new_file_default_mode_ignores_the_umask(root):
+    old = os.umask(0o077)
+    try:
+        real = files.atomic_write(root, os.path.join(root, "etc/sysctl.d/90.conf"), "x\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o644
+
+
+def test_existing_file_keeps_its_mode(root):
+    joined = os.path.join(root, "etc/sysctl.d/90.conf")
+    with open(joined, "w", encoding="utf-8") as fh:
+        fh.write("old\n")
+    os.chmod(joined, 0o640)
+    files.atomic_write(root, joined, "new\n", mode=0o644)
+    assert stat.S_IMODE(os.stat(joined).st_mode) == 0o640
+    with open(joined, encoding="utf-8") as fh:
+        assert fh.read() == "new\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file another owner")
+def test_existing_file_keeps_its_owner(root):
+    joined = os.path.join(root, "etc/sysctl.d/90.conf")
+    with open(joined, "w", encoding="utf-8") as fh:
+        fh.write("old\n")
+    os.chown(joined, 1234, 5678)
+    files.atomic_write(root, joined, "new\n")
+    st = os.stat(joined)
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+
+
+def test_replaces_by_rename_so_a_reader_sees_old_or_new_never_half(root):
+    joined = os.path.join(root, "etc/sysctl.d/90.conf")
+    with open(joined, "w", encoding="utf-8") as fh:
+        fh.write("old\n")
+    before = os.stat(joined).st_ino
+    with open(joined, encoding="utf-8") as reader:
+        files.atomic_write(root, joined, "new\n")
+        assert reader.read() == "old\n"
+    assert os.stat(joined).st_ino != before
+
+
+def test_fsyncs_the_file_before_the_rename_and_the_directory_after(root, monkeypatch):
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        real_fsync(fd)
+
+    def rename(src, dst):
+        events.append(("rename", os.path.basename(src).startswith(".90.conf."), dst))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    joined = os.path.join(root, "etc/sysctl.d/90.conf")
+    files.atomic_write(root, joined, "x\n")
+    assert events == [("fsync", "file"), ("rename", True, joined), ("fsync", "dir")]
+
+
+def test_a_symlink_stays_a_symlink_and_its_target_is_written(root):
+    target = os.path.join(root, "etc/sysctl.conf")
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write("old\n")
+    link = os.path.join(root, "etc/sysctl.d/99-sysctl.conf")
+    os.symlink("../sysctl.conf", link)
+    assert files.atomic_write(root, link, "new\n") == target
+    assert os.readlink(link) == "../sysctl.conf"
+    with open(target, encoding="utf-8") as fh:
+        assert fh.read() == "new\n"
+
+
+def test_a_link_out_of_the_root_is_refused_and_nothing_is_written(root, tmp_path):
+    outside = tmp_path / "outside.conf"
+    outside.write_text("theirs\n")
+    link = os.path.join(root, "etc/sysctl.d/90.conf")
+    os.symlink(outside, link)
+    with pytest.raises(CommandExecutionError, match="outside .* \\(conntrack.root\\): refused"):
+        files.atomic_write(root, link, "ours\n")
+    assert outside.read_text() == "theirs\n"
+    assert sorted(os.listdir(os.path.dirname(link))) == ["90.conf"]
+    assert sorted(os.listdir(tmp_path)) == ["outside.conf", "root"]
+
+
+def test_a_failed_rename_leaves_no_temp_file(root):
+    target = os.path.join(root, "etc/sysctl.d/90.conf")
+    os.mkdir(target)
+    with pytest.raises(CommandExecutionError, match=f"^cannot write {target}: "):
+        files.atomic_write(root, target, "x\n")
+    assert sorted(os.listdir(os.path.dirname(target))) == ["90.conf"]
+    assert os.path.isdir(target)
