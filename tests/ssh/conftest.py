@@ -100,6 +100,7 @@ def master_env(tmp_path_factory):
     if _installed_copy_is_this_tree():
         return _env_without_checkout()
     tmp = tmp_path_factory.mktemp("pip")
+    (tmp / "src").mkdir()
     for name in SOURCES:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / "src" / name)
