@@ -19,7 +19,7 @@ CERTIFI := 2026.10.19.post1
 SALT_PIN = $(or $(SALT_$(SALT)),$(error SALT=$(SALT): no pin, use 3006, 3007 or 3008))
 
 PYTHON ?= python3
-TIERS ?= unit functional integration kernel
+TIERS ?= unit functional ssh integration kernel
 VENV ?= .venv-$(SALT)
 PY := $(VENV)/bin/python
 SALT_CALL := $(VENV)/bin/salt-call --local -c conf
