@@ -202,7 +202,16 @@ class SaltSsh:
     def ssh(self, *args, timeout=240):
         """``salt-ssh local ARGS``: the function's return, parsed (one host)."""
         cmd = [sys.executable, "-c", SALT_SCRIPT.format(name="salt-ssh", func="salt_ssh")]
-        cmd += ["-c", str(self.master_dir), "--out=json", "--static", "--ignore-host-keys", "--no-host-keys", "local", *args]
+        cmd += [
+            "-c",
+            str(self.master_dir),
+            "--out=json",
+            "--static",
+            "--ignore-host-keys",
+            "--no-host-keys",
+            "local",
+            *args,
+        ]
         return self._json(_run(cmd, self.env, timeout))["local"]
 
     def call(self, *args, timeout=120):
