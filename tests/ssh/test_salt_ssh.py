@@ -4,10 +4,10 @@ fails with the reason that names the fix."""
 
 import pytest
 
-# Fields two runs may legitimately differ in: status's and check's history
-# ``recent`` is the samples the previous calls left in the cachedir, and each
-# route has its own cachedir (the salt-ssh target's and salt-call's);
-# diagnose's ``walk.seconds`` is how long that run took.
+# Fields two runs may legitimately differ in: the history's ``recent`` is the
+# samples earlier calls left in the cachedir, and each route has its own (the
+# salt-ssh target's and salt-call's); diagnose's ``walk.seconds`` is how long
+# that run took.
 PER_RUN = {"recent", "seconds"}
 
 

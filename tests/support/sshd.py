@@ -106,6 +106,10 @@ class Sshd:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self):
+        # A start that failed after sshd forked still left its pid file.
+        if not self.pid and self.pid_file.exists():
+            text = self.pid_file.read_text(encoding="ascii").strip()
+            self.pid = int(text) if text.isdigit() else None
         if not self.pid:
             return
         try:
