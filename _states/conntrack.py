@@ -31,10 +31,9 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
     from saltext_conntrack import common, persistence
-except ImportError as err:  # Salt prints this as the module's reason; docs/design.md
+except ImportError as err:  # Salt prints this as the module's reason (salt-ssh from file_roots: docs/design.md)
     raise ImportError(
-        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master; "
-        "minions get it from pip or saltutil.sync_all"
+        f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master"
     ) from err
 
 log = logging.getLogger(__name__)
