@@ -136,7 +136,9 @@ def blacklist(names, hard=False, present=True, path=persistence.module_files.BLA
     ``present=False`` removes both lines for each name, and ``elsewhere``
     lists the other ``/etc/modprobe.d`` files that still blacklist one. With
     ``present=True`` and ``hard=False`` an ``install NAME /bin/false`` line
-    written earlier is removed.
+    written earlier is removed. ``warning`` says when a soft blacklist of
+    ``nf_conntrack`` leaves a rule load able to load it as a dependency
+    (``nft_ct``, ``xt_conntrack``, ``xt_state`` not blacklisted too).
 
     CLI Example:
 
@@ -154,6 +156,8 @@ def blacklist(names, hard=False, present=True, path=persistence.module_files.BLA
         if present
         else persistence.module_files.blacklisted_elsewhere(_root(), persistence.plans.modules(names), path)
     )
+    if present:
+        ret["warning"] = persistence.module_files.soft_blacklist_gap(persistence.plans.modules(names), hard)
     return ret
 
 

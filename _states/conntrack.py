@@ -209,6 +209,8 @@ def _blacklist(name, names, hard, path, present):
         where = "; ".join(f"{m} in {', '.join(p)}" for m, p in res["elsewhere"].items())
         ret["result"] = False
         ret["comment"] += f". Still blacklisted by other files this state does not own: {where}"
+    if res.get("warning"):
+        ret["comment"] += f". Note: {res['warning']}"
     return ret
 
 
@@ -218,7 +220,10 @@ def blacklisted(name, names=None, hard=False, path=persistence.module_files.BLAC
 
     ``blacklist NAME`` alone only stops loading by alias; ``hard: true`` also
     writes ``install NAME /bin/false`` so explicit loads fail too. Module names
-    are checked (letters, digits, ``_``, ``-``).
+    are checked (letters, digits, ``_``, ``-``). A soft blacklist of
+    ``nf_conntrack`` without ``nft_ct``, ``xt_conntrack`` and ``xt_state``
+    does not keep it out: a rule load pulls it in as their dependency (the
+    comment says so).
 
     .. code-block:: yaml
 

@@ -265,6 +265,7 @@ def test_blacklist_and_lift(host):
     # hard: false drops the install line it no longer wants
     soft = states.conntrack.blacklisted(name="x", names=["nf_conntrack"], hard=False)
     assert soft.changes == {"install nf_conntrack /bin/false": {"old": "present", "new": "absent"}}
+    assert soft.result is True and "a soft blacklist does not stop dependency loads" in soft.comment
     lift = states.conntrack.not_blacklisted(name="nf_conntrack", test=True)
     assert lift.result is None and "blacklist nf_conntrack" in read(root, "etc/modprobe.d/conntrack-blacklist.conf")
     lift = states.conntrack.not_blacklisted(name="nf_conntrack")

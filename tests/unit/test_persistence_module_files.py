@@ -207,3 +207,13 @@ def test_udev_plan_absent(root):
 def test_udev_plan_refuses_a_rules_file_elsewhere(root):
     with pytest.raises(SaltInvocationError, match="^a udev file must be /etc/udev/rules.d/"):
         module_files.udev_plan(root, path="/lib/udev/rules.d/90-x.rules")
+
+
+def test_soft_blacklist_of_the_core_alone_is_flagged():
+    # Debian 6.1 (vm tier): blacklist nf_conntrack alone, an nft ct rule still loads it via nft_ct.
+    gap = module_files.soft_blacklist_gap(["nf_conntrack"], hard=False)
+    assert "nft_ct, xt_conntrack, xt_state still loads nf_conntrack" in gap and "hard: true" in gap
+    assert "xt_state still" in module_files.soft_blacklist_gap(["nf_conntrack", "nft_ct", "xt_conntrack"], False)
+    assert module_files.soft_blacklist_gap(["nf_conntrack", "nft_ct", "xt_conntrack", "xt_state"], False) is None
+    assert module_files.soft_blacklist_gap(["nf_conntrack"], hard=True) is None
+    assert module_files.soft_blacklist_gap(["xt_state"], hard=False) is None

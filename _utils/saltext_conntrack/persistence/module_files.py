@@ -107,6 +107,30 @@ def blacklist_plan(root, names, hard=False, present=True, path=BLACKLIST_FILE):
     return plans.plan(path, real, text, new, exists, changes)
 
 
+# What a rule load asks modprobe for, by alias (nft-expr-ct, ipt_conntrack, ...):
+# each pulls nf_conntrack in as a plain dependency, which no blacklist line stops.
+RULE_ENTRY_POINTS = ("nft_ct", "xt_conntrack", "xt_state")
+
+
+def soft_blacklist_gap(names, hard):
+    """A sentence when a soft blacklist of nf_conntrack would not keep it out, else None.
+
+    Seen on Debian 12's 6.1 (the vm tier): with ``blacklist nf_conntrack``
+    alone, loading an nft ``ct state`` rule loads nft_ct and nf_conntrack
+    with it; blacklisting nft_ct as well makes that rule load fail instead.
+    """
+    names = set(names)
+    if hard or "nf_conntrack" not in names:
+        return None
+    missing = [m for m in RULE_ENTRY_POINTS if m not in names]
+    if not missing:
+        return None
+    return (
+        f"a soft blacklist does not stop dependency loads: a firewall rule that loads "
+        f"{', '.join(missing)} still loads nf_conntrack with it; blacklist those too, or use hard: true"
+    )
+
+
 def blacklisted_elsewhere(root, names, path):
     """``{name: [file, ...]}``: other modprobe.d files that still blacklist a name."""
     found = {}
