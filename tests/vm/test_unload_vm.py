@@ -41,6 +41,7 @@ def test_blacklists_against_a_rule_load(boot2):
     soft = ret["soft_module_only"]
     assert soft["state"]["result"] is True and soft["file"].endswith("blacklist nf_conntrack\n")
     assert soft["rules"]["rc"] == 0 and "nf_conntrack" in soft["chain"]
+    assert "a soft blacklist does not stop dependency loads" in soft["state"]["comment"]  # and the state says so
     # the chain's entry points blacklisted too: the ct rule cannot load, nf_conntrack stays out
     chain = ret["soft_chain"]
     assert chain["state"]["result"] is True and "blacklist nft_ct\n" in chain["file"]
