@@ -87,11 +87,19 @@ def status(window=300):
     in the minion's cachedir (``conntrack/status-*.jsonl``, per network
     namespace, bounded), so separate runs and the mine compare with the same
     history. ``recent`` is null on the first sample, after a reboot and after
-    a counter reset (module reload). A few small reads: it never reads the table.
+    a counter reset (module reload). ``trend``: ``count_per_s`` (the count's
+    rise, a least-squares slope over the samples of the last ``window``
+    seconds), ``insert_per_s`` (new entries per second from the ``insert``
+    counter, null where the kernel does not count it), ``seconds`` and
+    ``samples`` covered, and ``full_in``: seconds until the count meets ``max``
+    at that rise (0 when full, null when not rising or too short a history,
+    ``reason`` says which). A few small reads: it never reads the table.
 
     window
         Seconds to look back: the baseline is the newest sample at least this
-        old, else the oldest there is. Default 300; 0 compares with the last sample.
+        old, else the oldest there is, and the trend fits the samples this
+        young. Default 300; 0 compares with the last sample (the trend then
+        fits 300 s).
 
     CLI Example:
 
