@@ -21,7 +21,7 @@ costs a few small file reads whatever the table size.
 import os
 import time
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
     from saltext_conntrack import common, persistence, report, runtime
@@ -111,7 +111,7 @@ def status(window=300):
     return runtime.snapshot.take(_host(), __opts__.get("cachedir"), window, time.time())
 
 
-def check(warning=75, critical=90, window=300):
+def check(warning=75, critical=90, window=300, full_in_warning=900, full_in_critical=120):
     """
     A verdict on the table: ``ok``, ``warning`` or ``critical``, with reasons.
 
@@ -122,7 +122,12 @@ def check(warning=75, critical=90, window=300):
     overflowed once and recovered is ``ok`` again. The reasons say how many
     happened in the window and since boot. On the very first sample there is
     nothing to compare with, and the counters since boot count as current.
-    The same rules and words as the fleet runner and the beacon.
+    A table that will be full within ``full_in_warning`` / ``full_in_critical``
+    seconds at its current rise (``status``'s ``trend``) is a warning /
+    critical before the first drop. ``notes`` says when the limit is below what
+    :py:func:`recommend` sizes for the RAM: check judges the table now, recommend
+    the size for the worst day. The same rules and words as the fleet runner
+    and the beacon.
 
     warning
         Usage percent that makes the verdict ``warning``. Default 75 (node_exporter's alert).
@@ -131,7 +136,11 @@ def check(warning=75, critical=90, window=300):
         Usage percent that makes the verdict ``critical``. Default 90.
 
     window
-        Seconds of drops that count as current. Default 300.
+        Seconds of drops that count as current, and of samples the trend fits. Default 300.
+
+    full_in_warning, full_in_critical
+        Seconds to full at the current rise that make the verdict ``warning``
+        / ``critical``. Default 900 and 120; null turns one off.
 
     CLI Example:
 
@@ -139,9 +148,15 @@ def check(warning=75, critical=90, window=300):
 
         salt '*' conntrack.check
         salt '*' conntrack.check warning=60 critical=80 window=60
+        salt '*' conntrack.check full_in_warning=1800 full_in_critical=300
     """
-    warning, critical = report.verdict.thresholds(warning, critical)
-    return report.verdict.checked(status(window=window), warning, critical)
+    thresholds = report.verdict.thresholds(warning, critical, full_in_warning, full_in_critical)
+    st = status(window=window)
+    try:
+        recommended = recommend()
+    except CommandExecutionError:  # the note is optional; the verdict must not fail for it
+        recommended = None
+    return report.verdict.checked(st, *thresholds, recommend=recommended)
 
 
 # ---------------------------------------------------------------------------
