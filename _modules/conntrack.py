@@ -243,7 +243,7 @@ def sysctl_names():
 # The table: one streaming pass (parsing lives in saltext_conntrack.runtime.table)
 
 
-def summary(top=10):
+def summary(top=10, timeout=5):
     """
     One streaming pass over the conntrack table: what fills it, and who.
 
@@ -252,6 +252,8 @@ def summary(top=10):
     destination port (``proto/port``), original direction. Memory stays bounded
     whatever the table size: ``approximate`` is true when more distinct keys
     were seen than are kept, and top counts are then lower bounds.
+    ``complete`` is false when the walk stopped at its ``timeout`` (``share``:
+    percent of the count read; the totals are then of that part).
 
     Reading the table walks every entry in the kernel (seconds per million
     entries): use :py:func:`status` to just count.
@@ -259,16 +261,32 @@ def summary(top=10):
     top
         How many talkers to list per category. Default 10.
 
+    timeout
+        Seconds the walk may take. Default 5: every entry of a table up to
+        about 1.8M entries, a hash-ordered sample of a larger one. 0 reads the
+        whole table whatever it costs. Progress is logged at INFO every 5 s.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.summary
         salt '*' conntrack.summary top=3
+        salt '*' conntrack.summary timeout=0
     """
     top = common.numbers.integer(top, "top", 0, 10000)
-    flavour, _ = runtime.snapshot.loaded(_host())
-    return runtime.table.breakdown(runtime.table.read(_root(), flavour, top=top), top)
+    timeout = _timeout(timeout)
+    host = _host()
+    flavour, _ = runtime.snapshot.loaded(host)
+    count = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "count"))
+    counted = runtime.table.read(_root(), flavour, top=top, timeout=timeout, expected=count)
+    share = runtime.table.share(counted, count)
+    return {**runtime.table.breakdown(counted, top), "complete": counted.complete, "share": share}
+
+
+def _timeout(value):
+    """A walk's budget in seconds; 0 is none."""
+    return common.numbers.number(value, "timeout", 0, 86400) or None
 
 
 # ---------------------------------------------------------------------------
@@ -412,7 +430,7 @@ def drift():
 TEXTFILE = "/var/lib/prometheus/node-exporter/saltext_conntrack.prom"
 
 
-def diagnose(walk=True, sample=None, top=5):
+def diagnose(walk=True, sample=None, top=5, timeout=5):
     """
     Why the table is full, whether it still is, and which fix fits.
 
@@ -421,12 +439,17 @@ def diagnose(walk=True, sample=None, top=5):
     ``why`` (one sentence), ``fix`` (an SLS snippet for ``conntrack.tuned``,
     ``conntrack.notrack`` or ``conntrack.iptables_config``, or an nft snippet
     to review, as ``fix_type`` says; never applied) and ``side_effects``.
-    Also ``walk`` (entries read, whether the whole table was, seconds),
-    ``summary`` (as :py:func:`summary`, when it walked) and ``notes`` (facts
-    that could not be read).
+    Also ``walk`` (``entries`` read, whether that was the whole table:
+    ``complete``, else why it ``stopped``, ``sample`` or ``timeout``, and the
+    ``share`` of the count read; ``seconds``), ``summary`` (as
+    :py:func:`summary`, when it walked), ``trend`` (``status``'s) and
+    ``notes`` (facts that could not be read).
 
     Without the walk: drops, early drops and insert failures rising now
-    (``status``'s ``recent`` block; only since boot without it), a limit low
+    (``status``'s ``recent`` block; only since boot without it), a table
+    ``filling`` (full within 900 s at the current rise, critical within 120 s),
+    an ``insert_clash`` (insert failures with the table far from full: the
+    NAT/DNS insert race, cured in the NAT rule or the resolver), a limit low
     for the RAM, long hash chains, runtime values boot will not set, an
     iptables-config whose restarts reset them, and heavy tracking that no rule
     needs. With it (one streaming pass, bounded memory): unreplied UDP to one
@@ -445,6 +468,11 @@ def diagnose(walk=True, sample=None, top=5):
     top
         Talkers kept in ``summary``. Default 5.
 
+    timeout
+        Seconds the walk may take; it stops there with ``complete: false``
+        and the findings of the part read. Default 5 (see :py:func:`summary`);
+        0 reads the whole table whatever it costs.
+
     CLI Example:
 
     .. code-block:: bash
@@ -452,6 +480,7 @@ def diagnose(walk=True, sample=None, top=5):
         salt '*' conntrack.diagnose
         salt '*' conntrack.diagnose walk=False
         salt '*' conntrack.diagnose sample=100000 --out=json
+        salt '*' conntrack.diagnose timeout=0
     """
     walk = common.numbers.boolean(walk, "walk")
     if sample is not None:
@@ -459,13 +488,14 @@ def diagnose(walk=True, sample=None, top=5):
             raise SaltInvocationError("sample needs walk=True: without the walk nothing is sampled")
         sample = common.numbers.integer(sample, "sample", 1, 10**10)
     top = common.numbers.integer(top, "top", 1, 100)
+    timeout = _timeout(timeout)
     root = _root()
     # Through __salt__, as from the CLI: dependents is the firewall module's.
     gathered = report.diagnosis.gather(root, __salt__["conntrack.status"](), __salt__)
-    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top)
+    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top, timeout=timeout)
 
 
-def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
+def textfile(path=TEXTFILE, walk=True, sample=None, top=5, timeout=2):
     """
     Write the breakdown and the findings for node_exporter's textfile collector.
 
@@ -473,7 +503,10 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
     ``saltext_conntrack_*`` gauges (node_exporter's own ``node_nf_conntrack_*``
     already has count, limit and the stat counters): one series per finding
     id (0 absent, 1 info, 2 warning, 3 critical), entries by protocol and TCP
-    state (fixed sets), and the ``top`` sources, destinations and ports.
+    state (fixed sets), the ``top`` sources, destinations and ports, and the
+    trend: ``saltext_conntrack_full_in_seconds`` (0 full, +Inf not rising,
+    NaN too short a history), ``saltext_conntrack_insert_rate`` and
+    ``saltext_conntrack_count_rate`` (per second).
 
     path
         Absolute, ending in ``.prom``, in an existing directory under
@@ -484,6 +517,11 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
     walk, sample, top
         As for :py:func:`diagnose`.
 
+    timeout
+        As for :py:func:`diagnose`, default 2: the schedule runs this every
+        60 s, so a big table is sampled (``saltext_conntrack_walk_complete``
+        0) rather than walked whole each minute.
+
     CLI Example:
 
     .. code-block:: bash
@@ -493,5 +531,5 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
     """
     root = _root()
     real = report.prometheus.target(root, path)
-    result = diagnose(walk=walk, sample=sample, top=top)
+    result = diagnose(walk=walk, sample=sample, top=top, timeout=timeout)
     return report.prometheus.publish(root, path, real, result, top, time.time())

@@ -57,3 +57,22 @@ def test_publish_writes_what_render_gives(tmp_path):
         "findings": [],
         "walk": result["walk"],
     }
+
+
+@pytest.mark.parametrize(
+    ("trend", "full_in", "insert_rate"),
+    [
+        ({"full_in": 250.0, "count_per_s": 4.0, "insert_per_s": 6.5}, "250.0", "6.5"),
+        ({"full_in": None, "count_per_s": -1.0, "insert_per_s": None}, "+Inf", "NaN"),
+        ({"full_in": None, "count_per_s": None, "insert_per_s": None}, "NaN", "NaN"),
+        ({"full_in": 0, "count_per_s": 0.0, "insert_per_s": 1.0}, "0", "1.0"),
+    ],
+)
+def test_trend_gauges(trend, full_in, insert_rate):
+    result = {"findings": [], "walk": {"complete": True, "seconds": 0.1}, "summary": None, "trend": trend}
+    lines = prometheus.render(result, 5, 1700000000.0).splitlines()
+    assert f"saltext_conntrack_full_in_seconds {full_in}" in lines
+    assert f"saltext_conntrack_insert_rate {insert_rate}" in lines
+    assert "saltext_conntrack_count_rate" in "\n".join(lines)
+    older = {"findings": [], "walk": {"complete": True, "seconds": 0.1}, "summary": None}
+    assert "full_in" not in prometheus.render(older, 5, 1.0)

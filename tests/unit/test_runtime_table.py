@@ -117,3 +117,34 @@ def test_chunks_end_on_lines_with_and_without_cat(tmp_path, monkeypatch, with_ca
 def test_chunks_missing_file_is_an_error(tmp_path):
     with pytest.raises(OSError, match="No such file"):
         list(table.chunks(str(tmp_path / "missing")))
+
+
+class _FakeClock:
+    """time.monotonic that moves ``step`` seconds at every look."""
+
+    def __init__(self, step):
+        self.now, self.step = 1000.0, step
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+def test_timeout_stops_between_chunks_and_logs_progress(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(table, "CHUNK", 4096)
+    monkeypatch.setattr(table.time, "monotonic", _FakeClock(2.0))
+    lines = TABLE_LINES * 2000  # 12000 entries, about 270 chunks
+    with caplog.at_level("INFO", logger=table.__name__):
+        counted = walk_of(tmp_path, lines, timeout=9, expected=len(lines))
+    assert 0 < counted.total < len(lines) and counted.complete is False and counted.stopped == "timeout"
+    assert 0 < table.share(counted, len(lines)) < 100
+    assert any("walking the table" in r.message and "of about 12000 entries" in r.message for r in caplog.records)
+    assert "stopped at its" in caplog.records[-1].message
+    whole = walk_of(tmp_path, lines, timeout=None)
+    assert whole.total == len(lines) and whole.complete is True and whole.stopped is None
+    assert table.share(whole, None) == 100.0
+
+
+def test_sample_says_it_stopped_for_the_sample(tmp_path):
+    counted = walk_of(tmp_path, TABLE_LINES * 50, sample=7, timeout=60)
+    assert counted.stopped == "sample" and table.share(counted, 300) == 2.3 and table.share(counted, 0) is None
