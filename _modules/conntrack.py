@@ -152,8 +152,8 @@ def check(warning=75, critical=90, window=300, full_in_warning=900, full_in_crit
     """
     thresholds = report.verdict.thresholds(warning, critical, full_in_warning, full_in_critical)
     st = status(window=window)
-    try:
-        recommended = recommend()
+    try:  # from this status: a second status call would add a sample to the history the trend fits
+        recommended = runtime.recommendation.recommend(_host(), st)
     except CommandExecutionError:  # the note is optional; the verdict must not fail for it
         recommended = None
     return report.verdict.checked(st, *thresholds, recommend=recommended)

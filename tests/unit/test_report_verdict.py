@@ -130,7 +130,17 @@ def test_full_in_raises_the_verdict_before_the_first_drop(full_in, level):
     got = verdict.assess(_filling(full_in))
     assert got["verdict"] == level
     if level != "ok":
-        assert got["reasons"][0].startswith(f"the table is full in {full_in} s at the current rise of 2.5 entries/s")
+        assert got["reasons"][0].startswith(
+            f"the table is full in {verdict.words(full_in)} at the current rise of 2.5 entries/s"
+        )
+        assert f"that make it {level}" in got["reasons"][0]
+
+
+def test_words():
+    assert verdict.words(42.4) == "42 s"
+    assert verdict.words(250) == "4 min 10 s"
+    assert verdict.words(900) == "15 min"
+    assert verdict.words(3 * 3600 + 120) == "3 h 2 min"
 
 
 def test_full_in_thresholds_off_and_checked():

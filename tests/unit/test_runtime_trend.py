@@ -58,12 +58,6 @@ def test_insert_counter_that_never_moves_is_not_a_rate():
     assert trend.compute(old, 9, 90, 1000, 300)["samples"] == 10  # samples without a count are skipped
 
 
-def test_words():
-    assert trend.words({"full_in": 42.4}) == "42 s"
-    assert trend.words({"full_in": 250}) == "4 min 10 s"
-    assert trend.words({"full_in": 3 * 3600 + 120}) == "3 h 2 min"
-
-
 def test_history_keeps_count_and_insert_and_reads_old_samples(tmp_path):
     root, cache = str(tmp_path), str(tmp_path / "cache")
     for t in range(5):

@@ -14,7 +14,6 @@ its old meaning (``host_findings``'s ``insert_failed_rising``).
 """
 
 from saltext_conntrack.report import host_findings, verdict
-from saltext_conntrack.runtime import trend as trends
 
 # Usage below which a rising insert_failed is a clash, not a table under pressure:
 # the usage warning of check (node_exporter's alert).
@@ -58,7 +57,7 @@ def filling_finding(
             level,
             evidence,
             f"At the rise of {trend.get('count_per_s')} entries/s seen over {trend.get('seconds')} s the table "
-            f"({status['count']}/{status['max']}) is full in {trends.words(trend)}, and then new "
+            f"({status['count']}/{status['max']}) is full in {verdict.words(trend['full_in'])}, and then new "
             "flows are dropped: find what opens them (diagnose with the walk) or raise the limit before then.",
             host_findings.raise_limit_fix(status, recommend),
             side_effects=[

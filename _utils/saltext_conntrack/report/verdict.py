@@ -93,9 +93,21 @@ def _filling_reason(status, level, full_in_warning, full_in_critical):
     if trend["full_in"] == 0:
         return None  # full now: usage and drops say it
     return (
-        f"the table is full in {trend['full_in']} s at the current rise of {trend['count_per_s']} entries/s "
-        f"(fitted over {trend['seconds']} s; {status['count']}/{status['max']}), within {limit} s"
+        f"the table is full in {words(trend['full_in'])} at the current rise of {trend['count_per_s']} entries/s "
+        f"({status['count']}/{status['max']}, fitted over {trend['seconds']} s), within the {words(limit)} "
+        f"that make it {level}: find what opens the flows (conntrack.diagnose) or raise the limit before then"
     )
+
+
+def words(seconds):
+    """Seconds in words for a reason line: "42 s", "4 min 10 s", "3 h 2 min"."""
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 120:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def assess(status, warning=75, critical=90, full_in_warning=FULL_IN_WARNING, full_in_critical=FULL_IN_CRITICAL):

@@ -79,14 +79,3 @@ def compute(samples, now, count, maximum, window):
     if insert_reason:
         ret["insert_reason"] = insert_reason
     return ret
-
-
-def words(trend):
-    """``full_in`` in words for a reason line: "4 min 10 s"."""
-    seconds = int(round(trend["full_in"]))
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes, rest = divmod(seconds, 60)
-    if minutes < 120:
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
