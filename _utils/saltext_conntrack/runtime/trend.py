@@ -39,8 +39,8 @@ def _insert_rate(window):
     if len(points) < len(window):
         return None, "the kernel has no insert counter here"
     if all(y == points[0][1] for _, y in points):
-        # Kernels since 5.x count inserts per CPU only in some paths; a counter that never moves is not a rate.
-        return None, "the insert counter did not move (this kernel may not count inserts)"
+        # Recent kernels leave it at 0 (6.18 here: 100 new flows, insert still 0): no rate, not a rate of 0.
+        return None, "the insert counter did not move: this kernel does not count inserts (recent ones leave it at 0)"
     return max(0.0, _rate(points)), None
 
 
