@@ -212,6 +212,7 @@ def test_textfile_sls_schedules_the_function(make_loaders, file_roots):
     assert args["job_kwargs"] == {
         "path": "/var/lib/prometheus/node-exporter/saltext_conntrack.prom",
         "sample": 100000,
+        "timeout": 2,
         "top": 5,
     }
     off = loaders.modules.state.show_sls("conntrack.textfile", pillar={"conntrack": {"textfile": {"enabled": False}}})

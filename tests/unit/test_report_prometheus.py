@@ -14,6 +14,8 @@ def test_textfile_render_is_bounded_and_escaped():
         "assured": 0,
         "unreplied": 2,
         "top": {"src": [['a"b\\c\nd', 2]] * 30, "dst": [], "dport": [["udp/53", 2]]},
+        "by_family": {"ipv4": 2, "ipv6": 1},
+        "by_zone": {str(z): 30 - z for z in range(30)},
     }
     result = {
         "findings": [{"id": "limit_low", "severity": "info"}],
@@ -26,6 +28,9 @@ def test_textfile_render_is_bounded_and_escaped():
     assert 'saltext_conntrack_protocol_entries{protocol="other"} 1' in text
     assert 'saltext_conntrack_tcp_state_entries{state="other"} 1' in text
     assert text.count("saltext_conntrack_finding{") == len(diagnosis.IDS)
+    assert 'saltext_conntrack_family_entries{family="ipv6"} 1' in text
+    assert text.count("saltext_conntrack_zone_entries{") == prometheus.TOP_MAX
+    assert 'saltext_conntrack_zone_entries{zone="0"} 30' in text
     assert 'saltext_conntrack_finding{id="limit_low"} 1' in text
     for line in text.splitlines():
         assert line.startswith(("# HELP saltext_conntrack_", "# TYPE saltext_conntrack_", "saltext_conntrack_"))

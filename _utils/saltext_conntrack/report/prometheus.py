@@ -87,6 +87,16 @@ def _breakdown(doc, summary, top):
         [({"state": s}, states.get(s, 0)) for s in TCP_STATES]
         + [({"state": "other"}, sum(n for s, n in states.items() if s not in TCP_STATES))],
     )
+    doc.family(
+        "family_entries",
+        "Entries by address family.",
+        [({"family": f}, summary.get("by_family", {}).get(f, 0)) for f in ("ipv4", "ipv6")],
+    )
+    doc.family(
+        "zone_entries",
+        "Entries by conntrack zone (the kernel prints zone=N), the fullest zones only.",
+        [({"zone": z}, n) for z, n in list(summary.get("by_zone", {}).items())[:TOP_MAX]],
+    )
     doc.family("assured_entries", "Entries that saw traffic both ways ([ASSURED]).", [({}, summary["assured"])])
     doc.family("unreplied_entries", "Entries that never saw a reply ([UNREPLIED]).", [({}, summary["unreplied"])])
     for key, label, help_text in (

@@ -21,7 +21,8 @@ from salt.exceptions import CommandExecutionError
 from saltext_conntrack.common import paths
 from saltext_conntrack.runtime import kernel
 
-# One line of the table, original direction only: protocol, remaining
+# One line of the table, original direction only: the family ("4" or "6"; empty
+# on legacy ip_conntrack, IPv4 only), protocol, remaining
 # lifetime in thousands of seconds (the lazy group keeps all but the last three
 # digits, so ESTABLISHED entries fall in at most 433 buckets), TCP state,
 # source, destination, and "dport=N " with the "[UNREPLIED] " flag that follows
@@ -34,11 +35,12 @@ _TUPLE = (
     rb"(?:sport=\d+ (dport=\d+ (?:\[UNREPLIED\] )?))?[^\n]*(?:\n|$)"
 )
 PATTERNS = {
-    "nf_conntrack": rb"ipv[46] +\d+ +" + _TUPLE,
-    "ip_conntrack": rb"(?m)^" + _TUPLE,
+    "nf_conntrack": rb"ipv([46]) +\d+ +" + _TUPLE,
+    "ip_conntrack": rb"(?m)^()" + _TUPLE,
 }
 CHUNK = 1 << 20
 LIFETIME_STEP = 1000
+ZONES_MAX = 64  # zones listed in the breakdown, most entries first
 # Seconds between two INFO lines of a long walk.
 PROGRESS_EVERY = 5.0
 # The default budget of summary and diagnose, in seconds. The kernel walks
@@ -54,9 +56,13 @@ TEXTFILE_TIMEOUT = 2
 log = logging.getLogger(__name__)
 
 # Few distinct (protocol, lifetime/1000, state) triples: counted exactly.
-_KIND = itemgetter(0, 1, 2)
-_SRC, _DST = itemgetter(3), itemgetter(4)
-_PORT = itemgetter(0, 5)
+_FAMILY = itemgetter(0)
+_KIND = itemgetter(1, 2, 3)
+_SRC, _DST = itemgetter(4), itemgetter(5)
+_PORT = itemgetter(1, 6)
+# An entry's zone (kernels with CONFIG_NF_CONNTRACK_ZONES print zone=N, or zone-orig=N for a
+# zone of the original direction only; zone-reply is the same entry again).
+_ZONE = re.compile(rb" zone(?:-orig)?=(\d+) ")
 
 
 class HeavyHitters:
@@ -134,6 +140,8 @@ class Walk:
         self.complete = True
         self.stopped = None  # why the walk ended early: "sample" or "timeout"
         self.kinds = Counter()
+        self.families = Counter()  # b"4"/b"6" (b"" on ip_conntrack: IPv4 only) -> entries
+        self.zones = Counter()  # zone id (bytes) -> entries, where the lines carry zone=N
         # dport keys carry the [UNREPLIED] flag: (b"udp", b"dport=53 [UNREPLIED] ").
         self.talkers = {key: HeavyHitters(capacity) for key in ("src", "dst", "dport")}
 
@@ -142,9 +150,20 @@ class Walk:
         self.assured += chunk.count(b"[ASSURED]")
         self.unreplied += chunk.count(b"[UNREPLIED]")
         self.kinds.update(map(_KIND, rows))
+        self.families.update(map(_FAMILY, rows))
+        self._zones(chunk, len(rows))
         self.talkers["src"].update(map(_SRC, rows))
         self.talkers["dst"].update(map(_DST, rows))
         self.talkers["dport"].update(map(_PORT, rows))
+
+    def _zones(self, chunk, rows):
+        """Entries per conntrack zone. The usual chunk (every entry in zone 0) costs one count in C;
+        the regex runs only on chunks with other zones (or none printed: a kernel without zones)."""
+        default = chunk.count(b"zone=0 ")
+        if default == rows:
+            self.zones[b"0"] += default
+        elif default or b"zone" in chunk:
+            self.zones.update(_ZONE.findall(chunk))
 
     @property
     def approximate(self):
@@ -268,6 +287,8 @@ def breakdown(counted, top=10):
         "tcp_states": dict(states.most_common()),
         "assured": counted.assured,
         "unreplied": counted.unreplied,
+        "by_family": {"ipv4": counted.total - counted.families[b"6"], "ipv6": counted.families[b"6"]},
+        "by_zone": {k.decode(): n for k, n in counted.zones.most_common(ZONES_MAX)},
         "top": {
             "src": [[k.decode(), n] for k, n in counted.talkers["src"].top(top)],
             "dst": [[k.decode(), n] for k, n in counted.talkers["dst"].top(top)],
