@@ -13,6 +13,7 @@ what pip installed.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import sysconfig
@@ -93,10 +94,29 @@ def _minion_conf(tmp, name, root):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """The wheel CI built and checked (``CONNTRACK_WHEEL``, set by .ci/run), else one built here."""
+    if os.environ.get("CONNTRACK_WHEEL"):
+        return pathlib.Path(os.environ["CONNTRACK_WHEEL"])
     out = tmp_path_factory.mktemp("wheel")
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)], out)
     (found,) = out.glob("saltext_conntrack-*.whl")
     return found
+
+
+def test_the_version_comes_from_the_git_tag(wheel):
+    """The wheel's version is the checkout's: the tag, or the next minor's dev release after it."""
+    described = _run(["git", "describe", "--tags", "--long", "--match", "v[0-9]*"], REPO).strip()
+    tag, distance, _ = described.rsplit("-", 2)
+    head = _run(["git", "rev-parse", "HEAD"], REPO).strip()
+    major, minor, patch = (int(part) for part in tag[1:].split("."))
+    version = wheel.name.split("-")[1]
+    if distance == "0":
+        assert version.split("+")[0] == f"{major}.{minor}.{patch}", (version, described)
+        return
+    found = re.fullmatch(r"(\d+\.\d+\.\d+)\.dev(\d+)\+g([0-9a-f]+)(\.d\d{8})?", version)
+    assert found, version
+    assert found.group(1, 2) == (f"{major}.{minor + 1}.0", distance), (version, described)
+    assert head.startswith(found.group(3)), (version, head)
 
 
 @pytest.fixture(scope="module", params=["wheel", "editable"])
