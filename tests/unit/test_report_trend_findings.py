@@ -64,3 +64,12 @@ def test_insert_failed_at_a_full_table_keeps_its_meaning():
 def test_diagnosis_lists_filling_first_among_warnings():
     found = diagnosis.findings({**STATUS, "trend": _trend(500.0)}, {"max": 1000}, {}, {}, [{"why": "x"}], {})
     assert found[0]["id"] == "filling" and found[0]["severity"] == "warning"
+
+
+def test_resolved_races_alone_are_info():
+    recent = {**STATUS["recent"], "clashres": 9}
+    (one,) = trend_findings.clash_finding({**STATUS, "recent": recent})
+    assert one["severity"] == "info" and one["evidence"]["clashres"] == 9 and "resolved by the kernel" in one["why"]
+    assert trend_findings.clash_finding({**STATUS, "recent": {**recent, "insert_failed": 1}})[0]["severity"] == (
+        "warning"
+    )

@@ -67,7 +67,19 @@ def test_history_keeps_count_and_insert_and_reads_old_samples(tmp_path):
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("[104.5,0,0,0]\n[104.6,0,0,0,1,null]\n[1,2]\n")
     _, rows = history.record(cache, root, {"drop": 0, "insert": 50}, 106.0, 300, count=30)
-    assert len(rows) == 8 and rows[-1] == [106.0, 0, 0, 0, 30, 50]
+    assert len(rows) == 8 and rows[-1] == [106.0, 0, 0, 0, 30, 50, None]
+
+
+def test_clashres_rise_is_in_recent_where_both_readings_have_it(tmp_path):
+    root, cache = str(tmp_path), str(tmp_path / "cache")
+    recent, _ = history.record(cache, root, {"insert_failed": 0, "clashres": 3}, 1.0, 0, count=10)
+    assert recent is None
+    recent, rows = history.record(cache, root, {"insert_failed": 1, "clashres": 10}, 2.0, 0, count=10)
+    assert recent["clashres"] == 7 and recent["insert_failed"] == 1 and rows[-1][6] == 10
+    recent, _ = history.record(cache, root, {"insert_failed": 1, "clashres": 2}, 3.0, 0, count=10)
+    assert recent is None  # clashres went down: a module reload, a new baseline
+    recent, _ = history.record(cache, root, {"insert_failed": 1}, 4.0, 0, count=10)
+    assert "clashres" not in recent  # a kernel without the column
 
 
 def test_count_falling_is_no_reset_but_insert_falling_is(tmp_path):

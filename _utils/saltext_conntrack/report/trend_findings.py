@@ -69,29 +69,50 @@ def filling_finding(
 
 
 def clash_finding(status):
-    """``insert_clash``: insert_failed rising now with the table far from full and nothing dropped for room."""
+    """``insert_clash``: inserts racing now with the table far from full and nothing dropped for room.
+
+    ``insert_failed`` rising is a warning (those packets were dropped);
+    ``clashres`` rising alone is info: the kernel resolved every race, but the
+    same traffic drops packets on kernels that cannot (before 5.x) or when
+    the NAT mappings differ.
+    """
     recent, usage = host_findings.pressure(status)
-    if not recent or not recent.get("insert_failed") or recent.get("drop") or recent.get("early_drop"):
+    if not recent or recent.get("drop") or recent.get("early_drop") or usage >= CLASH_BELOW:
         return []
-    if usage >= CLASH_BELOW:
+    failed, resolved = recent.get("insert_failed") or 0, recent.get("clashres") or 0
+    if not failed and not resolved:
         return []
     stats = status.get("stats") or {}
+    seconds = recent.get("seconds")
     evidence = {
-        "insert_failed": recent["insert_failed"],
-        "seconds": recent.get("seconds"),
+        "insert_failed": failed,
+        "clashres": recent.get("clashres"),
+        "seconds": seconds,
         "usage": usage,
         "insert_failed_since_boot": stats.get("insert_failed"),
         "clashres_since_boot": stats.get("clashres"),
     }
+    race = (
+        "not a full table but the NAT insert race: two packets of one new UDP flow (DNS A and AAAA over one "
+        "socket) racing through conntrack on two CPUs"
+    )
+    if failed:
+        why = (
+            f"{failed} inserts failed in the last {seconds} s with the table at {usage}%: {race}, the loser "
+            "dropped and its lookup stalled 5 s; more buckets or a higher limit do not help."
+        )
+    else:
+        why = (
+            f"{resolved} insert races in the last {seconds} s with the table at {usage}%, all resolved by the "
+            f"kernel (clashres): {race}; nothing was dropped here, but kernels that cannot resolve them drop "
+            "the loser and stall its lookup 5 s."
+        )
     return [
         host_findings.finding(
             "insert_clash",
-            "warning",
+            "warning" if failed else "info",
             evidence,
-            f"{recent['insert_failed']} inserts failed in the last {recent.get('seconds')} s with the table at "
-            f"{usage}%: not a full table but the NAT insert race, two packets of one new UDP flow (DNS A and "
-            "AAAA over one socket) racing through SNAT, the loser dropped and its lookup stalled 5 s; more "
-            "buckets or a higher limit do not help.",
+            why,
             CLASH_FIX,
             fix_type="snippet",
             side_effects=[

@@ -24,10 +24,11 @@ from salt.exceptions import CommandExecutionError
 from saltext_conntrack.common import files, paths
 
 COUNTERS = ("drop", "early_drop", "insert_failed")
-# After the counters, a sample keeps the table's count and the stat counter
-# ``insert`` (None where the kernel does not count it): what ``trend`` fits.
-# Samples written before hold the counters alone; they still compare.
-LEVELS = ("count", "insert")
+# After the counters, a sample keeps the table's count and the stat counters
+# ``insert`` (what ``trend`` fits) and ``clashres`` (insert races the kernel
+# resolved, 5.x on), each None where the kernel has no such column. Samples
+# written before hold the counters alone, or without clashres; they still compare.
+LEVELS = ("count", "insert", "clashres")
 # One sample kept per age bucket [GROWTH**k, GROWTH**(k+1)) seconds: the
 # oldest in it, so the oldest sample lives on and the history spans seconds to
 # weeks (72 buckets reach past 31 days) while the newest stay dense.
@@ -99,11 +100,14 @@ def _number(value):
 
 
 def _valid(item):
-    """A sample: time and counters, then optionally count and insert (insert may be None)."""
-    if not isinstance(item, list) or len(item) not in (1 + len(COUNTERS), 1 + len(COUNTERS) + len(LEVELS)):
+    """A sample: time and counters, then optionally count, insert and clashres (those two may be None)."""
+    head = 1 + len(COUNTERS)
+    if not isinstance(item, list) or len(item) not in (head, head + 2, head + len(LEVELS)):
         return False
-    head, tail = item[: 1 + len(COUNTERS)], item[1 + len(COUNTERS) :]
-    return all(map(_number, head)) and (not tail or (_number(tail[0]) and (tail[1] is None or _number(tail[1]))))
+    tail = item[head:]
+    return all(map(_number, item[:head])) and (
+        not tail or (_number(tail[0]) and all(v is None or _number(v) for v in tail[1:]))
+    )
 
 
 def _line(item):
@@ -170,8 +174,9 @@ def observe(cachedir, root, stats, now, window, count=None):
 def _reset(current, last):
     """The counters went down since ``last``: a module reload (the count, a level, may fall)."""
     pairs = list(zip(current[1 : 1 + len(COUNTERS)], last[1 : 1 + len(COUNTERS)], strict=False))
-    if len(current) > 5 and len(last) > 5 and current[5] is not None and last[5] is not None:
-        pairs.append((current[5], last[5]))
+    for i in (5, 6):  # insert, clashres
+        if len(current) > i and len(last) > i and current[i] is not None and last[i] is not None:
+            pairs.append((current[i], last[i]))
     return any(c < p for c, p in pairs)
 
 
@@ -191,7 +196,7 @@ def record(cachedir, root, stats, now, window, count=None):
     saved_boot, samples = _load(path)
     current = [now, *(int(stats.get(name, 0)) for name in COUNTERS)]
     if count is not None:
-        current += [int(count), int(stats["insert"]) if "insert" in stats else None]
+        current += [int(count), *(int(stats[k]) if k in stats else None for k in ("insert", "clashres"))]
     samples = [s for s in samples if s[0] <= now]  # the clock went back: those are unusable
     if saved_boot != boot or (samples and _reset(current, samples[-1])):
         samples = []
@@ -208,6 +213,8 @@ def record(cachedir, root, stats, now, window, count=None):
     if base is None:
         return None, [current]
     recent = {name: current[i] - base[i] for i, name in enumerate(COUNTERS, start=1)}
+    if len(current) > 6 and len(base) > 6 and None not in (current[6], base[6]):
+        recent["clashres"] = current[6] - base[6]  # only where both readings have the column
     recent["seconds"] = round(now - base[0], 1)
     recent["since"] = datetime.datetime.fromtimestamp(base[0], datetime.timezone.utc).isoformat(timespec="seconds")
     return recent, [*samples, current]
