@@ -83,8 +83,8 @@ def filling_level(trend, full_in_warning=FULL_IN_WARNING, full_in_critical=FULL_
     full_in = (trend or {}).get("full_in")
     if full_in is None:
         return "ok"
-    return usage_level(-full_in, None if full_in_warning is None else -full_in_warning,
-                       None if full_in_critical is None else -full_in_critical)  # fmt: skip
+    # Sooner is worse: the usage rule on negated seconds.
+    return usage_level(-full_in, *(None if t is None else -t for t in (full_in_warning, full_in_critical)))
 
 
 def _filling_reason(status, level, full_in_warning, full_in_critical):
@@ -164,8 +164,8 @@ def thresholds(warning, critical, full_in_warning=FULL_IN_WARNING, full_in_criti
     critical = numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}) must not be above critical ({critical})")
-    fills = [None if v is None else numbers.number(v, name, 0, 10**8)
-             for v, name in ((full_in_warning, "full_in_warning"), (full_in_critical, "full_in_critical"))]  # fmt: skip
+    named = ((full_in_warning, "full_in_warning"), (full_in_critical, "full_in_critical"))
+    fills = [None if v is None else numbers.number(v, name, 0, 10**8) for v, name in named]
     if None not in fills and fills[0] < fills[1]:
         raise SaltInvocationError(f"full_in_warning ({fills[0]}) must not be below full_in_critical ({fills[1]})")
     return warning, critical, *fills
@@ -183,8 +183,9 @@ def limit_note(status, recommend):
     )
 
 
-def checked(status, warning, critical, full_in_warning=FULL_IN_WARNING, full_in_critical=FULL_IN_CRITICAL,
-            recommend=None):  # fmt: skip
+def checked(
+    status, warning, critical, full_in_warning=FULL_IN_WARNING, full_in_critical=FULL_IN_CRITICAL, recommend=None
+):
     """``conntrack.check``'s answer: the verdict with the numbers it was judged on."""
     judged = assess(status, warning, critical, full_in_warning, full_in_critical)
     note = limit_note(status, recommend)
