@@ -38,6 +38,7 @@ IDS = (
     "iptables_restart_resets",
     "top_source",
     "top_destination",
+    "top_zone",
 )
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 
@@ -99,6 +100,7 @@ def findings(status, recommend, timeouts, names, dependents, facts, counted=None
         found += walk_findings.udp_finding(counted, status, timeouts, dependents)
         found += walk_findings.tcp_findings(counted, status, timeouts)
         found += walk_findings.talker_findings(counted, status)
+        found += walk_findings.zone_finding(counted, status)
     found.sort(key=lambda f: (-SEVERITY[f["severity"]], IDS.index(f["id"])))
     return found
 
