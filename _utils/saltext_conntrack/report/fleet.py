@@ -76,6 +76,7 @@ def row(minion, status, warning, critical, source):
         "early_drop": None,
         "insert_failed": None,
         "recent": None,
+        "trend": None,
         "reasons": [],
         "source": source,
     }
@@ -88,7 +89,9 @@ def row(minion, status, warning, critical, source):
         ret["reasons"].append(f"malformed conntrack.status: {err}")
         return _with_reason(ret)
     judged = verdict.assess(clean, warning, critical)
-    ret.update(judged, count=clean["count"], max=clean["max"], recent=clean["recent"], **clean["stats"])
+    ret.update(
+        judged, count=clean["count"], max=clean["max"], recent=clean["recent"], trend=clean["trend"], **clean["stats"]
+    )
     return _with_reason(ret)
 
 
