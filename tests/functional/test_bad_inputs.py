@@ -102,3 +102,20 @@ def test_runner_refuses_unhashable_verdict_and_bad_timeout():
         runner._arguments("*", "glob", 75, 90, ["critical"], None)
     with pytest.raises(SaltInvocationError):
         runner._arguments([1, 2], "list", 75, 90, None, None)
+
+
+@pytest.mark.parametrize(
+    "call, what",
+    [
+        (lambda m: m.conntrack_files.module_options("a" * 150 + "!" + "z" * 150, {}), "is not a kernel module name"),
+        (lambda m: m.conntrack_files.persist_sysctl({"x" * 5000: 1}), "not a conntrack sysctl key"),
+        (lambda m: m.conntrack_files.persist_sysctl({"net.netfilter.nf_conntrack_max": 1}, path="x" * 5000), "must be an absolute path"),
+    ],
+)  # fmt: skip
+def test_message_says_what_is_wrong_then_the_value_cut_in_the_middle(host, call, what):
+    """Class: a long value never pushes the reason out of the message (cut in the middle, one helper)."""
+    with pytest.raises(ERRORS) as err:
+        call(host[1])
+    text = str(err.value)
+    assert what in text and text.index(what) < 120, text
+    assert "\u2026" in text and len(text) < 400, text

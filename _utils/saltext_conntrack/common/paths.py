@@ -9,6 +9,8 @@ import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from saltext_conntrack.common import numbers
+
 PATH_MAX = 4096
 
 
@@ -24,10 +26,12 @@ def join(root, rel):
 
 def host(root, path, what="path"):
     """An operator's absolute host path (``/etc/...``) under ``root``, checked, links not yet resolved."""
-    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path or len(path) > PATH_MAX:
-        raise SaltInvocationError(f"{what} must be an absolute path, got {path!r}"[:300])
+    if isinstance(path, str) and len(path) > PATH_MAX:
+        raise SaltInvocationError(f"{what} is {len(path)} characters long, at most {PATH_MAX}: {numbers.shown(path)}")
+    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+        raise SaltInvocationError(f"{what} must be an absolute path, got {numbers.shown(path)}")
     if ".." in path.split("/"):
-        raise SaltInvocationError(f"{what} must not contain '..', got {path!r}")
+        raise SaltInvocationError(f"{what} must not contain '..', got {numbers.shown(path)}")
     return join(root, path)
 
 

@@ -34,7 +34,7 @@ def flows(value):
             )
         proto = flow.get("proto", "tcp")
         if proto not in PROTOS:
-            raise SaltInvocationError(f"proto must be one of {', '.join(PROTOS)}, got {proto!r}"[:200])
+            raise SaltInvocationError(f"proto must be one of {', '.join(PROTOS)}, got {numbers.shown(proto)}")
         ports = flow.get("ports", [])
         ports = [ports] if not isinstance(ports, (list, tuple)) else list(ports)
         if "port" in flow:
@@ -54,7 +54,7 @@ def flows(value):
 
 def backend_name(value):
     if value not in ("nft", "iptables"):
-        raise SaltInvocationError(f"backend must be nft or iptables, got {value!r}"[:200])
+        raise SaltInvocationError(f"backend must be nft or iptables, got {numbers.shown(value)}")
     return value
 
 
@@ -106,7 +106,7 @@ def include_plans(root, include, path=None):
     config (``path``, or each of them that exists); none is created."""
     plans.allowed(include, "notrack")
     if not include.endswith(".nft"):
-        raise SaltInvocationError(f"only an nft file can be included, got {include!r}"[:300])
+        raise SaltInvocationError(f"only an nft file can be included, got {numbers.shown(include)}")
     line = f'include "{include}"'
     out = []
     for conf in plans.ALLOWED["nftables main"] if path is None else [path]:
@@ -245,7 +245,7 @@ def plan(root, value, backend=None, persist=None) -> NotrackPlan:
     if backend is not None:
         backend_name(backend)
     if persist is not None and not isinstance(persist, (bool, str)):
-        raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}"[:200])
+        raise SaltInvocationError(f"persist must be true, false or a path, got {numbers.shown(persist)}")
     chosen = backend or host_backend()
     files = _persist_plans(root, value, chosen, persist)
     live = _live_plan(value, chosen)

@@ -40,13 +40,13 @@ def arguments(tgt, tgt_type, warning, critical, verdict_, limit):
     else:
         numbers.text(tgt, "tgt", 4096)
     if not isinstance(tgt_type, str) or tgt_type not in TGT_TYPES:
-        raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {tgt_type!r}"[:300])
+        raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {numbers.shown(tgt_type)}")
     warning = numbers.number(warning, "warning", 0, 100)
     critical = numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
     if verdict_ is not None and (not isinstance(verdict_, str) or verdict_ not in verdict.RANK):
-        raise SaltInvocationError(f"verdict must be one of {', '.join(verdict.RANK)}, got {verdict_!r}"[:300])
+        raise SaltInvocationError(f"verdict must be one of {', '.join(verdict.RANK)}, got {numbers.shown(verdict_)}")
     if limit is not None:
         limit = numbers.integer(limit, "limit", 0, 10**9)
     return warning, critical, limit
