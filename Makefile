@@ -5,6 +5,7 @@
 #   make test                                   # Salt 3008, python3, every tier (.venv-3008)
 #   make test SALT=3007 TIERS="unit functional" # .venv-3007
 #   make test SALT=3006 PYTHON=python3.10 TIERS="unit functional"   # the 3006 LTS onedir's Python
+#   make docs                                   # the docs site, run/docs/html
 #
 # Each line is pinned to its newest patch that installs from the package index
 # these machines use. The newest patches (3006.30, 3007.17, 3008.5) require
@@ -19,7 +20,10 @@ CERTIFI := 2026.10.19.post1
 SALT_PIN = $(or $(SALT_$(SALT)),$(error SALT=$(SALT): no pin, use 3006, 3007 or 3008))
 
 PYTHON ?= python3
-TIERS ?= unit functional ssh integration kernel
+TIERS ?= unit functional ssh integration kernel docs
+# The docs tier builds the site, so its venv needs the docs extras too.
+comma := ,
+EXTRAS := tests$(if $(filter docs,$(TIERS)),$(comma)docs)
 VENV ?= .venv-$(SALT)
 PY := $(VENV)/bin/python
 SALT_CALL := $(VENV)/bin/salt-call --local -c conf
@@ -28,7 +32,7 @@ PYTEST_ARGS ?=
 # hands it to every leg, so parallel installs never build in one tree at once).
 PKG ?= .
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +42,7 @@ $(PY):
 # version installed already (a reused venv, a wheel of the same version).
 setup: $(PY)
 	./scripts/system-deps
-	$(PY) -m pip install -q '$(PKG)[tests]' 'salt==$(SALT_PIN)' 'certifi==$(CERTIFI)'
+	$(PY) -m pip install -q '$(PKG)[$(EXTRAS)]' 'salt==$(SALT_PIN)' 'certifi==$(CERTIFI)'
 	$(PY) -m pip install -q --no-deps --force-reinstall '$(PKG)'
 
 demo: setup
@@ -53,6 +57,13 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The docs site from docs/ (topics in Markdown, reference pages from the
+# docstrings) into run/docs/html; warnings are errors.
+docs: setup
+	$(PY) -m pip install -q '$(PKG)[docs]'
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs run/docs/html
+	@echo "docs: run/docs/html/index.html"
 
 # Root, real kernel (bench/run.py says more). BENCH_MODE=full (the default)
 # judges every target; BENCH_MODE=short runs every benchmark small and once,

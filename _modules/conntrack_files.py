@@ -50,22 +50,6 @@ def _test(test):
 # sysctl
 
 
-def default_sysctl_file():
-    """
-    Where conntrack sysctls are persisted on this host.
-
-    ``/etc/sysctl.d/90-conntrack.conf`` where ``/etc/sysctl.d`` exists,
-    ``/etc/sysctl.conf`` otherwise (CentOS 5).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' conntrack_files.default_sysctl_file
-    """
-    return persistence.sysctl_plan.default_file(_root())
-
-
 def persist_sysctl(values, path=None, test=False, lower=True):
     """
     Persist conntrack sysctls in a sysctl file, editing only their lines.
@@ -99,7 +83,8 @@ def sysctl_overrides(values, path=None):
     to another value, so they win over it.
 
     ``values`` maps sysctl keys to the values persisted in ``path`` (default
-    :py:func:`default_sysctl_file`). Boot (systemd-sysctl) applies the
+    ``/etc/sysctl.d/90-conntrack.conf``, or ``/etc/sysctl.conf`` where there
+    is no ``/etc/sysctl.d``). Boot (systemd-sysctl) applies the
     ``sysctl.d`` directories' files in name order, a name in ``/etc/sysctl.d``
     masking the same name in ``/run``, ``/usr/local/lib`` and ``/usr/lib``,
     then ``/etc/sysctl.conf`` (which distros also link as
@@ -250,7 +235,8 @@ def tune(max=None, buckets=None, timeouts=None, persist=None, survive_reload=Tru
     larger (``auto`` never lowers; an explicit integer may, within
     ``conntrack.set_max``'s checks); ``timeouts`` maps short names
     (``tcp_established``, ``udp``, ...) to seconds; ``persist`` is the sysctl
-    file (default :py:func:`default_sysctl_file`). With ``survive_reload``
+    file (default ``/etc/sysctl.d/90-conntrack.conf``, or ``/etc/sysctl.conf``
+    where there is no ``/etc/sysctl.d``). With ``survive_reload``
     the modprobe.d options, the udev rule and ``IPTABLES_SYSCTL_LOAD_LIST``
     are planned too. Each runtime write is checked by its setter in test
     mode, each file is planned (path resolved under ``conntrack.root``, new

@@ -70,7 +70,7 @@ import os
 import time
 
 try:
-    from saltext_conntrack import common, remediation, runtime
+    from saltext_conntrack import common, persistence, remediation, runtime
 except ImportError as err:  # Salt prints this as the module's reason (salt-ssh from file_roots: docs/design.md)
     raise ImportError(
         f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master"
@@ -81,6 +81,10 @@ __virtualname__ = "conntrack_remediate"
 
 def __virtual__():
     return runtime.kernel.virtual(__grains__, __virtualname__)
+
+
+def _default_sysctl_file():
+    return persistence.sysctl_plan.default_file(_root())
 
 
 def _root():
@@ -155,7 +159,7 @@ def remediate(
         "threshold": threshold, "interval": interval, "hash_ratio": hash_ratio, "cap": cap, "target": target,
         "persist": persist, "sysctl_file": sysctl_file, "modprobe_file": modprobe_file,
     }  # fmt: skip
-    conf = remediation.options.check(given, _configured, _root(), __salt__["conntrack_files.default_sysctl_file"])
+    conf = remediation.options.check(given, _configured, _root(), _default_sysctl_file)
     fire_event = common.numbers.boolean(fire_event, "fire_event")
     cachedir = __opts__["cachedir"]
     with remediation.guard.locked(cachedir):

@@ -44,7 +44,8 @@ def minion_opts(salt_factories):
 
 @pytest.fixture
 def make_loaders(minion_opts):
-    """Loaders whose ``conntrack.root`` is the given fixture tree."""
+    """Loaders whose ``conntrack.root`` is the given fixture tree: ``.modules``, ``.states``, ...
+    and ``.beacons`` (built on first use); ``.restart()`` is a beacon's minion killed."""
     from tests.support.loaders import TreeLoaders
 
     made = []
@@ -56,6 +57,7 @@ def make_loaders(minion_opts):
 
     yield make
     for loaders in made:
+        loaders.restart()
         loaders.reset_state()
 
 
@@ -77,24 +79,6 @@ def pytest_unconfigure(config):
     handler = getattr(impl.setup_temp_handler, "__handler__", None)
     if handler is not None:
         handler.stream = open(os.devnull, "w", encoding="utf-8")
-
-
-@pytest.fixture
-def make_beacons(minion_opts):
-    """Loaders with a ``beacons`` loader too (tests/support/beacons.py), on the given root."""
-    from tests.support.beacons import BeaconLoaders
-
-    made = []
-
-    def make(root="/", **opts):
-        loaders = BeaconLoaders({**minion_opts, "conntrack.root": str(root), **opts})
-        made.append(loaders)
-        return loaders
-
-    yield make
-    for loaders in made:
-        loaders.restart()
-        loaders.reset_state()
 
 
 def pytest_sessionfinish(session, exitstatus):

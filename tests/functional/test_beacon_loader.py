@@ -37,8 +37,8 @@ def append(root, text):
         fh.write(text)
 
 
-def test_table_full_through_the_loader(make_beacons, host):
-    beacons = make_beacons(host).beacons
+def test_table_full_through_the_loader(make_loaders, host):
+    beacons = make_loaders(host).beacons
     config = [{"source": "auto"}, {"min_interval": 0}]
     assert beacons["conntrack.validate"](config) == (True, "Valid beacon configuration")
     assert beacons["conntrack.beacon"](config) == []  # auto: no kmsg, no journal under this root
@@ -63,8 +63,8 @@ def test_table_full_through_the_loader(make_beacons, host):
     assert event["status"] == {"count": 10, "max": 100, "usage": 10.0, "drop": 7}
 
 
-def test_usage_and_drops_from_the_real_status(make_beacons, host):
-    beacons = make_beacons(host).beacons
+def test_usage_and_drops_from_the_real_status(make_loaders, host):
+    beacons = make_loaders(host).beacons
     config = [{"source": "auto"}, {"status_interval": 0}, {"min_interval": 0}]
     assert beacons["conntrack.beacon"](config) == []
     build_root(host, "6.17", count=93, maximum=100, drop=7)
@@ -78,13 +78,13 @@ def test_usage_and_drops_from_the_real_status(make_beacons, host):
     assert (event["tag"], event["previous"], event["usage"]) == ("usage_ok", "critical", 40.0)
 
 
-def test_legacy_host_and_messages_file(make_beacons, tmp_path):
+def test_legacy_host_and_messages_file(make_loaders, tmp_path):
     root = build_root(tmp_path / "c5", "centos5", count=65536, maximum=65536, drop=3)
     os.makedirs(f"{root}/var/log")
     messages = f"{root}/var/log/messages"
     with open(messages, "w", encoding="utf-8") as fh:
         fh.write("")
-    beacons = make_beacons(root).beacons
+    beacons = make_loaders(root).beacons
     config = [{"source": "auto"}]
     assert [e["tag"] for e in beacons["conntrack.beacon"](config)] == ["usage_high"]
     with open(messages, "a", encoding="utf-8") as fh:
@@ -96,8 +96,8 @@ def test_legacy_host_and_messages_file(make_beacons, tmp_path):
     assert event["status"] == {"count": 65536, "max": 65536, "usage": 100.0, "drop": 3}
 
 
-def test_restart_keeps_the_cursor_in_the_cachedir(make_beacons, host):
-    loaders = make_beacons(host)
+def test_restart_keeps_the_cursor_in_the_cachedir(make_loaders, host):
+    loaders = make_loaders(host)
     config = [{"source": "auto"}, {"min_interval": 0}]
     loaders.beacons["conntrack.beacon"](config)
     append(host, FULL.format(sec=1, ns=1))
@@ -109,17 +109,17 @@ def test_restart_keeps_the_cursor_in_the_cachedir(make_beacons, host):
     assert os.path.exists(os.path.join(loaders.opts["cachedir"], "conntrack", "beacon-conntrack.json"))
 
 
-def test_bad_config_through_the_loader(make_beacons, host):
-    beacons = make_beacons(host).beacons
+def test_bad_config_through_the_loader(make_loaders, host):
+    beacons = make_loaders(host).beacons
     ok, why = beacons["conntrack.validate"]([{"source": "kmsg"}, {"usage_warning": 95}, {"usage_critical": 80}])
     assert ok is False and "usage_warning (95) must not be above usage_critical (80)" in why
 
 
-def test_salt_beacon_processing_adds_the_tags(make_beacons, host):
+def test_salt_beacon_processing_adds_the_tags(make_loaders, host):
     """Salt's own Beacon.process: validate, the interval key, and the tag the master sees."""
     import salt.beacons
 
-    loaders = make_beacons(host)
+    loaders = make_loaders(host)
     opts = {**loaders.opts, "id": "web1", "loop_interval": 1}
     config = {"conntrack": [{"source": "auto"}, {"min_interval": 0}, {"interval": 1}]}
     beacon = salt.beacons.Beacon(opts, loaders.modules)
@@ -133,13 +133,13 @@ def test_salt_beacon_processing_adds_the_tags(make_beacons, host):
     assert beacon.process(broken, loaders.grains) == []  # refused by validate, logged, not run
 
 
-def test_sync_route_core_comes_through_the_execution_module(make_beacons, host, monkeypatch):
+def test_sync_route_core_comes_through_the_execution_module(make_loaders, host, monkeypatch):
     """saltutil.sync_all: the core is not importable when the beacon loads, but the
     execution module's loader imports it, and __virtual__ takes it from sys.modules."""
     SyncRouteCore(REPO / "_utils").install(monkeypatch)
     with pytest.raises(ImportError):
         importlib.import_module("saltext_conntrack")  # what the beacon's top-level import meets
-    beacons = make_beacons(host).beacons
+    beacons = make_loaders(host).beacons
     config = [{"source": "auto"}, {"min_interval": 0}]
     assert beacons["conntrack.beacon"](config) == []
     append(host, FULL.format(sec=1, ns=7))

@@ -89,9 +89,7 @@ VERDICT_CASES = [
 
 
 @pytest.mark.parametrize("count,maximum,warning,critical,level", VERDICT_CASES)
-def test_one_verdict_for_check_runner_and_beacon(
-    make_loaders, make_beacons, tmp_path, count, maximum, warning, critical, level
-):
+def test_one_verdict_for_check_runner_and_beacon(make_loaders, tmp_path, count, maximum, warning, critical, level):
     root = build_root(tmp_path, count=count, maximum=maximum)
     os.makedirs(f"{root}/var/log")
     open(f"{root}/var/log/kern.log", "w", encoding="utf-8").close()
@@ -101,7 +99,7 @@ def test_one_verdict_for_check_runner_and_beacon(
     row = report.fleet.row("m1", status, warning, critical, "mine")
     assert checked["reasons"] == row["reasons"]  # the same words, not only the same level
     checked, row = checked["verdict"], row["verdict"]
-    events = make_beacons(root).beacons["conntrack.beacon"](
+    events = make_loaders(root).beacons["conntrack.beacon"](
         [{"source": "auto"}, {"usage_warning": warning}, {"usage_critical": critical}, {"status_interval": 0}]
     )
     beacon = next((e["level"] for e in events if e["tag"] == "usage_high"), "ok")

@@ -15,8 +15,8 @@ MESSAGE_KNOBS = ("/proc/sys/net/core/message_cost", "/proc/sys/net/core/message_
 DEVKMSG_KNOB = "/proc/sys/kernel/printk_devkmsg"
 
 
-def test_overflow_in_own_netns_is_one_table_full_event(netns, make_beacons, global_knobs):
-    beacons = make_beacons("/").beacons
+def test_overflow_in_own_netns_is_one_table_full_event(netns, make_loaders, global_knobs):
+    beacons = make_loaders("/").beacons
     config = [{"source": "kmsg"}, {"min_interval": 0}, {"status_interval": 0}, {"persist": False}]
     assert netns.udp_flows(20, first_port=40000) == 20
     with netns.entered():  # counters are the namespace's; /dev/kmsg is the host's
@@ -173,7 +173,7 @@ def _drive(harness, syslog, rotate, scenario, traffic, seconds=8.0):
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_every_kernel_line_counted_once_through_rsyslog(
-    name, make_beacons, global_knobs, unlimited_kernel_log, tmp_path, capsys, monkeypatch
+    name, make_loaders, global_knobs, unlimited_kernel_log, tmp_path, capsys, monkeypatch
 ):
     missing = missing_tools()
     if missing:
@@ -185,7 +185,7 @@ def test_every_kernel_line_counted_once_through_rsyslog(
         with Netns("ctb") as netns:
             assert netns.udp_flows(20, first_port=40000) == 20
             write_int(f"{PROC_NF}/nf_conntrack_max", 20)
-            loaders = make_beacons("/")
+            loaders = make_loaders("/")
             config = [
                 {"source": syslog.log},
                 {"min_interval": 5 if "restart" in scenario else 2},

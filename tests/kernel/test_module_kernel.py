@@ -45,20 +45,28 @@ def test_summary_matches_conntrack_tool(netns, modules):
     assert ret["top"]["src"][0] == ["127.0.0.1", 26]
 
 
-def test_overflow_is_critical_while_current_then_past(netns, modules, global_knobs):
+def test_overflow_is_critical_while_current_then_past(netns, make_loaders, global_knobs, tmp_path):
     """check(window=5) is critical for drops inside the window; seconds later,
-    with no new drops and the limit back, it is not, and says the drops are past."""
+    with no new drops and the limit back, it is not, and says the drops are past.
+
+    A cachedir of its own: the status history is keyed by netns inode, and the
+    kernel reuses a freed namespace's inode number, so the session's cachedir
+    may hold an earlier test's samples for "this" netns. A full table may
+    early-drop an unreplied entry near a new flow's hash bucket instead of
+    refusing it: such a flow is admitted, counted in early_drop, not in drop.
+    """
+    modules = make_loaders("/", cachedir=str(tmp_path / "cache")).modules
     with netns.entered():
         assert modules.conntrack.status(window=5)["recent"] is None  # the first sample of this netns
     netns.udp_flows(20, first_port=40000)
     write_int(f"{PROC_NF}/nf_conntrack_max", 20)
     refused = 30 - netns.udp_flows(30, first_port=41000)
-    assert refused == 30
     with netns.entered():
         st = modules.conntrack.status(window=5)
         verdict = modules.conntrack.check(window=5)
+    assert refused + st["stats"]["early_drop"] == 30 and refused > 0
     assert st["count"] == 20 and st["max"] == 20 and st["usage"] == 100.0
-    assert st["stats"]["drop"] >= 30 and st["recent"]["drop"] >= 30
+    assert st["stats"]["drop"] >= refused and st["recent"]["drop"] >= refused
     assert verdict["verdict"] == "critical"
     assert any("packets dropped in the last" in r for r in verdict["reasons"]), verdict
     # Recovered: the limit is back (the table is no longer full) and no flow is refused.

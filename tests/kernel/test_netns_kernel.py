@@ -81,12 +81,10 @@ def _send(proc, flows):
     return int(proc.stdout.readline())
 
 
-def test_full_unshared_namespace_named_by_the_beacon_and_confirms_remediation(
-    make_beacons, make_loaders, global_knobs, tmp_path
-):
+def test_full_unshared_namespace_named_by_the_beacon_and_confirms_remediation(make_loaders, global_knobs, tmp_path):
     """A namespace only a process holds fills up: the beacon names its process, and the
     remediation (which looks at every namespace, not only /run/netns) is confirmed by it."""
-    beacons = make_beacons("/").beacons
+    beacons = make_loaders("/").beacons
     config = [{"source": "kmsg"}, {"min_interval": 0}, {"persist": False}]
     with unshared(20) as proc:
         inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino

@@ -133,11 +133,11 @@ def test_dependents_found_with_a_path_without_sbin(netns, real_root, make_loader
     assert ("nft list ruleset", "nft ct expression") in live, found
 
 
-def test_drift_after_tuned_value_is_undone(global_knobs, real_root, make_beacons, tmp_path):
+def test_drift_after_tuned_value_is_undone(global_knobs, real_root, make_loaders, tmp_path):
     """conntrack.tuned sets the max; something writes the old value back (as a module reload
     or kube-proxy would): conntrack.drift lists it, and the beacon sends one drift event."""
     (real_root / "dev").symlink_to("/dev")
-    loaders = make_beacons(real_root, cachedir=str(tmp_path / "cache"))
+    loaders = make_loaders(real_root, cachedir=str(tmp_path / "cache"))
     old_max = read_int(f"{PROC_NF}/nf_conntrack_max")
     ceiling = loaders.modules.conntrack.recommend()["max"]
     new_max = old_max + 1024 if old_max + 1024 <= ceiling else old_max - 1024

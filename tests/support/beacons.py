@@ -1,50 +1,12 @@
-"""The beacon loader that pytest-salt-factories' ``Loaders`` lacks, and a fake clock.
+"""A fake clock for the beacon, and the core as the sync route leaves it.
 
-``BeaconLoaders(opts).beacons`` is ``salt.loader.beacons`` over the same
-opts, execution modules and ``__context__`` the minion would give it, so a
-beacon under test reaches ``__salt__["conntrack.status"]`` for real.
+The beacons loader itself is ``TreeLoaders.beacons`` (tests/support/loaders.py),
+which every ``make_loaders`` instance has.
 """
 
 import importlib.machinery
 import os
 import sys
-
-from tests.support.loaders import TreeLoaders
-
-
-class BeaconLoaders(TreeLoaders):
-    _beacons = None
-
-    @property
-    def beacons(self):
-        import salt.loader
-
-        if self._beacons is None:
-            self._beacons = salt.loader.beacons(self.opts, self.modules, context=self.context)
-        return self._beacons
-
-    def reload_all(self):
-        if self._beacons is not None:
-            self._beacons.clean_modules()
-            self._beacons.clear()
-            self._beacons = None
-        super().reload_all()
-
-    def restart(self, loader=False):
-        """What a minion killed (SIGKILL) does to a beacon: its __context__ is gone, the cachedir stays.
-
-        Nothing is saved (close() is not called); with ``loader`` the beacons
-        loader and its module are dropped too, as a new process would load them.
-        """
-        for state in self.context.values():
-            source = getattr(state, "source", None)
-            if source is not None:
-                source.close()
-        self.context.clear()
-        if loader and self._beacons is not None:
-            self._beacons.clean_modules()
-            self._beacons.clear()
-            self._beacons = None
 
 
 class Clock:

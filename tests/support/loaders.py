@@ -11,7 +11,11 @@ event at a minion bus that a functional test does not have), and the reload
 after it as much again as the first load. That was most of every functional
 test's time, on every Salt leg.
 
-``TreeLoaders`` starts with one load and no sync. What the dropped reload did
+``TreeLoaders`` starts with one load and no sync. It also has the beacons
+loader that ``Loaders`` lacks: ``.beacons`` is ``salt.loader.beacons`` over the
+same opts, execution modules and ``__context__`` the minion would give it
+(built on first use), so a beacon under test reaches
+``__salt__["conntrack.status"]`` for real. What the dropped reload did
 besides is kept: it took the earlier instances' module objects out of
 ``sys.modules``. A Salt loader (3006, 3007 and 3008 alike) re-executes a
 module object it finds there under its own dunders, so two instances alive in
@@ -49,6 +53,8 @@ def _forget_loaded_modules(base):
 
 
 class TreeLoaders(Loaders):
+    _beacons = None
+
     def __init__(self, opts, loaded_base_name=None):
         self._starting = True
         try:
@@ -61,7 +67,36 @@ class TreeLoaders(Loaders):
             if self._grains is not None:  # the reload after the sync
                 return
             _forget_loaded_modules(self.loaded_base_name)
+        self._drop_beacons()
         super().reload_all()
+
+    @property
+    def beacons(self):
+        import salt.loader
+
+        if self._beacons is None:
+            self._beacons = salt.loader.beacons(self.opts, self.modules, context=self.context)
+        return self._beacons
+
+    def _drop_beacons(self):
+        if self._beacons is not None:
+            self._beacons.clean_modules()
+            self._beacons.clear()
+            self._beacons = None
+
+    def restart(self, loader=False):
+        """What a minion killed (SIGKILL) does to a beacon: its __context__ is gone, the cachedir stays.
+
+        Nothing is saved (close() is not called); with ``loader`` the beacons
+        loader and its module are dropped too, as a new process would load them.
+        """
+        for state in self.context.values():
+            source = getattr(state, "source", None)
+            if source is not None:
+                source.close()
+        self.context.clear()
+        if loader:
+            self._drop_beacons()
 
     @property
     def modules(self):

@@ -64,3 +64,32 @@ def test_no_function_over_60_code_lines():
                 if n > 60:
                     long.append(f"{path.relative_to(REPO)}:{node.name} ({n})")
     assert not long, long
+
+
+def _imports_module(test_path, domain, module):
+    """Whether the test module imports ``saltext_conntrack.<domain>.<module>`` itself."""
+    dotted = f"saltext_conntrack.{domain}.{module}"
+    for node in ast.walk(ast.parse(test_path.read_text())):
+        if isinstance(node, ast.Import) and any(alias.name == dotted for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom):
+            if node.module == dotted:
+                return True
+            if node.module == f"saltext_conntrack.{domain}" and any(a.name == module for a in node.names):
+                return True
+    return False
+
+
+def test_every_core_module_has_its_own_unit_test_module():
+    """``<domain>/<module>.py`` is tested by ``tests/unit/test_<domain>_<module>.py``, which imports it."""
+    missing = []
+    for path in core_files():
+        if path.name in ("__init__.py", "__main__.py") or path.parent == CORE:
+            continue
+        domain, module = path.parent.name, path.stem
+        test = REPO / "tests" / "unit" / f"test_{domain}_{module}.py"
+        if not test.is_file():
+            missing.append(f"{test.relative_to(REPO)} (no such file)")
+        elif not _imports_module(test, domain, module):
+            missing.append(f"{test.relative_to(REPO)} (does not import saltext_conntrack.{domain}.{module})")
+    assert not missing, missing

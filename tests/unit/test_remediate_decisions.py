@@ -57,7 +57,6 @@ class Host:
         return {
             "conntrack.status": self.status,
             "config.get": lambda key, default=None: default,
-            "conntrack_files.default_sysctl_file": lambda: "/etc/sysctl.d/90-conntrack.conf",
             "conntrack.recommend": lambda **_: {"max": 65536, "hashsize": 8192},
             "conntrack.sysctl_names": lambda: {"max": "net.netfilter.nf_conntrack_max"},
             "conntrack.set_buckets": self.setter("buckets"),
@@ -73,7 +72,7 @@ def host(tmp_path, monkeypatch):
     mod = load("_modules/conntrack_remediate.py", name="unit_conntrack_remediate_decisions")
     fake = Host()
     root = tmp_path / "root"
-    root.mkdir()
+    (root / "etc" / "sysctl.d").mkdir(parents=True)  # the default sysctl file is /etc/sysctl.d/90-conntrack.conf
     monkeypatch.setattr(mod, "__salt__", fake.salt(), raising=False)
     monkeypatch.setattr(
         mod, "__opts__", {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(root)}, raising=False
@@ -246,7 +245,7 @@ def test_a_file_linked_out_of_the_root_changes_nothing(host, tmp_path, which):
     rel = {"sysctl": "etc/sysctl.d/90-conntrack.conf", "modprobe": "etc/modprobe.d/conntrack.conf"}[which]
     outside = tmp_path / "outside.conf"
     outside.write_text("# not ours\n")
-    (host.root / rel).parent.mkdir(parents=True)
+    (host.root / rel).parent.mkdir(parents=True, exist_ok=True)
     (host.root / rel).symlink_to(outside)
     host.count = 1000
     with pytest.raises(CommandExecutionError, match="outside"):

@@ -1,9 +1,9 @@
 """The diagnosis core on its own: the findings with and without status's
-``recent`` block, and the textfile format."""
+``recent`` block (the textfile format is tests/unit/test_report_prometheus.py)."""
 
 import yaml
 
-from saltext_conntrack.report import diagnosis, prometheus
+from saltext_conntrack.report import diagnosis
 
 STATUS = {
     "flavour": "nf_conntrack",
@@ -65,31 +65,6 @@ def test_worst_first_and_every_field():
 def test_unreadable_dependents_is_no_verdict():
     found = findings_for({**STATUS, "usage": 95.0}, dependents=None)
     assert "no_dependents" not in found
-
-
-def test_textfile_render_is_bounded_and_escaped():
-    summary = {
-        "total": 3,
-        "by_protocol": {"udp": 2, "weird": 1},
-        "tcp_states": {"NEWSTATE": 1},
-        "assured": 0,
-        "unreplied": 2,
-        "top": {"src": [['a"b\\c\nd', 2]] * 30, "dst": [], "dport": [["udp/53", 2]]},
-    }
-    result = {
-        "findings": [{"id": "limit_low", "severity": "info"}],
-        "walk": {"complete": True, "seconds": 0.5},
-        "summary": summary,
-    }
-    text = prometheus.render(result, top=100, now=1700000000.0)
-    assert text.count("saltext_conntrack_top_src_entries{") == prometheus.TOP_MAX
-    assert 'address="a\\"b\\\\c\\nd"' in text
-    assert 'saltext_conntrack_protocol_entries{protocol="other"} 1' in text
-    assert 'saltext_conntrack_tcp_state_entries{state="other"} 1' in text
-    assert text.count("saltext_conntrack_finding{") == len(diagnosis.IDS)
-    assert 'saltext_conntrack_finding{id="limit_low"} 1' in text
-    for line in text.splitlines():
-        assert line.startswith(("# HELP saltext_conntrack_", "# TYPE saltext_conntrack_", "saltext_conntrack_"))
 
 
 def test_drops_at_the_ram_ceiling_offer_a_forced_raise():

@@ -1,80 +1,14 @@
-"""Pure parsing and arithmetic of _modules/conntrack.py, no loader."""
+"""The ``recent`` block (``runtime.history``): samples, windows, resets, a bounded file.
+
+Moved from tests/unit/test_module_parsing.py.
+"""
 
 import json
 import os
 
 import pytest
-from salt.exceptions import SaltInvocationError
 
-from saltext_conntrack.runtime import history, kernel, sizing
-from tests.support.fixtures import HEADERS, stat_text
-from tests.support.loaderfile import load
-
-ct = load("_modules/conntrack.py")
-
-
-@pytest.mark.parametrize("era", sorted(HEADERS))
-def test_parse_stat_keys_by_header_name(era):
-    stats = kernel.parse_stat(stat_text(era, cpus=4, drop=9, early_drop=10, entries=123).encode())
-    assert list(stats) == HEADERS[era].split()
-    assert stats["entries"] == 123
-    assert stats["drop"] == 9
-    assert stats["early_drop"] == 10
-    assert stats["found"] == 28
-
-
-def test_parse_stat_hex_and_ragged_lines():
-    text = b"entries drop early_drop\n0000000a 000000ff 00000001\n0000000a 00000001 00000000\ngarbage\n\n"
-    assert kernel.parse_stat(text) == {"entries": 10, "drop": 256, "early_drop": 1}
-
-
-@pytest.mark.parametrize(
-    "ram,arch,expected",
-    [(64 * 2**30, 64, 2097152), (64 * 2**30, 32, 4194304), (2**30, 64, 32768), (512 * 2**20, 32, 32768)],
-)
-def test_classic_ceiling(ram, arch, expected):
-    assert sizing.ceiling(ram, arch) == expected
-
-
-@pytest.mark.parametrize(
-    "text,expected", [("64G", 64 * 2**30), ("512MiB", 512 * 2**20), ("1T", 2**40), (4 * 2**30, 4 * 2**30)]
-)
-def test_parse_ram(text, expected):
-    assert sizing.parse_ram(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["64X", "-5G", "", True, "1 G B", 1000, 64.0, "６４G", "1_000G", None])
-def test_parse_ram_refuses(bad):
-    with pytest.raises(SaltInvocationError):
-        sizing.parse_ram(bad)
-
-
-@pytest.mark.parametrize(
-    "release,flavour,ratio,words",
-    [
-        ("6.18.0-1-amd64", "nf_conntrack", 1, "5.15 and later"),
-        ("5.15.0-91-generic", "nf_conntrack", 1, "5.15 and later"),
-        ("5.14.21", "nf_conntrack", 4, "before 5.15"),
-        ("4.19.0-26-amd64", "nf_conntrack", 4, "before 5.15"),
-        ("2.6.32-754.el6.x86_64", "nf_conntrack", 4, "before 5.15"),
-        ("2.6.18-419.el5", "ip_conntrack", 8, "2.6-era ip_conntrack"),
-        ("", "nf_conntrack", 8, "unreadable"),
-    ],
-)
-def test_kernel_bucket_ratio(release, flavour, ratio, words):
-    got, why = sizing.kernel_ratio(release, flavour)
-    assert got == ratio and words in why
-
-
-def test_buckets_never_fewer_than_the_host_has():
-    assert sizing.buckets_for(786432, 8, "r")[0] == 98304
-    buckets, rule = sizing.buckets_for(786432, 8, "r", current=262144)
-    assert buckets == 262144 and "never fewer" in rule
-    assert sizing.buckets_for(786432, 1, "r", current=262144) == (786432, "r")
-
-
-# ---------------------------------------------------------------------------
-# recent: the counters' rise since an earlier sample, kept in the cachedir
+from saltext_conntrack.runtime import history
 
 
 def stats(drop=0, early_drop=0, insert_failed=0):
@@ -178,17 +112,3 @@ def test_recent_appends_between_compactions(host):
     history.observe(cache, root, stats(drop=i), 1000.0 + 10 * i + 0.5, 0)
     with open(path, encoding="utf-8") as fh:
         assert len(fh.read().splitlines()) == len(lines)
-
-
-def test_timeout_short_names(tmp_path):
-    d = tmp_path / "proc/sys/net/netfilter"
-    d.mkdir(parents=True)
-    for name in (
-        "nf_conntrack_tcp_timeout_established",
-        "nf_conntrack_udp_timeout",
-        "nf_conntrack_udp_timeout_stream",
-        "nf_conntrack_max",
-    ):
-        (d / name).write_text("1\n")
-    names = kernel.timeout_files(str(tmp_path), "nf_conntrack")
-    assert sorted(names) == ["tcp_established", "udp", "udp_stream"]

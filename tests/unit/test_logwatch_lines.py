@@ -1,0 +1,42 @@
+"""Whole lines and the cursor of one generation (``logwatch.lines``)."""
+
+import os
+
+from saltext_conntrack.logwatch import lines
+from tests.support.beacon_env import full
+
+
+def test_whole_lines_only_and_the_cursor_moves(tmp_path):
+    path = tmp_path / "kern.log"
+    path.write_text(full(1) + full(2)[:30])
+    gen = lines.open_gen(str(path))
+    try:
+        reader, chunks = lines.Reader(chunk=16), []
+        reader.read(gen, chunks)
+        assert b"".join(chunks) == full(1).encode()  # chunks of 16 bytes, lines kept whole
+        assert (gen.offset, gen.seen, reader.moved) == (len(full(1)), len(full(1)) + 30, 1)
+        assert gen.tail == full(1).encode()[-lines.TAIL :]
+        assert lines.tail_ok(gen.fd, gen.offset, gen.tail) and not lines.tail_ok(gen.fd, gen.offset - 1, gen.tail)
+        reader.read(gen, [])
+        assert reader.moved == 1  # nothing new: the cursor did not move
+        finished = []
+        reader.read(gen, finished, finish=True)
+        assert finished == [full(2)[:30].encode() + b"\n"] and gen.offset == path.stat().st_size
+        assert [h[0] for h in lines.hits(chunks + finished)] == [1]  # the cut line is no table-full line
+    finally:
+        os.close(gen.fd)
+
+
+def test_limit_and_saved_identity(tmp_path):
+    path = tmp_path / "kern.log"
+    path.write_text(full(1) * 4)
+    gen = lines.open_gen(str(path))
+    try:
+        chunks = []
+        lines.Reader(chunk=1024).read(gen, chunks, limit=len(full(1)) * 2)
+        assert len(lines.hits(chunks)) == 2
+        saved = gen.to_dict()
+        assert lines.saved_ident(saved) == gen.ident == lines.ident(os.stat(path))
+        assert bytes.fromhex(saved["tail"]) == gen.tail
+    finally:
+        os.close(gen.fd)

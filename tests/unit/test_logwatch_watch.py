@@ -1,0 +1,117 @@
+"""One configured beacon between runs (``logwatch.watch``): restarts inside min_interval, close, findings, idle runs.
+
+Moved from tests/unit/test_beacon_parsing.py (its sections); ``env`` is
+``tests.support.beacon_env.Env`` (the beacon file loaded with stand-in dunders).
+"""
+
+import json
+import os
+
+from tests.support.beacon_env import full, only_full, seen
+
+
+def test_restart_inside_min_interval_keeps_held_back_counts_and_the_incident(env):
+    conf = ({"min_interval": 60},)
+    env.log.write_text("")
+    env.run(*conf)
+    env.append(full(1))
+    first = only_full(env.run(*conf))
+    env.append(full(2) * 3 + "Nov 25 11:00:02 vm kernel: net_ratelimit: 40 callbacks suppressed\n")
+    assert env.run(*conf, tick=10) == []  # held back by min_interval
+    env.restart()  # killed: no close(), only what the last run saved
+    env.append(full(3))
+    assert env.run(*conf, tick=10) == []  # still inside min_interval after the restart
+    second = only_full(env.run(*conf, tick=45))
+    assert seen(second) == {2: 3, 3: 1} and second["suppressed"] == 40
+    assert second["incident"] == {"start": first["incident"]["start"], "events": 2}  # one incident, not two
+
+
+def test_close_saves_what_the_run_held_back(env):
+    config = [{"source": "/var/log/kern.log"}, {"min_interval": 60}]
+    env.log.write_text("")
+    env.mod.beacon(config)
+    env.append(full(1))
+    env.clock.tick(1)
+    env.mod.beacon(config)
+    env.append(full(2))
+    state = env.mod.__context__["conntrack.beacon.conntrack"]
+    state.source.read = lambda budget, now: []  # (nothing read in this run, to show close() saves)
+    env.mod.close(config)
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())
+    assert saved["tracker"]["incident"]["events"] == 1 and saved["source"]["kind"] == "file"
+
+
+def test_table_full_carries_the_cheap_findings(env):
+    calls = []
+    finding = {"id": "drops_rising", "severity": "critical", "evidence": {"drop": 5}, "why": "...", "fix": "..."}
+
+    def diagnose(walk=True):
+        calls.append(walk)
+        return {"findings": [finding]}
+
+    env.mod.__salt__["conntrack.diagnose"] = diagnose
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(full(1))
+    assert only_full(env.run({"min_interval": 0}))["findings"] == [finding] and calls == [False]
+
+    def broken(walk=True):
+        raise RuntimeError("diagnose broke")
+
+    env.mod.__salt__["conntrack.diagnose"] = broken
+    env.append(full(2))
+    event = only_full(env.run({"min_interval": 0}))  # the event goes out anyway
+    assert seen(event) == {2: 1} and "findings" not in event
+    del env.mod.__salt__["conntrack.diagnose"]
+    env.append(full(3))
+    assert "findings" not in only_full(env.run({"min_interval": 0}))
+
+
+def test_idle_runs_write_nothing(env):
+    """The state file is written when the cursor or the held-back counts move, not on idle runs
+    (an fsync'd write costs milliseconds), a rotated file held open included."""
+    state = env.cachedir / "conntrack" / "beacon-conntrack.json"
+    env.log.write_text("")
+    env.run()
+    env.append(full(1))
+    env.run()
+    os.rename(env.log, f"{env.log}.1")
+    env.log.write_text("")  # empty: the old file stays held
+    env.run()
+    before = state.stat().st_ino, json.loads(state.read_text())
+    for _ in range(5):
+        assert env.run() == []
+    assert (state.stat().st_ino, json.loads(state.read_text())) == before  # atomic writes change the inode
+    assert len(before[1]["source"]["held"]) == 1
+
+
+def test_a_missing_status_function_is_a_failed_reading_not_a_failed_run(tmp_path):
+    from tests.support.loaderfile import load
+
+    beacon = load("_beacons/conntrack.py", name="unit_beacon_without_status")
+    beacon.__opts__ = {"cachedir": str(tmp_path / "cache"), "conntrack.root": str(tmp_path)}
+    beacon.__context__ = {}
+    beacon.__salt__ = {}
+    (tmp_path / "kern.log").write_text("")
+    assert beacon.beacon([{"source": "/kern.log"}]) == []
+
+
+def test_probes_snapshot_and_findings_never_raise(tmp_path):
+    from saltext_conntrack.logwatch import watch
+
+    status = {"count": 5, "max": 10, "usage": 50.0, "stats": {"drop": 3, "early_drop": 1}}
+    assert watch.snapshot(watch.Probes(status=lambda: status)) == (
+        {"count": 5, "max": 10, "usage": 50.0, "drop": 3},
+        1,
+    )
+
+    def broken(**kwargs):
+        raise RuntimeError("broken")
+
+    assert watch.snapshot(watch.Probes(status=broken)) == (None, None)
+    assert watch.findings(watch.Probes(status=broken)) is None  # no diagnose
+    assert watch.findings(watch.Probes(status=broken, diagnose=broken)) is None
+    assert watch.findings(watch.Probes(status=broken, diagnose=lambda walk: {"findings": [{"id": "x"}]})) == [
+        {"id": "x"}
+    ]
+    assert watch.state_path(str(tmp_path), "conntrack") == str(tmp_path / "conntrack" / "beacon-conntrack.json")
