@@ -109,8 +109,8 @@ def test_shown_writes_mappings_as_json_and_bounds_the_length():
     assert numbers.shown(5.0) == "5.0"
     long = numbers.shown("x" * 200)
     assert len(long) == 80
-    assert long == "'" + "x" * 39 + "\u2026" + "x" * 39 + "'"  # cut in the middle: both ends stay
-    assert numbers.shown(list(range(5)), limit=10) == "[0, 1\u2026, 4]"
+    assert long == "'" + "x" * 38 + "\u2026" + "x" * 39 + "'"  # cut in the middle: both ends stay
+    assert numbers.shown(list(range(5)), limit=10) == "[0, \u20263, 4]"
 
 
 def test_shown_falls_back_to_repr_for_unjsonable_keys():
