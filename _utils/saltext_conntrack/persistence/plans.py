@@ -57,7 +57,8 @@ def allowed(path, kind):
 
 def target(root, path, kind):
     """The resolved real path of an allowed ``kind`` file, contained under ``root``."""
-    return paths.contained(root, paths.host(root, allowed(path, kind), f"a {kind} file"))
+    real = paths.contained(root, paths.host(root, allowed(path, kind), f"a {kind} file"))
+    return paths.writable(root, real, f"{kind} file")
 
 
 def read(root, path, kind):
@@ -71,8 +72,7 @@ def read_contained(root, path):
     """The text of a file the code only reads (``/etc/modprobe.d/x.conf``), or None
     when it is missing, unreadable or resolves outside ``root``."""
     try:
-        real = paths.contained(root, paths.join(root, path))
-        return files.read_text(real)[0]
+        return files.read_or_none(paths.contained(root, paths.join(root, path)))
     except (CommandExecutionError, SaltInvocationError):
         return None
 

@@ -48,7 +48,7 @@ def target(root, path):
         )
     if os.path.isdir(real):
         raise SaltInvocationError(f"{path} is a directory")
-    return real
+    return paths.writable(root, real, "textfile")
 
 
 def _escape(value):
