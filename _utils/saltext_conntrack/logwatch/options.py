@@ -9,6 +9,7 @@ on; ``validate`` says the same as ``(ok, message)``.
 import dataclasses
 import os
 import re
+import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -71,8 +72,15 @@ def _source(value, root):
     if not value.startswith("/"):
         raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {numbers.shown(value)}")
     real = paths.resolve(root, value, "source")
-    if os.path.isdir(real):
-        raise ValueError(f"source {value} is a directory: give a log file such as /var/log/kern.log")
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real  # a log file that is not there yet: the beacon waits for it
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(
+            f"source {numbers.shown(value)} is {paths.kind(st)}, not a regular file: give a log file such as "
+            "/var/log/kern.log, or kmsg or journal"
+        )
     return real
 
 
