@@ -1,6 +1,8 @@
 """Findings from one walk of the table: unreplied UDP to one port, TIME_WAIT churn,
 idle ESTABLISHED entries, one source or destination holding most entries."""
 
+import ipaddress
+
 from saltext_conntrack.report import host_findings
 from saltext_conntrack.runtime import table
 
@@ -131,7 +133,11 @@ def talker_findings(counted, status):
         top = counted.talkers[key].top(1)
         if not top:
             continue
-        address, n = top[0][0].decode(), top[0][1]
+        address, n = top[0][0].decode("ascii", "replace"), top[0][1]
+        try:
+            address = str(ipaddress.ip_address(address))  # goes into an nft rule: an address, nothing else
+        except ValueError:
+            continue
         share = _share(n, counted.total)
         if n < MIN_ENTRIES or share < TALKER_SHARE:
             continue
