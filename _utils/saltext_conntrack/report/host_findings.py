@@ -19,7 +19,9 @@ _LOAD_LIST = re.compile(r"^\s*IP6?TABLES_SYSCTL_LOAD_LIST\s*=\s*(.*?)\s*$", re.M
 NOTRACK_EFFECT = (
     "notrack: these flows bypass conntrack, so NAT (masquerade, DNAT) and state rules "
     "(ct state, -m state/conntrack) no longer apply to them; accept their replies by port, "
-    "and check conntrack.dependents first"
+    "and check conntrack.dependents first. conntrack.notrack reads the rules and refuses where a chain "
+    "would drop them (policy drop, only a ct state established accept): accept_untracked: true then adds "
+    "the 'ct state untracked' accepts in the same change"
 )
 
 
