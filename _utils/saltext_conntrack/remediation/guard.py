@@ -32,7 +32,8 @@ def state_dir(cachedir):
 @contextlib.contextmanager
 def locked(cachedir, timeout=LOCK_TIMEOUT):
     """One decision at a time on this host, across job processes."""
-    fd = os.open(os.path.join(state_dir(cachedir), LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(os.path.join(state_dir(cachedir), LOCK_FILE), flags, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
