@@ -38,6 +38,12 @@ def udp_finding(counted, status, timeouts, dependents):
     fix = host_findings.sls(
         f"conntrack-udp-{port}-untracked", "conntrack.notrack", flows=[{"proto": "udp", "port": port}], persist=True
     )
+    if dependents is None or dependents:
+        # Rules here read ct state: the state refuses where they would drop the untracked replies.
+        fix += (
+            "#   - accept_untracked: true  # needed where a chain accepts these flows only as ct state\n"
+            "#                             # established,related (conntrack.notrack names the rule)\n"
+        )
     fix += "# or, keeping them tracked but shorter-lived:\n" + "".join(
         "# " + line + "\n"
         for line in host_findings.sls("conntrack-udp-timeout", "conntrack.tuned", timeouts={"udp": 10}).splitlines()
