@@ -41,3 +41,19 @@ def test_nothing_when_all_agree_and_record_round_trips(tmp_path):
     drift.record(str(tmp_path), {MAX: 5}, now=100.0)
     assert drift.recorded(str(tmp_path)) == ({MAX: 5}, 100.0)
     assert drift.recorded(str(tmp_path / "none")) == ({}, None)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"set_at": 1e300, "values": {}}', '{"set_at": 1, "values": {"net.x": "9" }}', '{"set_at": 1, "values": []}',
+     '{"set_at": true, "values": {}}', "{", '{"set_at": 1, "values": {"net.x": 1e400}}'],
+)  # fmt: skip
+def test_a_corrupt_record_is_set_aside_and_reads_as_none(tmp_path, text):
+    """Class: own state. Before: time.gmtime(1e300) raised OverflowError out of conntrack.drift."""
+    (tmp_path / "conntrack").mkdir()
+    (tmp_path / "conntrack" / "tuned.json").write_text(text)
+    assert drift.recorded(str(tmp_path)) == ({}, None)
+    assert [p.name.startswith("tuned.json.corrupt-") for p in (tmp_path / "conntrack").iterdir()] == [True]
