@@ -104,10 +104,12 @@ def fleet(
     key. The verdict is ``conntrack.check``'s, word for word: usage against
     ``warning``/``critical``; drops in ``recent`` are
     critical, early drops a warning; drops since boot that are all past are
-    a note. Sorted by verdict, then usage, then drops. A targeted minion
-    without data (no mine entry, no answer) is ``unknown``. With no data at
-    all, the result is a failure that says why and, for the mine, which
-    ``mine_functions`` lines to add.
+    a note; a table full within 900 s at its current rise (the minion's
+    ``trend``, also in the row) a warning, within 120 s critical. Sorted by
+    verdict, then usage, then drops. A targeted minion without data (no mine
+    entry, no answer) is ``unknown``. With no data at all, the result is a
+    failure that says why and, for the mine, which ``mine_functions`` lines
+    to add.
 
     live
         Ask the minions now instead of reading the mine. Default False: at

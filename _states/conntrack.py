@@ -329,7 +329,7 @@ def stateless(name="/etc/sysconfig/iptables", mode="comment", force=False):
     return ret
 
 
-def notrack(name, flows, backend=None, persist=None):
+def notrack(name, flows, backend=None, persist=None, accept_untracked=False):
     """
     Exempt flows from connection tracking in both directions.
 
@@ -353,6 +353,17 @@ def notrack(name, flows, backend=None, persist=None):
         ``ip6tables-restore``) after the firewall starts. The comment says
         what boot will load.
 
+    accept_untracked
+        Untracked packets are in no ``ct state`` but ``untracked``. The
+        host's rules are read first (``nft list ruleset``, ``iptables-save``):
+        where a chain would drop the exempted flows once untracked (policy
+        drop with only a ``ct state established,related`` accept for them),
+        the state fails naming the rule, in ``test=True`` too, and nothing is
+        loaded. With ``true``, a ``ct state untracked`` accept for those ports
+        is inserted first in each such chain, in the same change (live only:
+        add it to your firewall's own config too). A NAT rule that covers
+        the flows always refuses: untracked packets skip NAT.
+
     .. code-block:: yaml
 
         dns-untracked:
@@ -362,7 +373,9 @@ def notrack(name, flows, backend=None, persist=None):
                   port: 53
             - persist: true
     """
-    ret, res = _apply(name, "conntrack_fw.notrack", flows, backend=backend, persist=persist)
+    ret, res = _apply(
+        name, "conntrack_fw.notrack", flows, backend=backend, persist=persist, accept_untracked=accept_untracked
+    )
     if res is None:
         return ret
     _finish(ret, f"notrack ({res['backend']})")

@@ -311,3 +311,41 @@ def test_unreadable_numbers_are_command_errors(make_loaders, tmp_path):
     (tmp_path / "proc/sys/net/netfilter/nf_conntrack_count").write_text("garbage\n")
     with pytest.raises(CommandExecutionError, match="cannot read a number"):
         make_loaders(root).modules.conntrack.status()
+
+
+class _Time:
+    """A clock the test sets."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def time(self):
+        return self.now
+
+
+def test_check_warns_of_a_table_filling_before_the_first_drop(make_loaders, tmp_path, monkeypatch):
+    root = build_root(tmp_path, count=100, maximum=1000)
+    mods = make_loaders(root).modules
+    clock = _Time(1700000000.0)
+    monkeypatch.setattr("time.time", clock.time)  # every loaded copy of the module reads this clock
+    for step in range(6):  # 10 entries/s, a sample every 10 s
+        build_root(root, count=100 + 100 * step, maximum=1000)
+        clock.now = 1700000000.0 + 10 * step
+        st = mods.conntrack.status()
+    assert st["trend"]["count_per_s"] == 10.0 and st["trend"]["full_in"] == 40.0 and st["trend"]["samples"] == 6
+    ret = mods.conntrack.check()
+    assert ret["verdict"] == "critical" and ret["drop"] == 0, ret  # 60%: usage alone says ok
+    assert ret["reasons"][0].startswith("the table is full in 40 s at the current rise of 10.0 entries/s")
+    assert ret["trend"]["full_in"] == 40.0
+    assert mods.conntrack.check(full_in_critical=30)["verdict"] == "warning"
+    assert mods.conntrack.check(full_in_warning=None, full_in_critical=None)["verdict"] == "ok"
+    assert any("below the" in note and "conntrack.recommend" in note for note in ret["notes"]), ret
+    result = mods.conntrack.diagnose(walk=False)
+    found = {f["id"]: f for f in result["findings"]}
+    assert result["trend"]["full_in"], result
+    assert found["filling"]["severity"] == "critical" and found["filling"]["evidence"]["full_in"] == 40.0
+    (tmp_path / "textfile").mkdir()
+    mods.conntrack.textfile(path="/textfile/c.prom", walk=False)
+    text = (tmp_path / "textfile" / "c.prom").read_text()
+    assert "saltext_conntrack_full_in_seconds 40.0" in text and "saltext_conntrack_count_rate 10.0" in text
+    assert 'saltext_conntrack_finding{id="filling"} 3' in text

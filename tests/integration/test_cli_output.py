@@ -49,7 +49,7 @@ def test_fleet_table_is_one_line_per_minion_within_160_columns(big_master):
     assert all(set(line.strip()) <= {"-"} for line in lines if not line.lstrip().startswith("|")), lines[:5]
     assert len(rows) == 10_001, len(rows)
     header = [cell.strip() for cell in rows[0].strip("| ").split(" | ")]
-    assert header == ["minion", "verdict", "usage", "count", "max", "drops", "reason"]
+    assert header == ["minion", "verdict", "usage", "count", "max", "drops", "full in", "reason"]
     assert max(len(line) for line in lines) <= 160, max(lines, key=len)
     minions = [row.strip("| ").split(" | ")[0].strip() for row in rows[1:]]
     assert len(set(minions)) == 10_000

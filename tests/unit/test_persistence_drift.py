@@ -74,3 +74,19 @@ def test_max_eight_times_buckets_is_the_default_with_a_hashsize_option():
 def test_max_set_by_hand_is_not_called_a_default():
     found = drift.compare({MAX: 70000, BUCKETS: 65536}, {MAX: boot(54321)}, {})
     assert found[0]["cause"].startswith("set at runtime")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"set_at": 1e300, "values": {}}', '{"set_at": 1, "values": {"net.x": "9" }}', '{"set_at": 1, "values": []}',
+     '{"set_at": true, "values": {}}', "{", '{"set_at": 1, "values": {"net.x": 1e400}}'],
+)  # fmt: skip
+def test_a_corrupt_record_is_set_aside_and_reads_as_none(tmp_path, text):
+    """Class: own state. Before: time.gmtime(1e300) raised OverflowError out of conntrack.drift."""
+    (tmp_path / "conntrack").mkdir()
+    (tmp_path / "conntrack" / "tuned.json").write_text(text)
+    assert drift.recorded(str(tmp_path)) == ({}, None)
+    assert [p.name.startswith("tuned.json.corrupt-") for p in (tmp_path / "conntrack").iterdir()] == [True]

@@ -76,7 +76,7 @@ def test_options_plan_unchanged_file_has_no_changes(root):
     ("module", "options", "kw", "words"),
     [
         ("nf_conntrack", {}, {}, "options must name at least one module parameter"),
-        ("nf_conntrack", {"Hash-Size": 1}, {}, "'Hash-Size' is not a module parameter name"),
+        ("nf_conntrack", {"Hash-Size": 1}, {}, "not a module parameter name: 'Hash-Size'"),
         ("nf_conntrack", {"hashsize": "1.5"}, {}, "hashsize must be a whole number from 0 to 2147483647, got '1.5'"),
         (
             "nf_conntrack",

@@ -19,21 +19,32 @@ def _line(row):
 def test_fleet_view_in_reading_order_and_width():
     rows = fleet.rows({"web01": STATUS, "x" * 300: {"count": 1}}, ["web01", "db02"], 75, 90, live=False)
     view = table.fleet(rows)
-    assert view[0] == ["minion", "verdict", "usage", "count", "max", "drops", "reason"]
+    assert view[0] == ["minion", "verdict", "usage", "count", "max", "drops", "full in", "reason"]
     assert [r[0] for r in view[1:]] == ["web01", "db02", "x" * 48 + "…"]
     assert view[1][:6] == ["web01", "critical", "95.0%", "950", "1000", "12"]
-    widths = [max(len(r[i]) for r in view) for i in range(7)]
+    widths = [max(len(r[i]) for r in view) for i in range(8)]
     assert len(_line([c.ljust(w) for c, w in zip(view[1], widths)])) <= 160
     for row in view:
         assert all(len(cell) < 50 for cell in row), row
-    assert view[2][6].startswith("no conntrack.status in the mine")
-    assert view[3][6].startswith("malformed conntrack.status")
+    assert view[2][7].startswith("no conntrack.status in the mine")
+    assert view[3][7].startswith("malformed conntrack.status")
 
 
 def test_fleet_rows_read_left_to_right_in_json():
     (one,) = fleet.rows({"web01": STATUS}, ["web01"], 75, 90, live=False)
     assert list(one)[:7] == ["minion", "verdict", "usage", "count", "max", "drop", "reason"]
     assert one["reason"] == one["reasons"][0]
+
+
+def test_fleet_view_says_when_each_table_is_full():
+    filling = dict(STATUS, trend={"count_per_s": 2.5, "full_in": 1800, "seconds": 600, "samples": 10})
+    rows = fleet.rows({"web01": filling, "db02": STATUS}, ["web01", "db02"], 75, 90, live=False)
+    assert {r[0]: r[6] for r in table.fleet(rows)} == {"minion": "full in", "web01": "30m", "db02": "-"}
+
+
+def test_durations_stay_short():
+    cases = (None, -1, 0, 45, 60, 599, 3600 * 3.5, 86400 * 12)
+    assert [table.duration(s) for s in cases] == ["-", "now", "now", "45s", "1.0m", "9.9m", "3.5h", "12d"]
 
 
 def test_numbers_stay_short():

@@ -11,13 +11,17 @@ rate-limit line has the count of messages the kernel suppressed.
 import datetime
 import re
 
+# A netns inode or a suppressed count has at most 20 digits (2**64): a longer run is
+# not a kernel line (anyone can `logger -t kernel`), never converted, and the line is
+# skipped while the lines beside it still count.
+DIGITS_MAX = 20
 # Every era's table-full line and the rate-limit lines that count a burst's rest,
 # alone (kmsg, journal, dmesg) or after a syslog header ending in "kernel:".
 EVENT = re.compile(
     rb"(?:^|kernel: )(?:\[[^\]\n]{1,40}\] ?)?(?:"
-    rb"(?:(?:nf|ip)_conntrack: ){1,2}table full(?: in netns (\d+))?, dropping packet"
-    rb"|printk: (\d+) messages suppressed"
-    rb"|net_ratelimit: (\d+) callbacks suppressed)",
+    rb"(?:(?:nf|ip)_conntrack: ){1,2}table full(?: in netns (\d{1,%d}))?, dropping packet"
+    rb"|printk: (\d{1,%d}) messages suppressed"
+    rb"|net_ratelimit: (\d{1,%d}) callbacks suppressed)" % (DIGITS_MAX, DIGITS_MAX, DIGITS_MAX),
     re.M,
 )
 # RFC 3339 / ISO 8601 syslog stamps (rsyslog's high precision format, journald's

@@ -7,7 +7,9 @@ last seen. ``Reader`` reads lines from a generation and counts every move of a
 cursor, which is what the beacon's state file is saved on.
 """
 
+import errno
 import os
+import stat
 
 from saltext_conntrack.logwatch import grammar
 
@@ -44,8 +46,13 @@ def saved_ident(saved):
 
 
 def open_gen(path, **cursor):
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    return Gen(fd, ident(os.fstat(fd)), **cursor)
+    """A generation of a log file; OSError for anything but a regular file (a FIFO swapped in cannot block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return Gen(fd, ident(st), **cursor)
 
 
 def tail_ok(fd, offset, tail):

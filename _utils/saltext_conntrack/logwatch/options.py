@@ -9,6 +9,7 @@ on; ``validate`` says the same as ``(ok, message)``.
 import dataclasses
 import os
 import re
+import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -26,12 +27,15 @@ DEFAULTS = {
     "persist": True,
     "max_read": 16 * 2**20,
     "drift_interval": 300,
+    "full_in_warning": 900,
+    "full_in_critical": 120,
 }
 # Keys Salt itself reads from every beacon's config.
 SALT_KEYS = frozenset(("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name"))
 # Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
 SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True, "drift_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
+FULL_IN = ("full_in_warning", "full_in_critical")  # seconds to full at the current rise, null turns one off
 CACHE_MAX = 16  # distinct configs remembered
 ERRORS = (ValueError, SaltInvocationError, CommandExecutionError)
 
@@ -51,6 +55,8 @@ class Options:
     persist: bool
     max_read: int
     drift_interval: float
+    full_in_warning: float | None
+    full_in_critical: float | None
     name: str
 
 
@@ -69,10 +75,17 @@ def _source(value, root):
     if value in ("auto", "kmsg", "journal"):
         return value
     if not value.startswith("/"):
-        raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {value!r}")
+        raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {numbers.shown(value)}")
     real = paths.resolve(root, value, "source")
-    if os.path.isdir(real):
-        raise ValueError(f"source {value} is a directory: give a log file such as /var/log/kern.log")
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real  # a log file that is not there yet: the beacon waits for it
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(
+            f"source {numbers.shown(value)} is {paths.kind(st)}, not a regular file: give a log file such as "
+            "/var/log/kern.log, or kmsg or journal"
+        )
     return real
 
 
@@ -83,6 +96,9 @@ def _thresholds_in_order(conf):
     lowest = warning if warning is not None else critical
     if lowest is not None and hysteresis >= lowest:
         raise ValueError(f"hysteresis ({hysteresis}) must be below the lowest usage threshold ({lowest})")
+    soon, sooner = conf["full_in_warning"], conf["full_in_critical"]
+    if soon is not None and sooner is not None and soon < sooner:
+        raise ValueError(f"full_in_warning ({soon}) must not be below full_in_critical ({sooner})")
 
 
 def _options(given, root, default_name):
@@ -92,6 +108,8 @@ def _options(given, root, default_name):
         conf[key] = numbers.number(conf[key], key, 0, 86400) if zero else _above_zero(conf[key], key, 86400)
     for key in PERCENT:
         conf[key] = _above_zero(conf[key], key, 100, allow_none=True)
+    for key in FULL_IN:
+        conf[key] = _above_zero(conf[key], key, 10**8, allow_none=True)
     conf["hysteresis"] = numbers.number(conf["hysteresis"], "hysteresis", 0, 100)
     for key in ("drops", "persist"):
         conf[key] = numbers.boolean(conf[key], key)
@@ -111,12 +129,13 @@ def parse(config, root, default_name):
     given = {}
     for item in config:
         if not isinstance(item, dict):
-            raise ValueError(f"every item of the conntrack beacon config must be a dict, got {item!r}"[:300])
+            raise ValueError(f"every item of the conntrack beacon config must be a dict, got {numbers.shown(item)}")
         given.update(item)
     unknown = sorted(map(str, set(given) - set(DEFAULTS) - SALT_KEYS))
     if unknown:
         raise ValueError(
-            f"unknown option(s) {', '.join(unknown)}"[:300] + f"; known: {', '.join(sorted(DEFAULTS))} "
+            f"unknown option(s) {', '.join(numbers.clip(u, 60) for u in unknown)}"
+            + f"; known: {', '.join(sorted(DEFAULTS))} "
             f"and Salt's {', '.join(sorted(SALT_KEYS - {'_beacon_name'}))}"
         )
     return _options(given, root, default_name)

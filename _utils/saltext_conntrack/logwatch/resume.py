@@ -9,9 +9,23 @@ counted as a gap.
 from saltext_conntrack.logwatch import generations, lines, truncation
 
 
+def _count(value, default=0):
+    """A saved offset or count, or ``default`` when the state file holds something else."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+    return value if ok else default
+
+
+def _time(value, default):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 2**40
+    return float(value) if ok else default
+
+
 def _cursor(entry):
-    tail = bytes.fromhex(entry.get("tail") or "")
-    return {"offset": int(entry.get("offset") or 0), "tail": tail, "seen": int(entry.get("seen") or 0)}
+    try:
+        tail = bytes.fromhex(entry.get("tail") or "")[-4096:]
+    except (TypeError, ValueError):
+        tail = b""
+    return {"offset": _count(entry.get("offset")), "tail": tail, "seen": _count(entry.get("seen"))}
 
 
 def reopen(rotation, gaps, entry, now, chunks, held):
@@ -23,7 +37,7 @@ def reopen(rotation, gaps, entry, now, chunks, held):
             continue
         gen = lines.open_gen(path, **cursor)
         if held:
-            gen.grown, gen.since = float(entry.get("grown") or now), float(entry.get("since") or now)
+            gen.grown, gen.since = _time(entry.get("grown"), now), _time(entry.get("since"), now)
             rotation.reader.read(gen, chunks)
             rotation.held.append(gen)
         else:
@@ -52,7 +66,7 @@ def resume(rotation, gaps, cur, saved, st, now, chunks):
     cursor = _cursor(entry)
     offset, tail = cursor["offset"], cursor["tail"]
     if st.st_size >= offset and lines.tail_ok(cur.fd, offset, tail):
-        cur.offset, cur.tail, cur.seen = offset, tail, int(entry.get("seen") or offset)
+        cur.offset, cur.tail, cur.seen = offset, tail, _count(entry.get("seen"), offset)
         return True
     truncation.recover(rotation, gaps, offset, tail, cursor["seen"], chunks)
     rotation.unseen(now, chunks)

@@ -11,7 +11,7 @@ import json
 import os
 import time
 
-from saltext_conntrack.common import files, paths
+from saltext_conntrack.common import files, numbers, paths
 from saltext_conntrack.persistence import sysctl_boot
 from saltext_conntrack.runtime import kernel
 
@@ -46,15 +46,25 @@ def record(cachedir, values, now=None):
     files.atomic_write(os.path.dirname(path), path, json.dumps(data, sort_keys=True) + "\n", 0o600)
 
 
+def _checked(data):
+    """``(values, set_at)`` from a record of the right shape, or ValueError (the file is then set aside)."""
+    set_at = data["set_at"]
+    if isinstance(set_at, bool) or not isinstance(set_at, (int, float)) or not 0 <= set_at < 2**40:
+        raise ValueError("set_at is not a time")
+    values = data["values"]
+    if not isinstance(values, dict) or len(values) > 256:
+        raise ValueError("values is not a mapping of at most 256 knobs")
+    for key, value in values.items():
+        if not str(key).startswith("net.") or isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{numbers.shown(key, 60)} is not a recorded sysctl")
+        if not 0 <= value < 2**63:
+            raise ValueError(f"{numbers.shown(key, 60)} is out of range")
+    return values, float(set_at)
+
+
 def recorded(cachedir):
-    """``(values, set_at)`` last recorded, or ``({}, None)``."""
-    try:
-        with open(record_path(cachedir), encoding="utf-8") as fh:
-            data = json.load(fh)
-        values = {str(k): int(v) for k, v in data["values"].items()}
-        return values, float(data["set_at"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}, None
+    """``(values, set_at)`` last recorded, or ``({}, None)``; a corrupt record is set aside, never raises."""
+    return files.load_own(record_path(cachedir), _checked, "drift record") or ({}, None)
 
 
 def _suffix(key):

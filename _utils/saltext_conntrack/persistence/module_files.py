@@ -65,7 +65,7 @@ def options_plan(root, module, options, path=MODPROBE_FILE, lower=True):
     wanted = {}
     for key, value in options.items():
         if not isinstance(key, str) or not _PARAM.fullmatch(key):
-            raise SaltInvocationError(f"{key!r} is not a module parameter name"[:200])
+            raise SaltInvocationError(f"not a module parameter name: {numbers.shown(key)}")
         wanted[key] = numbers.integer(value, key, 0, kernel.INT_MAX)
     real, text, exists = plans.read(root, path, "modprobe")
     rx = re.compile(rf"options\s+{re.escape(module)}(\s.*)?")

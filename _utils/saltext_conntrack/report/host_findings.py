@@ -8,6 +8,7 @@ that fix. None of these needs the table walk (see ``walk_findings``).
 
 import os
 import re
+import shlex
 
 import yaml
 
@@ -18,7 +19,9 @@ _LOAD_LIST = re.compile(r"^\s*IP6?TABLES_SYSCTL_LOAD_LIST\s*=\s*(.*?)\s*$", re.M
 NOTRACK_EFFECT = (
     "notrack: these flows bypass conntrack, so NAT (masquerade, DNAT) and state rules "
     "(ct state, -m state/conntrack) no longer apply to them; accept their replies by port, "
-    "and check conntrack.dependents first"
+    "and check conntrack.dependents first. conntrack.notrack reads the rules and refuses where a chain "
+    "would drop them (policy drop, only a ct state established accept): accept_untracked: true then adds "
+    "the 'ct state untracked' accepts in the same change"
 )
 
 
@@ -45,7 +48,7 @@ def pressure(status):
     return status.get("recent"), status.get("usage", 0.0)
 
 
-def _raise_limit_fix(status, recommend):
+def raise_limit_fix(status, recommend):
     """The RAM formula's size; past it, twice the limit, which ``conntrack.tuned`` wants forced."""
     ceiling = (recommend or {}).get("max") or 0
     if status["max"] < ceiling:
@@ -53,7 +56,7 @@ def _raise_limit_fix(status, recommend):
     return sls("conntrack-size", "conntrack.tuned", max=2 * status["max"], buckets="auto", force=True)
 
 
-def _memory_effect(status, recommend):
+def memory_effect(status, recommend):
     entry = (recommend or {}).get("entry_size")
     effects = [
         f"every entry costs {entry} bytes of unswappable kernel memory (/proc/slabinfo)"
@@ -82,8 +85,8 @@ def counter_findings(status, recommend):
                     {"drop_since_boot": stats["drop"], "usage": usage},
                     "Packets were dropped for a full table at some time since boot; this status has no earlier "
                     "sample, so whether it is still happening is unknown: run it again to see the rise.",
-                    _raise_limit_fix(status, recommend),
-                    side_effects=_memory_effect(status, recommend),
+                    raise_limit_fix(status, recommend),
+                    side_effects=memory_effect(status, recommend),
                 )
             )
         return found
@@ -95,8 +98,8 @@ def counter_findings(status, recommend):
                 "critical",
                 {"drop": recent["drop"], "seconds": seconds, "drop_since_boot": stats.get("drop"), "usage": usage},
                 f"The table is full now: {recent['drop']} packets of new flows were dropped in the last {seconds} s.",
-                _raise_limit_fix(status, recommend),
-                side_effects=_memory_effect(status, recommend),
+                raise_limit_fix(status, recommend),
+                side_effects=memory_effect(status, recommend),
             )
         )
     if recent.get("early_drop"):
@@ -106,8 +109,8 @@ def counter_findings(status, recommend):
                 "warning",
                 {"early_drop": recent["early_drop"], "seconds": seconds, "usage": usage},
                 "The table sits at its limit: the kernel evicts unassured entries to admit new flows.",
-                _raise_limit_fix(status, recommend),
-                side_effects=_memory_effect(status, recommend),
+                raise_limit_fix(status, recommend),
+                side_effects=memory_effect(status, recommend),
             )
         )
     if recent.get("insert_failed"):
@@ -140,7 +143,7 @@ def sizing_findings(status, recommend):
                 f"The limit {status['max']} is below the {recommend['max']} this host's RAM supports "
                 "(RAMSIZE / 16384 / (ARCH / 32)).",
                 sls("conntrack-size", "conntrack.tuned", max=recommend["max"], buckets="auto"),
-                side_effects=_memory_effect(status, recommend),
+                side_effects=memory_effect(status, recommend),
             )
         )
     buckets = status.get("buckets")
@@ -270,6 +273,16 @@ def dependents_finding(status, dependents):
     ]
 
 
+def _enter(row, where, owner):
+    """The shell prefix that runs a command in the namespace; every name shell-quoted (a netns
+    name is whatever its creator chose: ``blue;reboot`` stays one word)."""
+    if row["names"]:
+        return f"ip netns exec {shlex.quote(os.path.basename(where))} "
+    pid = owner.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else shlex.quote(str(pid))
+    return f"nsenter -t {pid} -n "
+
+
 def namespace_findings(status, facts):
     """Another namespace (a container, a router) near the global limit: its drops never
     show in this namespace's counters, and its own table holds entries against the one max."""
@@ -288,11 +301,7 @@ def namespace_findings(status, facts):
                 f"network namespace {who} holds {row['count']} entries, {row['usage']}% of the global max "
                 f"{status['max']}: new flows there are dropped once it reaches it.",
                 "# look inside it, then fix what fills it or raise the one global max:\n"
-                + (
-                    f"ip netns exec {os.path.basename(where)} "
-                    if row["names"]
-                    else f"nsenter -t {owner.get('pid')} -n "
-                )
+                + _enter(row, where, owner)
                 + "salt-call --local conntrack.diagnose\n",
                 fix_type="command",
             )

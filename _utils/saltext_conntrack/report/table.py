@@ -42,6 +42,20 @@ def number(value):
     return str(value)
 
 
+def duration(seconds):
+    """A time to full in at most 5 characters: "-" when not filling, "now", 45s, 12m, 3.5h, 9d."""
+    if seconds is None:
+        return "-"
+    if seconds <= 0:
+        return "now"
+    # Rounded down: a time to full is read as "at least this long".
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            tenths = int(seconds * 10 // size)
+            return f"{tenths / 10:.1f}{unit}" if tenths < 100 else f"{tenths // 10}{unit}"
+    return f"{int(seconds)}s"
+
+
 def percent(value):
     return "-" if value is None else f"{value:.1f}%"
 
@@ -60,8 +74,8 @@ def view(header, rows, width=WIDTH):
 
 
 def fleet(rows, width=WIDTH):
-    """The fleet report's rows: minion, verdict, usage, count, max, drops, the first reason."""
-    header = ["minion", "verdict", "usage", "count", "max", "drops", "reason"]
+    """The fleet report's rows: minion, verdict, usage, count, max, drops, time to full, the first reason."""
+    header = ["minion", "verdict", "usage", "count", "max", "drops", "full in", "reason"]
     cells = [
         [
             row["minion"],
@@ -70,6 +84,7 @@ def fleet(rows, width=WIDTH):
             number(row["count"]),
             number(row["max"]),
             number(row["drop"]),
+            duration((row.get("trend") or {}).get("full_in")),
             row["reasons"][0] if row["reasons"] else "",
         ]
         for row in rows

@@ -1,6 +1,8 @@
 """Findings from one walk of the table: unreplied UDP to one port, TIME_WAIT churn,
 idle ESTABLISHED entries, one source or destination holding most entries."""
 
+import ipaddress
+
 from saltext_conntrack.report import host_findings
 from saltext_conntrack.runtime import table
 
@@ -36,6 +38,12 @@ def udp_finding(counted, status, timeouts, dependents):
     fix = host_findings.sls(
         f"conntrack-udp-{port}-untracked", "conntrack.notrack", flows=[{"proto": "udp", "port": port}], persist=True
     )
+    if dependents is None or dependents:
+        # Rules here read ct state: the state refuses where they would drop the untracked replies.
+        fix += (
+            "#   - accept_untracked: true  # needed where a chain accepts these flows only as ct state\n"
+            "#                             # established,related (conntrack.notrack names the rule)\n"
+        )
     fix += "# or, keeping them tracked but shorter-lived:\n" + "".join(
         "# " + line + "\n"
         for line in host_findings.sls("conntrack-udp-timeout", "conntrack.tuned", timeouts={"udp": 10}).splitlines()
@@ -131,7 +139,11 @@ def talker_findings(counted, status):
         top = counted.talkers[key].top(1)
         if not top:
             continue
-        address, n = top[0][0].decode(), top[0][1]
+        address, n = top[0][0].decode("ascii", "replace"), top[0][1]
+        try:
+            address = str(ipaddress.ip_address(address))  # goes into an nft rule: an address, nothing else
+        except ValueError:
+            continue
         share = _share(n, counted.total)
         if n < MIN_ENTRIES or share < TALKER_SHARE:
             continue
@@ -155,3 +167,28 @@ def talker_findings(counted, status):
             )
         )
     return found
+
+
+def zone_finding(counted, status):
+    """One conntrack zone other than 0 holding most entries (the one limit is shared by every zone)."""
+    top = [(zone, n) for zone, n in counted.zones.most_common(2) if zone != b"0"][:1]
+    if not top:
+        return []
+    zone, n = top[0][0].decode(), top[0][1]
+    share = _share(n, counted.total)
+    if n < MIN_ENTRIES or share < TALKER_SHARE:
+        return []
+    return [
+        host_findings.finding(
+            "top_zone",
+            "info",
+            {"zone": int(zone), "entries": n, "share": share, **_sample_note(counted, status)},
+            f"Conntrack zone {zone} holds {share:.0%} of the table: the flows a rule puts in that zone "
+            "(ct zone set, CT --zone: a tenant, a VRF, an OVS or container network) fill it, and every zone "
+            "counts against the one limit.",
+            f"# look at what fills zone {zone}, then fix it where that zone is set:\n"
+            f"conntrack -L -w {zone} | head -50\n"
+            "nft list ruleset | grep -n 'ct zone'\n",
+            fix_type="command",
+        )
+    ]
