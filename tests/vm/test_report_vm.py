@@ -50,6 +50,6 @@ def test_boot_and_guest_times(boot1, boot2):
         print(
             f"{boot['phase']}: {boot['accel']} boot {boot['uptime_at_start']} s to guest.py, "
             f"guest.py {boot['uptime_at_end'] - boot['uptime_at_start']:.1f} s, "
-            f"vng start to exit {boot['boot_seconds']} s, checks {boot['timings']}"
+            f"vng start to exit {boot['boot_seconds']} s, minion {boot.get('minion_timings')}, checks {boot['timings']}"
         )
         assert boot["boot_seconds"] < 600
