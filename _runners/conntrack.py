@@ -26,6 +26,8 @@ CLI Example:
     salt-run conntrack.fleet verdict=critical
 """
 
+from typing import Any
+
 import salt.cache
 import salt.client
 import salt.utils.minions
@@ -34,6 +36,10 @@ import salt.version
 from saltext_conntrack import common, report
 
 __virtualname__ = "conntrack"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__context__: dict[str, Any]
 
 # Where the master keeps a minion's mine: Salt 3008 in bank "mine" under the
 # minion's id, 3006 and 3007 in bank "minions/<id>" under "mine"
