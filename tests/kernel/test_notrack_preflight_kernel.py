@@ -3,7 +3,6 @@ DNS responder in one, the other a client whose input policy is drop with only ``
 established,related accept``. Exempting udp/53 there would drop every reply; the state refuses
 naming the rule, and with ``accept_untracked`` the replies keep coming and the table stays put."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -79,16 +78,6 @@ def queries(ns, count, timeout=1.0):
             finally:
                 sock.close()
     return answered
-
-
-@pytest.fixture
-def real_root(tmp_path):
-    root = tmp_path / "host"
-    root.mkdir()
-    for name in ("proc", "sys", "lib", "run"):
-        os.symlink(f"/{name}", root / name)
-    (root / "etc").mkdir()
-    return root
 
 
 def test_notrack_is_refused_where_replies_would_be_dropped_and_accept_untracked_keeps_them(
