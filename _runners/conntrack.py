@@ -106,7 +106,7 @@ def fleet(
     the minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
     (``mine`` or ``live``). With ``--out=table`` the rows are the scan view:
     a header and one line per minion (minion, verdict, usage, count, max,
-    drops, the first reason) within 160 columns; ``--out=json`` has every
+    drops, full in, the first reason) within 160 columns; ``--out=json`` has every
     key. The verdict is ``conntrack.check``'s, word for word: usage against
     ``warning``/``critical``; drops in ``recent`` are
     critical, early drops a warning; drops since boot that are all past are
