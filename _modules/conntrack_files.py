@@ -23,6 +23,8 @@ target, which must stay under ``conntrack.root``, never replaced by a file.
 """
 
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
 
 try:
     from saltext_conntrack import common, persistence, runtime
@@ -32,6 +34,11 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack_files"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():

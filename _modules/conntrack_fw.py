@@ -17,6 +17,8 @@ their kind belongs: saved rules ``/etc/sysconfig/ip(6)tables`` or
 """
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -28,6 +30,10 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack_fw"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():

@@ -26,6 +26,8 @@ counts and says so when conntrack is built in instead of pretending.
 """
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -39,6 +41,10 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
 
 ERRORS = (CommandExecutionError, SaltInvocationError)
 

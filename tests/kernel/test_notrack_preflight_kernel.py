@@ -3,7 +3,6 @@ DNS responder in one, the other a client whose input policy is drop with only ``
 established,related accept``. Exempting udp/53 there would drop every reply; the state refuses
 naming the rule, and with ``accept_untracked`` the replies keep coming and the table stays put."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,19 @@ STATEFUL = (
     "table inet filter {\n"
     "  chain input {\n"
     "    type filter hook input priority 0; policy drop;\n"
+    '    iif "lo" accept\n'
+    "    ct state established,related accept\n"
+    "  }\n"
+    "}\n"
+)
+# The shape ufw and firewalld give a ruleset: every accept in a chain the base chain jumps to.
+JUMPED = (
+    "table inet filter {\n"
+    "  chain input {\n"
+    "    type filter hook input priority 0; policy drop;\n"
+    "    jump before-input\n"
+    "  }\n"
+    "  chain before-input {\n"
     '    iif "lo" accept\n'
     "    ct state established,related accept\n"
     "  }\n"
@@ -81,21 +93,12 @@ def queries(ns, count, timeout=1.0):
     return answered
 
 
-@pytest.fixture
-def real_root(tmp_path):
-    root = tmp_path / "host"
-    root.mkdir()
-    for name in ("proc", "sys", "lib", "run"):
-        os.symlink(f"/{name}", root / name)
-    (root / "etc").mkdir()
-    return root
-
-
+@pytest.mark.parametrize("ruleset", [STATEFUL, JUMPED], ids=["base-chain", "jumped-to-chain"])
 def test_notrack_is_refused_where_replies_would_be_dropped_and_accept_untracked_keeps_them(
-    pair, real_root, make_loaders
+    pair, real_root, make_loaders, ruleset
 ):
     client, _ = pair
-    client.run("nft", "-f", "-", input=STATEFUL)
+    client.run("nft", "-f", "-", input=ruleset)
     assert queries(client, 100) == 100  # tracked: the established accept lets every reply in
     states = make_loaders(real_root).states
     flows = [{"proto": "udp", "port": 53}]

@@ -138,3 +138,79 @@ def test_accept_untracked_for_iptables_inserts_at_the_top():
     accepted = IPT_STATEFUL.replace("-A INPUT -i lo", "-A INPUT " + rules[0][3].split(" 1 ", 1)[1].split("\n")[0] + "\n"
                                     + "-A INPUT " + rules[1][3].split(" 1 ", 1)[1].split("\n")[0] + "\n-A INPUT -i lo")  # fmt: skip
     assert preflight.breaks(DNS, ipt(accepted)) == []
+
+
+# ufw's shape (iptables-save of Ubuntu 24.04 with `ufw enable`, trimmed): policy DROP on
+# INPUT, every accept in chains INPUT jumps to, LOG targets with rate limits between them.
+IPT_UFW = """\
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:ufw-before-input - [0:0]
+:ufw-before-logging-input - [0:0]
+:ufw-user-input - [0:0]
+:ufw-after-input - [0:0]
+:ufw-skip-to-policy-input - [0:0]
+-A INPUT -j ufw-before-logging-input
+-A INPUT -j ufw-before-input
+-A INPUT -j ufw-after-input
+-A ufw-before-logging-input -m limit --limit 3/min -j LOG --log-prefix "[UFW BLOCK] "
+-A ufw-before-input -i lo -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate INVALID -j DROP
+-A ufw-before-input -j ufw-user-input
+-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT
+-A ufw-after-input -p udp -m udp --dport 137 -j ufw-skip-to-policy-input
+-A ufw-skip-to-policy-input -j DROP
+COMMIT
+"""
+
+
+def test_accepts_inside_the_chains_input_jumps_to_are_followed():
+    """ufw: before the jumps were followed, no walk saw the established accept and nothing was refused."""
+    found = preflight.breaks(DNS, ipt(IPT_UFW))
+    established = "-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    assert {(f["way"], f["rule"], f["accepted_by"]) for f in found} == {
+        ("sport", "policy drop", established),
+        ("dport", "policy drop", established),
+    }
+    # a user rule for the port keeps the requests: only the replies (sport 53) would break
+    assert preflight.breaks([("tcp", 22)], ipt(IPT_UFW))[0]["way"] == "sport"
+    user = IPT_UFW.replace(
+        "--dport 22 -j ACCEPT", "--dport 22 -j ACCEPT\n-A ufw-user-input -p udp -m udp --sport 53 -j ACCEPT"
+    )
+    assert [f["way"] for f in preflight.breaks(DNS, ipt(user))] == ["dport"]  # the replies now pass untracked
+
+
+NFT_JUMPS = """\
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tjump loop
+\t\tjump stateful
+\t\tgoto ports
+\t}
+\tchain loop {
+\t\tjump loop
+\t}
+\tchain stateful {
+\t\tudp dport 9 return
+\t\tct state established,related accept
+\t}
+\tchain ports {
+\t\ttcp dport 22 accept
+\t}
+}
+"""
+
+
+def test_jump_return_goto_and_a_loop_as_the_kernel_walks_them():
+    found = preflight.breaks(DNS, nft(NFT_JUMPS))
+    assert {f["accepted_by"] for f in found} == {"chain stateful: ct state established,related accept"}
+    assert {f["rule"] for f in found} == {"policy drop"}  # the goto's chain fell through: back to input's policy
+    # a return before the established accept: tracked packets to port 9 are not accepted
+    # either, so only the replies from port 9 are found
+    assert [f["way"] for f in preflight.breaks([("udp", 9)], nft(NFT_JUMPS))] == ["sport"]
+    # a jump to a chain the ruleset does not have is passed over
+    assert preflight.breaks(DNS, nft(NFT_JUMPS.replace("jump stateful", "jump missing"))) == []

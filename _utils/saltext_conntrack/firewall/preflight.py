@@ -11,8 +11,11 @@ exempted port, in both directions: once as the tracked packet (``new``,
 packet but drops the untracked one is named, with the rule that decides.
 
 Only matches read here count (ct state, protocol, port); a rule with any other
-match (an address, an interface, a jump) is passed over on both walks, so it
-can neither hide a drop nor invent one.
+match (an address, an interface) is passed over on both walks, so it can
+neither hide a drop nor invent one. Jumps and gotos into the table's own
+chains are followed (ufw and firewalld keep every accept there), with
+``return`` and fall-through as the kernel has them, at most ``DEPTH`` deep;
+a jump to a chain not in the ruleset (``-j LOG``) is passed over.
 """
 
 import re
@@ -21,9 +24,10 @@ from saltext_conntrack.common import commands
 from saltext_conntrack.firewall import iptables_save
 
 TRACKED = ("new", "established")
+DEPTH = 16  # the kernel allows more; real rulesets (ufw: 3) nest far less
 _XT_TABLES = {f"{family} {table}" for family in ("ip", "ip6") for table in ("filter", "nat")}
 _HOOK = re.compile(r"type (filter|nat) hook (\w+) priority [^;]+;(?: policy (accept|drop);)?")
-_NFT_VERDICT = re.compile(r"(?:^|\s)(accept|drop|reject(?: with .*)?)$")
+_NFT_VERDICT = re.compile(r"(?:^|\s)(accept|drop|reject(?: with .*)?|return|(?:jump|goto) [\w.-]+)$")
 _NAT_VERDICT = re.compile(r"(?:^|\s)(masquerade|snat|dnat|redirect)(?:\s|$)")
 _PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 
@@ -49,22 +53,27 @@ def _states(spec):
 
 
 def nft_chains(text):
-    """``[{table, chain, kind, hook, policy, rules}]`` of the base chains in ``nft list ruleset``."""
-    chains, table, chain = [], None, None
+    """``[{table, chain, kind, hook, policy, rules, others}]`` of the base chains in ``nft list ruleset``;
+    ``others`` maps the table's other chains to their rules, for jumps."""
+    chains, every, table, chain = [], {}, None, None
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("table "):
             table, chain = " ".join(line.split()[1:3]), None
+            every.setdefault(table, {})
         elif line.startswith("chain ") and table:
             chain = {"table": table, "chain": line.split()[1], "kind": None, "rules": []}
+            every[table][chain["chain"]] = chain["rules"]
         elif chain is not None and _HOOK.match(line):
             kind, hook, policy = _HOOK.match(line).groups()
             chain.update(kind=kind, hook=hook, policy=policy or "accept")
             chains.append(chain)
         elif chain is not None and line == "}":
             chain = None
-        elif chain is not None and chain["kind"] and line:
+        elif chain is not None and line and not line.startswith(("type ", "policy ", "comment ")):
             chain["rules"].append(re.sub(r"\s+# handle \d+$", "", line))
+    for chain in chains:
+        chain["others"] = {name: rules for name, rules in every[chain["table"]].items() if rules is not chain["rules"]}
     return chains
 
 
@@ -93,16 +102,35 @@ def _nft_rule(rule, proto, way, port, state):
             ok = ok and match.group(1) == proto and match.group(2) == way and hit != bool(match.group(3))
     if rest:
         return None, False  # another match: passed over on both walks
-    return verdict.group(1).split()[0], ok
+    word = verdict.group(1).split()
+    return (f"{word[0]}:{word[1]}" if word[0] in ("jump", "goto") else word[0]), ok
 
 
 def _walk(chain, rule_fn, proto, way, port, state):
     """``(verdict, what decided)`` of a walk of ``chain``'s rules for the packet."""
-    for rule in chain["rules"]:
-        verdict, hit = rule_fn(rule, proto, way, port, state)
-        if hit and verdict:
-            return ("accept" if verdict == "accept" else "drop"), rule
-    return chain["policy"], f"policy {chain['policy']}"
+    decided = _walk_rules(chain["rules"], chain.get("others", {}), rule_fn, (proto, way, port, state), DEPTH)
+    return decided or (chain["policy"], f"policy {chain['policy']}")
+
+
+def _walk_rules(rules, others, rule_fn, packet, depth, name=None):
+    """``(verdict, rule)`` where ``rules`` decide the packet; None where it falls through or returns."""
+    for rule in rules:
+        verdict, hit = rule_fn(rule, *packet)
+        if not (hit and verdict):
+            continue
+        if verdict == "return":
+            return None
+        kind, _, target = verdict.partition(":")
+        if not target:
+            shown = rule if name is None or rule.startswith("-A ") else f"chain {name}: {rule}"
+            return ("accept" if verdict == "accept" else "drop"), shown
+        if target not in others or depth == 0:
+            continue  # a chain not in the ruleset (a target such as LOG), or too deep: passed over
+        decided = _walk_rules(others[target], others, rule_fn, packet, depth - 1, target)
+        if decided or kind == "goto":
+            # A goto's chain that falls through returns past this chain, to its caller.
+            return decided
+    return None
 
 
 def nft_nat(chain, proto, port):
@@ -122,7 +150,7 @@ def nft_nat(chain, proto, port):
 def ipt_chains(text, cmd):
     """Base chains of the filter and nat tables of ``iptables-save`` output, shaped as :func:`nft_chains`."""
     parsed = iptables_save.parse(text)
-    chains = {}
+    chains, others = {}, {}
     for line in parsed:
         if line["kind"] == "chain" and line["policy"] in ("ACCEPT", "DROP") and line["table"] in ("filter", "nat"):
             kind = "filter" if line["table"] == "filter" else "nat"
@@ -133,6 +161,10 @@ def ipt_chains(text, cmd):
         key = (line["table"], line.get("chain"))
         if line["kind"] == "rule" and key in chains:
             chains[key]["rules"].append(line["text"])
+        elif line["kind"] == "rule":
+            others.setdefault(line["table"], {}).setdefault(line["chain"], []).append(line["text"])
+    for (table, _), chain in chains.items():
+        chain["others"] = others.get(table, {})
     return list(chains.values())
 
 
@@ -146,9 +178,8 @@ def _ipt_rule(rule, proto, way, port, state):
             word = words[i] if i < len(words) else ""
         arg = words[i + 1] if i + 1 < len(words) else ""
         if word in ("-j", "-g"):
-            verdict = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}.get(arg)
-            if verdict is None:
-                return None, False
+            verdict = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return"}.get(arg)
+            verdict = verdict or f"{'jump' if word == '-j' else 'goto'}:{arg}"
         elif word == "-m" and arg in ("state", "conntrack", "multiport", proto, "tcp", "udp", "sctp", "udplite"):
             pass
         elif word in ("--state", "--ctstate"):

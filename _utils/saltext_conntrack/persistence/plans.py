@@ -14,6 +14,7 @@ A plan is a plain dict (JSON-able): ``path`` (host path), ``real`` (resolved),
 
 import os
 import re
+from typing import TypedDict
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -77,7 +78,19 @@ def read_contained(root, path):
         return None
 
 
-def plan(path, real, old, new, exists, changes, mode=0o644):
+class FilePlan(TypedDict):
+    """What :py:func:`apply` will do to one file (see the module docstring)."""
+
+    path: str
+    real: str
+    old: str | None
+    new: str | None  # None removes the file
+    exists: bool
+    mode: int
+    changes: dict
+
+
+def plan(path, real, old, new, exists, changes, mode=0o644) -> FilePlan:
     """A plan; ``changes`` empty means the file stays as it is."""
     if new == old and (exists or not new):
         changes = {}

@@ -9,6 +9,7 @@ that fix. None of these needs the table walk (see ``walk_findings``).
 import os
 import re
 import shlex
+from typing import TypedDict
 
 import yaml
 
@@ -31,7 +32,19 @@ def sls(state_id, function, **args):
     return yaml.safe_dump(body, default_flow_style=False, sort_keys=False)
 
 
-def finding(ident, severity, evidence, why, fix=None, fix_type="sls", side_effects=()):
+class Finding(TypedDict):
+    """One finding of ``conntrack.diagnose``, as every producer builds it (through :py:func:`finding`)."""
+
+    id: str
+    severity: str  # critical, warning, info
+    evidence: dict
+    why: str
+    fix: str | None  # text to review, never applied here
+    fix_type: str | None  # sls, nft, command, snippet; None without a fix
+    side_effects: list[str]
+
+
+def finding(ident, severity, evidence, why, fix=None, fix_type="sls", side_effects=()) -> Finding:
     return {
         "id": ident,
         "severity": severity,
