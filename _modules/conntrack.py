@@ -60,7 +60,13 @@ def _flavour():
 def _host():
     release = runtime.kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)
     bits = runtime.sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)
-    return runtime.snapshot.Host(_root(), release, bits)
+    return runtime.snapshot.Host(_root(), release, bits, _netlink_choice())
+
+
+def _netlink_choice():
+    """The minion option ``conntrack.netlink``: None (ask ctnetlink only where the root is ``/``), true, false."""
+    choice = __opts__.get("conntrack.netlink")
+    return None if choice is None else common.numbers.boolean(choice, "conntrack.netlink")
 
 
 def _loadable():
@@ -244,8 +250,11 @@ def summary(top=10):
         salt '*' conntrack.summary top=3
     """
     top = common.numbers.integer(top, "top", 0, 10000)
-    flavour, _ = runtime.snapshot.loaded(_host())
-    return runtime.table.breakdown(runtime.table.read(_root(), flavour, top=top), top)
+    host = _host()
+    flavour, _ = runtime.snapshot.loaded(host)
+    with runtime.sources.Reader(host) as reader:
+        counted = runtime.table.read(host.root, flavour, top=top, reader=reader)
+    return runtime.table.breakdown(counted, top)
 
 
 # ---------------------------------------------------------------------------
@@ -359,7 +368,7 @@ def namespaces():
     host = _host()
     flavour, _ = runtime.snapshot.loaded(host)
     maximum = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "max"))
-    return runtime.namespaces.survey(host.root, flavour, maximum)
+    return runtime.namespaces.survey(host.root, flavour, maximum, runtime.sources.netlink_allowed(host))
 
 
 def drift():
@@ -436,10 +445,11 @@ def diagnose(walk=True, sample=None, top=5):
             raise SaltInvocationError("sample needs walk=True: without the walk nothing is sampled")
         sample = common.numbers.integer(sample, "sample", 1, 10**10)
     top = common.numbers.integer(top, "top", 1, 100)
-    root = _root()
+    host = _host()
     # Through __salt__, as from the CLI: dependents is the firewall module's.
-    gathered = report.diagnosis.gather(root, __salt__["conntrack.status"](), __salt__)
-    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top)
+    gathered = report.diagnosis.gather(host.root, __salt__["conntrack.status"](), __salt__)
+    with runtime.sources.Reader(host) as reader:
+        return report.diagnosis.run(host.root, gathered, walk=walk, sample=sample, top=top, reader=reader)
 
 
 def textfile(path=TEXTFILE, walk=True, sample=None, top=5):

@@ -116,3 +116,13 @@ def test_validated_refuses_a_malformed_status(bad, words):
     with pytest.raises(ValueError) as err:
         verdict.validated(bad)
     assert str(err.value) == words
+
+
+def test_counters_no_source_could_read_are_unknown_never_no_drops():
+    status = {"count": 10, "max": 100, "stats": None, "recent": None, "unknown": {"stats": "netlink: EPERM"}}
+    judged = verdict.assess(verdict.validated(status))
+    assert judged["verdict"] == "unknown" and judged["reasons"] == ["drops unknown: netlink: EPERM"]
+    full = verdict.assess({**status, "count": 95}, 75, 90)
+    assert full["verdict"] == "critical" and full["reasons"][-1].startswith("drops unknown")
+    checked = verdict.checked({**status, "source": {"stats": None}}, 75, 90)
+    assert checked["drop"] is None and checked["source"] == {"stats": None}

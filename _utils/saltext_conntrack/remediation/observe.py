@@ -25,7 +25,7 @@ def namespaces(root, status):
     (its count against the global max, percent), the host's first."""
     maximum = status["max"]
     own = host_key(root)
-    seen = [{"key": own, "name": "(host)", "count": status["count"], "drop": status["stats"].get("drop")}]
+    seen = [{"key": own, "name": "(host)", "count": status["count"], "drop": (status["stats"] or {}).get("drop")}]
     for row in runtime.namespaces.survey(root, status["flavour"], maximum):
         key = f"netns:{row['inode']}"
         if key == own:

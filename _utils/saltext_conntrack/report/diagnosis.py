@@ -97,15 +97,16 @@ def findings(status, recommend, timeouts, names, dependents, facts, counted=None
     return found
 
 
-def run(root, gathered, walk=True, sample=None, top=5):
+def run(root, gathered, walk=True, sample=None, top=5, reader=None):
     """``conntrack.diagnose``'s result from what the module ``gathered`` (see :py:func:`gather`).
 
     With ``walk``, one pass over the table (``sample`` entries at most) feeds
-    the walk findings and the breakdown returned as ``summary``.
+    the walk findings and the breakdown returned as ``summary``; with a
+    ``sources.Reader``, over ctnetlink where the proc table is missing.
     """
     status = gathered["status"]
     started = time.monotonic()
-    counted = table.read(root, status["flavour"], top=top, sample=sample) if walk else None
+    counted = table.read(root, status["flavour"], top=top, sample=sample, reader=reader) if walk else None
     found = findings(
         status,
         gathered.get("recommend"),
@@ -124,6 +125,7 @@ def run(root, gathered, walk=True, sample=None, top=5):
             "sample": sample,
             "count": status.get("count"),
             "seconds": round(time.monotonic() - started, 3),
+            "source": counted.source if counted else None,
         },
         "summary": table.breakdown(counted, top) if counted else None,
         "notes": gathered.get("notes") or [],

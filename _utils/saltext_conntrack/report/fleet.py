@@ -83,7 +83,7 @@ def row(minion, status, warning, critical, source):
         ret["reasons"].append(f"malformed conntrack.status: {err}")
         return ret
     judged = verdict.assess(clean, warning, critical)
-    ret.update(judged, count=clean["count"], max=clean["max"], recent=clean["recent"], **clean["stats"])
+    ret.update(judged, count=clean["count"], max=clean["max"], recent=clean["recent"], **(clean["stats"] or {}))
     return ret
 
 

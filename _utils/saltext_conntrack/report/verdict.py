@@ -41,15 +41,17 @@ def validated(status):
     """
     if not isinstance(status, dict):
         raise ValueError(f"not a conntrack.status: {status!r}"[:200])
-    stats = status.get("stats") or {}
-    if not isinstance(stats, dict):
+    stats = status.get("stats")
+    if stats is not None and not isinstance(stats, dict):
         raise ValueError("stats is not a mapping")
     clean = {
         "count": _count(status.get("count"), "count"),
         "max": _count(status.get("max"), "max"),
-        "stats": {name: _count(stats.get(name, 0), name) for name in COUNTERS},
+        "stats": None if stats is None else {name: _count(stats.get(name, 0), name) for name in COUNTERS},
         "recent": None,
     }
+    if stats is None:
+        clean["unknown"] = {"stats": str(unknown_reason(status))[:500]}
     recent = status.get("recent")
     if recent is not None:
         seconds = recent.get("seconds") if isinstance(recent, dict) else None
@@ -72,12 +74,16 @@ def assess(status, warning=75, critical=90):
     """
     count, maximum = status["count"], status["max"]
     usage = round(100.0 * count / maximum, 2) if maximum else 0.0
-    stats = status.get("stats") or {}
     level = usage_level(usage, warning, critical)
     reasons = []
     if level != "ok":
         limit = critical if level == "critical" else warning
         reasons.append(f"usage {usage}% ({count}/{maximum}) is at or above {limit}%")
+    stats = status.get("stats")
+    if stats is None:
+        # No source could read the counters: say so, never "no drops".
+        reasons.append(f"drops unknown: {unknown_reason(status)}")
+        return {"verdict": worst([level, "unknown"]), "reasons": reasons, "usage": usage}
     recent = status.get("recent")
     total, total_early = stats.get("drop", 0), stats.get("early_drop", 0)
     if recent is None:
@@ -101,6 +107,13 @@ def assess(status, warning=75, critical=90):
     return {"verdict": level, "reasons": reasons, "usage": usage}
 
 
+def unknown_reason(status):
+    """Why a status has no counters (its ``unknown`` block), in a few words."""
+    unknown = status.get("unknown")
+    reason = unknown.get("stats") if isinstance(unknown, dict) else None
+    return reason or "no source could read the drop counters"
+
+
 def thresholds(warning, critical):
     """The usage thresholds of ``conntrack.check``, checked: percents, warning not above critical."""
     warning = numbers.number(warning, "warning", 0, 100)
@@ -117,7 +130,8 @@ def checked(status, warning, critical):
         **judged,
         "count": status["count"],
         "max": status["max"],
-        "drop": status["stats"].get("drop", 0),
-        "early_drop": status["stats"].get("early_drop", 0),
+        "drop": None if status["stats"] is None else status["stats"].get("drop", 0),
+        "early_drop": None if status["stats"] is None else status["stats"].get("early_drop", 0),
         "recent": status["recent"],
+        "source": status.get("source"),
     }

@@ -1,5 +1,5 @@
 """The live kernel: flavours and knobs, the status snapshot, sizing and the recommendation, the table walk,
-namespaces, the module chain, the sample history."""
+ctnetlink and the source of each number, namespaces, the module chain, the sample history."""
 
 from saltext_conntrack.runtime import (
     history,
@@ -7,9 +7,11 @@ from saltext_conntrack.runtime import (
     knobs,
     module_chain,
     namespaces,
+    netlink,
     recommendation,
     sizing,
     snapshot,
+    sources,
     table,
 )
 
@@ -19,8 +21,10 @@ __all__ = [
     "knobs",
     "module_chain",
     "namespaces",
+    "netlink",
     "recommendation",
     "sizing",
     "snapshot",
+    "sources",
     "table",
 ]

@@ -17,7 +17,7 @@ from operator import itemgetter
 from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import paths
-from saltext_conntrack.runtime import kernel
+from saltext_conntrack.runtime import kernel, netlink
 
 # One line of the table, original direction only: protocol, remaining
 # lifetime in thousands of seconds (the lazy group keeps all but the last three
@@ -117,14 +117,18 @@ class Walk:
         capacity = max(1000, 100 * top)
         self.total = self.assured = self.unreplied = 0
         self.complete = True
+        self.source = None
         self.kinds = Counter()
         # dport keys carry the [UNREPLIED] flag: (b"udp", b"dport=53 [UNREPLIED] ").
         self.talkers = {key: HeavyHitters(capacity) for key in ("src", "dst", "dport")}
 
     def add(self, rows, chunk):
+        self.add_rows(rows, chunk.count(b"[ASSURED]"), chunk.count(b"[UNREPLIED]"))
+
+    def add_rows(self, rows, assured, unreplied):
         self.total += len(rows)
-        self.assured += chunk.count(b"[ASSURED]")
-        self.unreplied += chunk.count(b"[UNREPLIED]")
+        self.assured += assured
+        self.unreplied += unreplied
         self.kinds.update(map(_KIND, rows))
         self.talkers["src"].update(map(_SRC, rows))
         self.talkers["dst"].update(map(_DST, rows))
@@ -174,13 +178,46 @@ def walk(path, flavour, top=10, sample=None):
     return counted
 
 
-def read(root, flavour, top=10, sample=None):
-    """:py:func:`walk` over the loaded table under ``root``; an error naming the file when it cannot be read."""
+def walk_netlink(sock, top=10, sample=None):
+    """The same pass as :func:`walk` over a ctnetlink dump (``netlink.dump``): the same rows, the same counts."""
+    counted = Walk(top)
+    stream = netlink.dump(sock)
+    try:
+        for batch in stream:
+            last = sample is not None and counted.total + len(batch) >= sample
+            if last:
+                keep = sample - counted.total
+                counted.complete = len(batch) == keep and next(stream, None) is None
+                batch = batch[:keep]
+            assured = sum(1 for entry in batch if entry.status & netlink.IPS_ASSURED)
+            unreplied = sum(1 for entry in batch if not entry.status & netlink.IPS_SEEN_REPLY)
+            counted.add_rows(list(map(netlink.row, batch)), assured, unreplied)
+            if last:
+                break
+    finally:
+        stream.close()
+    return counted
+
+
+def read(root, flavour, top=10, sample=None, reader=None):
+    """:py:func:`walk` over the loaded table under ``root``; an error naming the file when it cannot be read.
+
+    With a ``sources.Reader``, a host without the proc table is walked over
+    ctnetlink instead; ``source`` on the result says which.
+    """
     path = paths.join(root, kernel.FLAVOURS[flavour]["table"])
     try:
-        return walk(path, flavour, top=top, sample=sample)
+        source = "procfs"
+        if reader is not None:
+            source, path = reader.table_batches(flavour)
+        if source == "netlink":
+            counted = walk_netlink(reader.socket(), top=top, sample=sample)
+        else:
+            counted = walk(path, flavour, top=top, sample=sample)
     except OSError as err:
-        raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
+        raise CommandExecutionError(f"cannot read the conntrack table {path or '(netlink)'}: {err}") from err
+    counted.source = source
+    return counted
 
 
 def _line_end(chunk, lines):
@@ -212,6 +249,7 @@ def breakdown(counted, top=10):
             "dport": [[f"{p}/{d}", n] for (p, d), n in counted.ports().most_common(top)],
         },
         "approximate": counted.approximate,
+        "source": counted.source,
     }
 
 
