@@ -257,6 +257,66 @@ def summary(top=10):
     return runtime.table.breakdown(counted, top)
 
 
+def flush(
+    proto=None,
+    src=None,
+    dst=None,
+    sport=None,
+    dport=None,
+    state=None,
+    unreplied=None,
+    mark=None,
+    zone=None,
+    all=False,  # the CLI's word: conntrack.flush all=True
+    test=False,
+):
+    """
+    Delete exactly the conntrack entries that match a filter, over ctnetlink.
+
+    Every filter given must match (original direction): ``proto`` (``tcp``,
+    ``udp``, ``icmp``, ... or a number), ``src`` and ``dst`` (an address or a
+    network, ``10.0.0.0/8``), ``sport``, ``dport``, ``state`` (a TCP state,
+    ``TIME_WAIT``), ``unreplied`` (true: no reply seen yet), ``mark`` and
+    ``zone``. The table is walked once and each match deleted by its tuple,
+    zone and id, so nothing else goes. Acts on this minion's network
+    namespace (the live kernel: a ``conntrack.root`` other than ``/`` needs
+    ``conntrack.netlink: true``). No filter at all is refused unless
+    ``all=True``; every value is checked before the kernel is touched.
+    ``test=True`` counts what would go and deletes nothing.
+
+    Returns ``filter`` (as understood), ``matched``, ``deleted``, ``gone``
+    (expired between the walk and the delete) and ``test``.
+
+    The immediate relief for a table full of one kind of entry (diagnose's
+    ``unreplied_udp_port``); the lasting fix is ``conntrack.notrack`` or a
+    shorter timeout, or the entries come back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.flush proto=udp dport=53 unreplied=True test=True
+        salt '*' conntrack.flush proto=udp dport=53 unreplied=True
+        salt '*' conntrack.flush proto=tcp state=TIME_WAIT dst=10.0.0.0/8
+        salt '*' conntrack.flush all=True
+    """
+    filters = {
+        "proto": proto,
+        "src": src,
+        "dst": dst,
+        "sport": sport,
+        "dport": dport,
+        "state": state,
+        "unreplied": unreplied,
+        "mark": mark,
+        "zone": zone,
+    }
+    checked = runtime.flush.plan(filters, flush_all=all, test=test)
+    host = _host()
+    runtime.snapshot.loaded(host)
+    return runtime.flush.apply(host, checked)
+
+
 # ---------------------------------------------------------------------------
 # Firewall rules that need conntrack
 

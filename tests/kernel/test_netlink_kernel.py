@@ -9,8 +9,9 @@ import re
 import socket
 
 import pytest
+from salt.exceptions import SaltInvocationError
 
-from saltext_conntrack.runtime import kernel, netlink, table
+from saltext_conntrack.runtime import flush, kernel, netlink, snapshot, table
 from tests.support.hostroot import build_host_root, build_procfs_less_root
 from tests.support.kernel import PROC_NF, Netns, write_int
 
@@ -61,7 +62,8 @@ def tool_stats(ns):
 def test_counters_equal_the_stat_file_and_the_tool(netns, global_knobs):
     netns.udp_flows(30, first_port=40000)
     write_int(f"{PROC_NF}/nf_conntrack_max", 30)
-    assert netns.udp_flows(5, first_port=41000) == 0  # 5 refused: drop moves on the CPU that sent them
+    # Refused (drop), unless the kernel evicted an unassured entry for it (early_drop).
+    refused = 5 - netns.udp_flows(5, first_port=41000)
     with netns.entered():
         with open("/proc/thread-self/net/stat/nf_conntrack", "rb") as fh:
             proc = kernel.parse_stat(fh.read())
@@ -72,7 +74,7 @@ def test_counters_equal_the_stat_file_and_the_tool(netns, global_knobs):
             sock.close()
     tool, tool_count = tool_stats(netns)
     assert found == {"count": 30, "max": 30} and proc["entries"] == tool_count == 30
-    assert ours["drop"] == proc["drop"] == tool["drop"] >= 5
+    assert ours["drop"] == proc["drop"] == tool["drop"] >= refused >= 1
     for name, value in ours.items():  # nothing else moves in a namespace of our own
         assert value == proc[name], name
     assert ours["clashres"] == tool["clash_resolve"] and ours["icmp_error"] == tool["error"]
@@ -126,13 +128,15 @@ def test_overflow_seen_over_netlink_where_proc_net_has_no_files(netns, make_load
         config = [{"source": "kmsg"}, {"min_interval": 0}, {"status_interval": 0}, {"persist": False}]
         beacons["conntrack.beacon"](config)
     write_int(f"{PROC_NF}/nf_conntrack_max", 200)
-    assert udp_queries(netns, 10, first_sport=31000) == 10  # all refused: the table is full
+    # The table is full: each query is refused, unless the kernel evicts an unassured entry for it (early_drop).
+    refused = udp_queries(netns, 10, first_sport=31000)
+    assert refused >= 1
     with netns.entered():
         after = mod.status(window=0)
         checked = mod.check(window=300)
         tags = [e["tag"] for e in beacons["conntrack.beacon"](config)]
         found = mod.diagnose(top=5)
-    assert after["stats"]["drop"] >= 10 and after["recent"]["drop"] >= 10
+    assert after["stats"]["drop"] >= refused and after["recent"]["drop"] >= refused
     assert checked["verdict"] == "critical" and any("packets dropped" in r for r in checked["reasons"])
     assert "drops" in tags
     ids = {f["id"]: f for f in found["findings"]}
@@ -177,3 +181,54 @@ def test_proc_and_netlink_count_agree_with_the_tool(netns):
             sock.close()
     assert count == netns.count() == tool_stats(netns)[1] == 11
     assert Netns  # the fixture's class, reused
+
+
+# ---------------------------------------------------------------------------
+# conntrack.flush on a real table
+
+
+def listed(ns):
+    """``conntrack -L`` as a set of lines without the ticking timeout."""
+    lines = ns.run("conntrack", "-L").stdout.splitlines()
+    return {re.sub(r"^(\S+\s+\d+\s+)\d+ ", r"\1", line) for line in lines}
+
+
+def test_flush_deletes_exactly_the_unreplied_dns_entries(netns, modules):
+    udp_queries(netns, 150)  # unreplied udp/53
+    udp_queries(netns, 20, port=5353, first_sport=32000)  # unreplied, another port
+    held = tcp_pairs(netns, 10, port=53)  # tcp/53, replied: must stay
+    try:
+        before = listed(netns)
+        dns = {line for line in before if line.startswith("udp") and "dport=53 [UNREPLIED]" in line}
+        assert len(dns) == 150 and len(before) == 180
+        with netns.entered():
+            dry = modules.conntrack.flush(proto="udp", dport=53, unreplied=True, test=True)
+            assert listed(netns) == before
+            with pytest.raises(SaltInvocationError):
+                modules.conntrack.flush(proto="udp", dport=99999, unreplied=True)
+            with pytest.raises(SaltInvocationError, match="all=True"):
+                modules.conntrack.flush()
+            assert listed(netns) == before
+            done = modules.conntrack.flush(proto="udp", dport=53, unreplied=True)
+        after = listed(netns)
+    finally:
+        for sock in held:
+            sock.close()
+    assert dry == {
+        "filter": {"proto": "udp", "dport": 53, "unreplied": True},
+        "matched": 150,
+        "deleted": 0,
+        "gone": 0,
+        "test": True,
+    }
+    assert done["matched"] == done["deleted"] == 150 and done["gone"] == 0
+    assert after == before - dns
+
+
+def test_flush_all_empties_only_this_namespace(netns):
+    netns.udp_flows(25, first_port=44000)
+    with Netns() as other:
+        other.udp_flows(5, first_port=44000)
+        with netns.entered():
+            result = flush.apply(snapshot.Host("/", "", 64), flush.plan({}, flush_all=True))
+        assert result["deleted"] == 25 and netns.count() == 0 and other.count() == 5

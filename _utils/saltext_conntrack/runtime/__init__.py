@@ -2,6 +2,7 @@
 ctnetlink and the source of each number, namespaces, the module chain, the sample history."""
 
 from saltext_conntrack.runtime import (
+    flush,
     history,
     kernel,
     knobs,
@@ -16,6 +17,7 @@ from saltext_conntrack.runtime import (
 )
 
 __all__ = [
+    "flush",
     "history",
     "kernel",
     "knobs",
