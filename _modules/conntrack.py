@@ -24,7 +24,7 @@ import time
 from salt.exceptions import SaltInvocationError
 
 try:
-    from saltext_conntrack import common, persistence, report, runtime
+    from saltext_conntrack import common, firewall, persistence, report, runtime
 except ImportError as err:  # Salt prints this as the module's reason (salt-ssh from file_roots: docs/design.md)
     raise ImportError(
         f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master"
@@ -325,16 +325,18 @@ def dependents():
     """
     The firewall rules that need connection tracking, each with why: state
     and conntrack matches, NAT, CT/NOTRACK, connection marks, nft ``ct``, in
-    the live rulesets and the saved rules files. The firewall module's
-    ``conntrack_fw.dependents``, kept here where operators look first.
+    the live rulesets and the saved rules files. Returns ``rules`` (as
+    ``conntrack_fw.dependents`` lists them), ``read`` (the rulesets and files
+    read) and ``comment``, the answer in words, also when there is none.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.dependents
+        salt '*' conntrack_fw.dependents --out=json    # the list alone
     """
-    return __salt__["conntrack_fw.dependents"]()
+    return firewall.dependents.survey(_root())
 
 
 # ---------------------------------------------------------------------------
@@ -417,18 +419,22 @@ def namespaces():
     ``runtime`` and ``container`` from the process's cgroup), ``count``,
     ``usage`` (of the one global max, against which each namespace's own
     count is checked), ``drop``, ``early_drop``, ``insert_failed``, ``error``;
-    fullest first. Reads each namespace's stat file, never a table.
+    fullest first. Reads each namespace's stat file, never a table. With
+    ``salt-call ... --out=table``, one line per namespace (name, usage, count,
+    drops, early drops, insert failures, owner or error) within 160 columns.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.namespaces --out=json
+        salt-call conntrack.namespaces --out=table
     """
     host = _host()
     flavour, _ = runtime.snapshot.loaded(host)
     maximum = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "max"))
-    return runtime.namespaces.survey(host.root, flavour, maximum, runtime.sources.netlink_allowed(host))
+    rows = runtime.namespaces.survey(host.root, flavour, maximum, runtime.sources.netlink_allowed(host))
+    return report.table.namespaces(rows) if report.table.wanted(__opts__, "conntrack.namespaces") else rows
 
 
 def drift():

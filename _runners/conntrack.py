@@ -93,12 +93,16 @@ def fleet(
     """
     Every targeted minion's conntrack usage, drops and verdict, worst first.
 
-    Rows hold ``minion``, ``verdict`` (``critical``, ``warning``, ``unknown``,
-    ``ok``), ``usage`` (percent), ``count``, ``max``, ``drop``, ``early_drop``,
-    ``insert_failed`` (since boot), ``recent`` (the rise of those counters the
-    minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
-    (``mine`` or ``live``). The verdict is ``conntrack.check``'s, word for
-    word: usage against ``warning``/``critical``; drops in ``recent`` are
+    Rows hold, in this order, ``minion``, ``verdict`` (``critical``,
+    ``warning``, ``unknown``, ``ok``), ``usage`` (percent), ``count``, ``max``,
+    ``drop`` (since boot), ``reason`` (the first of ``reasons``), then
+    ``early_drop``, ``insert_failed``, ``recent`` (the rise of those counters
+    the minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
+    (``mine`` or ``live``). With ``--out=table`` the rows are the scan view:
+    a header and one line per minion (minion, verdict, usage, count, max,
+    drops, the first reason) within 160 columns; ``--out=json`` has every
+    key. The verdict is ``conntrack.check``'s, word for word: usage against
+    ``warning``/``critical``; drops in ``recent`` are
     critical, early drops a warning; drops since boot that are all past are
     a note. Sorted by verdict, then usage, then drops. A targeted minion
     without data (no mine entry, no answer) is ``unknown``. With no data at
@@ -132,6 +136,7 @@ def fleet(
     .. code-block:: bash
 
         salt-run conntrack.fleet
+        salt-run conntrack.fleet --out=table verdict=warning
         salt-run conntrack.fleet live=True timeout=10
         salt-run conntrack.fleet tgt='G@role:lb' tgt_type=compound verdict=warning limit=50
     """
@@ -150,4 +155,7 @@ def fleet(
         except NameError:
             pass
         return report.fleet.no_data(tgt, tgt_type, targeted, live, timeout)
-    return report.fleet.rows(data, targeted, warning, critical, live, verdict, limit)
+    rows = report.fleet.rows(data, targeted, warning, critical, live, verdict, limit)
+    # Salt's table outputter sorts dict keys and wraps long cells: give it the
+    # scan view (header, then one short row per minion) instead.
+    return report.table.fleet(rows) if report.table.wanted(__opts__, "conntrack.fleet") else rows

@@ -72,7 +72,7 @@ def gather(root, status, readers):
         "recommend": ask("conntrack.recommend"),
         "timeouts": ask("conntrack.timeouts"),
         "names": ask("conntrack.sysctl_names"),
-        "dependents": ask("conntrack.dependents"),
+        "dependents": ask("conntrack_fw.dependents"),
         "host": {
             **host_facts(root),
             "namespaces": ask("conntrack.namespaces"),
