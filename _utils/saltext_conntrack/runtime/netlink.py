@@ -225,22 +225,61 @@ def messages(sock, seq):
     """
     while True:
         data = sock.recv(RCVBUF)
-        offset = 0
-        while offset + 16 <= len(data):
-            length, kind, _flags, got_seq, _pid = _HDR.unpack_from(data, offset)
-            if length < 16:
-                return
-            end = offset + length
-            if got_seq == seq:
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    errno = -struct.unpack_from("=i", data, offset + 16)[0]
-                    if errno:
-                        raise OSError(errno, f"ctnetlink: {os.strerror(errno)}")
-                    return
-                yield kind & 0xFF, data, offset + 16, end
-            offset = (end + 3) & ~3
+        ended = yield from in_buffer(data, seq)
+        if ended:
+            return
+
+
+def in_buffer(data, seq):
+    """Yield the messages of one buffer as :func:`messages` does; return True where the reply ended."""
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind, _flags, got_seq, _pid = _HDR.unpack_from(data, offset)
+        if length < 16:
+            return True
+        end = offset + length
+        if got_seq == seq:
+            if kind == NLMSG_DONE:
+                errno = -struct.unpack_from("=i", data, offset + 16)[0] if length >= 20 else 0
+                if errno > 0:
+                    raise OSError(errno, f"ctnetlink: dump stopped: {os.strerror(errno)}")
+                return True
+            if kind == NLMSG_ERROR:
+                errno = -struct.unpack_from("=i", data, offset + 16)[0]
+                if errno:
+                    raise OSError(errno, f"ctnetlink: {os.strerror(errno)}")
+                return True
+            yield kind & 0xFF, data, offset + 16, end
+        offset = (end + 3) & ~3
+    return False
+
+
+def entries(data, seq):
+    """The :class:`Entry` list of one dump buffer (OSError where it carries the kernel's error)."""
+    found = []
+    for kind, _, start, end in in_buffer(data, seq):
+        if kind == MSG_NEW:
+            entry = parse_entry(data, start + 4, end, data[start])
+            if entry is not None:
+                found.append(entry)
+    return found
+
+
+def dump_ended(data):
+    """Whether this buffer ends a dump: NLMSG_DONE last (20 bytes), or an NLMSG_ERROR first."""
+    if len(data) >= 20 and data[-20] == 20 and not any(data[-19:-16]) and data[-16] == NLMSG_DONE:
+        return True
+    return len(data) >= 16 and _HDR.unpack_from(data, 0)[1] in (NLMSG_ERROR, NLMSG_DONE)
+
+
+def check_end(data, seq):
+    """Raise the kernel's error where the buffer that ended a dump carries one."""
+    if _HDR.unpack_from(data, 0)[1] in (NLMSG_ERROR, NLMSG_DONE):
+        entries(data, seq)
+        return
+    errno = -struct.unpack_from("=i", data, len(data) - 4)[0]
+    if errno > 0:
+        raise OSError(errno, f"ctnetlink: dump stopped: {os.strerror(errno)}")
 
 
 def cpu_stats(sock, seq=1):

@@ -112,3 +112,11 @@ class Reader:
         except OSError as err:
             raise OSError(f"no {path}, and netlink: {_why_not(err)}") from err
         return NETLINK, None
+
+    def walk(self, fn):
+        """``fn(socket)`` on a socket of its own: a dump cut short (a sample) leaves it unusable."""
+        sock = netlink.open_socket(self.netns)
+        try:
+            return fn(sock)
+        finally:
+            sock.close()

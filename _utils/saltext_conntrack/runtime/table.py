@@ -17,7 +17,7 @@ from operator import itemgetter
 from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import paths
-from saltext_conntrack.runtime import kernel, netlink
+from saltext_conntrack.runtime import kernel, netlink_walk
 
 # One line of the table, original direction only: protocol, remaining
 # lifetime in thousands of seconds (the lazy group keeps all but the last three
@@ -179,24 +179,8 @@ def walk(path, flavour, top=10, sample=None):
 
 
 def walk_netlink(sock, top=10, sample=None):
-    """The same pass as :func:`walk` over a ctnetlink dump (``netlink.dump``): the same rows, the same counts."""
-    counted = Walk(top)
-    stream = netlink.dump(sock)
-    try:
-        for batch in stream:
-            last = sample is not None and counted.total + len(batch) >= sample
-            if last:
-                keep = sample - counted.total
-                counted.complete = len(batch) == keep and next(stream, None) is None
-                batch = batch[:keep]
-            assured = sum(1 for entry in batch if entry.status & netlink.IPS_ASSURED)
-            unreplied = sum(1 for entry in batch if not entry.status & netlink.IPS_SEEN_REPLY)
-            counted.add_rows(list(map(netlink.row, batch)), assured, unreplied)
-            if last:
-                break
-    finally:
-        stream.close()
-    return counted
+    """The same pass as :func:`walk` over a ctnetlink dump: the same rows, the same counts (``netlink_walk``)."""
+    return netlink_walk.walk(sock, Walk(top), HeavyHitters, sample=sample)
 
 
 def read(root, flavour, top=10, sample=None, reader=None):
@@ -211,7 +195,7 @@ def read(root, flavour, top=10, sample=None, reader=None):
         if reader is not None:
             source, path = reader.table_batches(flavour)
         if source == "netlink":
-            counted = walk_netlink(reader.socket(), top=top, sample=sample)
+            counted = reader.walk(lambda sock: walk_netlink(sock, top=top, sample=sample))
         else:
             counted = walk(path, flavour, top=top, sample=sample)
     except OSError as err:
