@@ -472,7 +472,9 @@ def diagnose(walk=True, sample=None, top=5):
     (``critical``, ``warning``, ``info``), ``evidence`` (the numbers seen),
     ``why`` (one sentence), ``fix`` (an SLS snippet for ``conntrack.tuned``,
     ``conntrack.notrack`` or ``conntrack.iptables_config``, or an nft snippet
-    to review, as ``fix_type`` says; never applied) and ``side_effects``.
+    to review, as ``fix_type`` says; never applied) and ``side_effects``;
+    ``unreplied_udp_port`` also has ``relief``: the ``conntrack.flush``
+    command that deletes just those entries now (notrack is the lasting fix).
     Also ``walk`` (entries read, whether the whole table was, seconds),
     ``summary`` (as :py:func:`summary`, when it walked) and ``notes`` (facts
     that could not be read).
