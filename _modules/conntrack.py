@@ -95,6 +95,14 @@ def status(window=300):
     history. ``recent`` is null on the first sample, after a reboot and after
     a counter reset (module reload). A few small reads: it never reads the table.
 
+    ``source`` names where each part came from, ``procfs`` or ``netlink``
+    (``count``, ``max``, ``stats``): the proc file where the kernel has it,
+    ctnetlink where it does not (Ubuntu's kernels have no stat file). A part
+    no source could read is null, with the reason in ``unknown`` (``check``
+    then says ``drops unknown: ...``, never "no drops"). ctnetlink is asked
+    where ``conntrack.root`` is ``/``, or with the minion option
+    ``conntrack.netlink: true``; ``false`` never asks it.
+
     window
         Seconds to look back: the baseline is the newest sample at least this
         old, else the oldest there is. Default 300; 0 compares with the last sample.

@@ -37,6 +37,8 @@ IDS = (
     "top_source",
     "top_destination",
 )
+# The findings judged on the stat counters: unknown (not absent) where no source could read them.
+COUNTER_IDS = ("drops_rising", "early_drop_rising", "insert_failed_rising", "hash_chains_long", "drops_since_boot")
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 
 
@@ -116,8 +118,12 @@ def run(root, gathered, walk=True, sample=None, top=5, reader=None):
         gathered.get("host") or {},
         counted,
     )
+    notes = list(gathered.get("notes") or [])
+    if status.get("stats") is None:
+        notes.append(f"conntrack.status: drops unknown: {(status.get('unknown') or {}).get('stats')}")
     return {
         "findings": found,
+        "sources": {**(status.get("source") or {}), "table": counted.source if counted else None},
         "walk": {
             "walked": counted is not None,
             "entries": counted.total if counted else 0,
@@ -128,5 +134,5 @@ def run(root, gathered, walk=True, sample=None, top=5, reader=None):
             "source": counted.source if counted else None,
         },
         "summary": table.breakdown(counted, top) if counted else None,
-        "notes": gathered.get("notes") or [],
+        "notes": notes,
     }

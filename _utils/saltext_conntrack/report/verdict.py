@@ -12,6 +12,8 @@ from saltext_conntrack.common import numbers
 
 RANK = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 COUNTERS = ("drop", "early_drop", "insert_failed")
+# The parts of a status whose source it names (``status["source"]``).
+PARTS = ("count", "max", "stats")
 
 
 def usage_level(usage, warning, critical):
