@@ -141,6 +141,16 @@ def test_overflow_seen_over_netlink_where_proc_net_has_no_files(netns, make_load
     assert "drops" in tags
     ids = {f["id"]: f for f in found["findings"]}
     assert "drops_rising" in ids and ids["unreplied_udp_port"]["evidence"]["port"] == "udp/53"
+    # The immediate relief, next to notrack: the exact command, with the filter.
+    relief = ids["unreplied_udp_port"]["relief"]
+    assert relief["command"] == "salt-call conntrack.flush proto=udp dport=53 unreplied=True"
+    assert found["sources"] == {"count": "procfs", "max": "procfs", "stats": "netlink", "table": "netlink"}
+    with netns.entered():
+        summary = mod.summary(top=3)
+        flushed = mod.flush(**relief["kwargs"])
+        left = mod.summary(top=3)
+    assert summary["source"] == "netlink" and summary["unreplied"] == summary["total"] >= 200
+    assert flushed["deleted"] == summary["total"] and left["total"] == 0
 
 
 def test_netlink_refused_makes_drops_unknown(netns, make_loaders, hidden):
