@@ -97,6 +97,13 @@ def _configured(name):
     return __salt__["config.get"](f"conntrack:remediate:{name}", None)
 
 
+def _netlink_ok():
+    """Whether ctnetlink may answer here (the minion option ``conntrack.netlink``, as for ``conntrack.status``)."""
+    choice = __opts__.get("conntrack.netlink")
+    choice = None if choice is None else common.numbers.boolean(choice, "conntrack.netlink")
+    return runtime.sources.netlink_allowed(runtime.snapshot.Host(_root(), "", 64, choice))
+
+
 def _actions():
     functions = {field: __salt__[name] for field, name in remediation.apply.FUNCTIONS.items()}
     release = __grains__.get("kernelrelease") or os.uname().release
@@ -178,7 +185,7 @@ def remediate(
         state = remediation.guard.load(cachedir)
         baselines = state.get("drops", {})
         status = __salt__["conntrack.status"]()
-        seen = remediation.observe.namespaces(_root(), status)
+        seen = remediation.observe.namespaces(_root(), status, _netlink_ok())
         now = time.time()
         last = remediation.guard.last_remediation(state, now)
         decision = remediation.decide.gate(status, seen, baselines, last, now, conf)
@@ -255,7 +262,7 @@ def status():
         salt '*' conntrack_remediate.status
     """
     state = remediation.guard.load(__opts__["cachedir"])
-    seen = remediation.observe.namespaces(_root(), __salt__["conntrack.status"]())
+    seen = remediation.observe.namespaces(_root(), __salt__["conntrack.status"](), _netlink_ok())
     return {
         "namespaces": remediation.observe.shown(seen),
         "baselines": state.get("drops", {}),
