@@ -40,8 +40,8 @@ def udp_finding(counted, status, timeouts, dependents):
         "# " + line + "\n"
         for line in host_findings.sls("conntrack-udp-timeout", "conntrack.tuned", timeouts={"udp": 10}).splitlines()
     )
+    # The fix's "# " lines are its commented alternative SLS: the relief is a field of its own.
     relief = flush_relief(port)
-    fix = f"# immediate relief, these entries only (the lasting fix follows):\n# {relief['command']}\n" + fix
     return [
         {
             **host_findings.finding(
