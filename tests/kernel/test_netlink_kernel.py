@@ -242,3 +242,14 @@ def test_flush_all_empties_only_this_namespace(netns):
         with netns.entered():
             result = flush.apply(snapshot.Host("/", "", 64), flush.plan({}, flush_all=True))
         assert result["deleted"] == 25 and netns.count() == 0 and other.count() == 5
+
+
+def test_namespaces_without_a_stat_file_are_read_over_netlink(netns, make_loaders, hidden):
+    import os
+
+    netns.udp_flows(9, first_port=45000)
+    inode = os.stat(netns.path).st_ino
+    blind = {r["inode"]: r for r in make_loaders(hidden, **{"conntrack.netlink": False}).modules.conntrack.namespaces()}
+    rows = {r["inode"]: r for r in make_loaders(hidden, **{"conntrack.netlink": True}).modules.conntrack.namespaces()}
+    assert blind[inode]["source"] is None and blind[inode]["count"] is None and blind[inode]["error"]
+    assert rows[inode]["source"] == "netlink" and rows[inode]["count"] == 9 and rows[inode]["drop"] == 0
