@@ -91,7 +91,10 @@ level left), ``clear_below``, ``usage``, ``count``, ``max``, ``status``.
 ``drift``: ``differences`` (``conntrack.drift``'s list: ``key``, ``runtime``,
 ``boot``, ``boot_file``, ``tuned``, ``differs_from``, ``cause``) and ``recorded_at``.
 ``status`` is always ``{count, max, usage, drop}`` (null when conntrack is not
-loaded). Event data comes from the minion: a reactor must never feed it into
+loaded), with ``source`` (where each number came from: ``procfs`` or
+``netlink``, as ``conntrack.status`` says); ``drop`` is null where neither
+could read the counters, and ``drop_unknown`` says why (no ``drops`` event
+can fire then: unknown is never "no drops"). Event data comes from the minion: a reactor must never feed it into
 commands or values.
 
 Options

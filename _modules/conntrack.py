@@ -67,7 +67,13 @@ def _flavour():
 def _host():
     release = runtime.kernel.release(_root(), __grains__.get("kernelrelease") or os.uname().release)
     bits = runtime.sizing.arch_bits(__grains__.get("cpuarch") or os.uname().machine)
-    return runtime.snapshot.Host(_root(), release, bits)
+    return runtime.snapshot.Host(_root(), release, bits, _netlink_choice())
+
+
+def _netlink_choice():
+    """The minion option ``conntrack.netlink``: None (ask ctnetlink only where the root is ``/``), true, false."""
+    choice = __opts__.get("conntrack.netlink")
+    return None if choice is None else common.numbers.boolean(choice, "conntrack.netlink")
 
 
 def _loadable():
@@ -101,6 +107,14 @@ def status(window=300):
     ``samples`` covered, and ``full_in``: seconds until the count meets ``max``
     at that rise (0 when full, null when not rising or too short a history,
     ``reason`` says which). A few small reads: it never reads the table.
+
+    ``source`` names where each part came from, ``procfs`` or ``netlink``
+    (``count``, ``max``, ``stats``): the proc file where the kernel has it,
+    ctnetlink where it does not (Ubuntu's kernels have no stat file). A part
+    no source could read is null, with the reason in ``unknown`` (``check``
+    then says ``drops unknown: ...``, never "no drops"). ctnetlink is asked
+    where ``conntrack.root`` is ``/``, or with the minion option
+    ``conntrack.netlink: true``; ``false`` never asks it.
 
     window
         Seconds to look back: the baseline is the newest sample at least this
@@ -285,8 +299,9 @@ def summary(top=10, timeout=5):
     timeout = _timeout(timeout)
     host = _host()
     flavour, _ = runtime.snapshot.loaded(host)
-    count = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "count"))
-    counted = runtime.table.read(_root(), flavour, top=top, timeout=timeout, expected=count)
+    with runtime.sources.Reader(host) as reader:
+        count, _, _ = reader.knob(flavour, "count")
+        counted = runtime.table.read(host.root, flavour, top=top, timeout=timeout, expected=count, reader=reader)
     share = runtime.table.share(counted, count)
     return {**runtime.table.breakdown(counted, top), "complete": counted.complete, "share": share}
 
@@ -294,6 +309,66 @@ def summary(top=10, timeout=5):
 def _timeout(value):
     """A walk's budget in seconds; 0 is none."""
     return common.numbers.number(value, "timeout", 0, 86400) or None
+
+
+def flush(
+    proto=None,
+    src=None,
+    dst=None,
+    sport=None,
+    dport=None,
+    state=None,
+    unreplied=None,
+    mark=None,
+    zone=None,
+    all=False,  # the CLI's word: conntrack.flush all=True
+    test=False,
+):
+    """
+    Delete exactly the conntrack entries that match a filter, over ctnetlink.
+
+    Every filter given must match (original direction): ``proto`` (``tcp``,
+    ``udp``, ``icmp``, ... or a number), ``src`` and ``dst`` (an address or a
+    network, ``10.0.0.0/8``), ``sport``, ``dport``, ``state`` (a TCP state,
+    ``TIME_WAIT``), ``unreplied`` (true: no reply seen yet), ``mark`` and
+    ``zone``. The table is walked once and each match deleted by its tuple,
+    zone and id, so nothing else goes. Acts on this minion's network
+    namespace (the live kernel: a ``conntrack.root`` other than ``/`` needs
+    ``conntrack.netlink: true``). No filter at all is refused unless
+    ``all=True``; every value is checked before the kernel is touched.
+    ``test=True`` counts what would go and deletes nothing.
+
+    Returns ``filter`` (as understood), ``matched``, ``deleted``, ``gone``
+    (expired between the walk and the delete) and ``test``.
+
+    The immediate relief for a table full of one kind of entry (diagnose's
+    ``unreplied_udp_port``); the lasting fix is ``conntrack.notrack`` or a
+    shorter timeout, or the entries come back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conntrack.flush proto=udp dport=53 unreplied=True test=True
+        salt '*' conntrack.flush proto=udp dport=53 unreplied=True
+        salt '*' conntrack.flush proto=tcp state=TIME_WAIT dst=10.0.0.0/8
+        salt '*' conntrack.flush all=True
+    """
+    filters = {
+        "proto": proto,
+        "src": src,
+        "dst": dst,
+        "sport": sport,
+        "dport": dport,
+        "state": state,
+        "unreplied": unreplied,
+        "mark": mark,
+        "zone": zone,
+    }
+    checked = runtime.flush.plan(filters, flush_all=all, test=test)
+    host = _host()
+    runtime.snapshot.loaded(host)
+    return runtime.flush.apply(host, checked)
 
 
 # ---------------------------------------------------------------------------
@@ -412,7 +487,7 @@ def namespaces():
     host = _host()
     flavour, _ = runtime.snapshot.loaded(host)
     maximum = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "max"))
-    rows = runtime.namespaces.survey(host.root, flavour, maximum)
+    rows = runtime.namespaces.survey(host.root, flavour, maximum, runtime.sources.netlink_allowed(host))
     return report.table.namespaces(rows) if report.table.wanted(__opts__, "conntrack.namespaces") else rows
 
 
@@ -451,12 +526,15 @@ def diagnose(walk=True, sample=None, top=5, timeout=5):
     (``critical``, ``warning``, ``info``), ``evidence`` (the numbers seen),
     ``why`` (one sentence), ``fix`` (an SLS snippet for ``conntrack.tuned``,
     ``conntrack.notrack`` or ``conntrack.iptables_config``, or an nft snippet
-    to review, as ``fix_type`` says; never applied) and ``side_effects``.
+    to review, as ``fix_type`` says; never applied) and ``side_effects``;
+    ``unreplied_udp_port`` also has ``relief``: the ``conntrack.flush``
+    command that deletes just those entries now (notrack is the lasting fix).
     Also ``walk`` (``entries`` read, whether that was the whole table:
     ``complete``, else why it ``stopped``, ``sample`` or ``timeout``, and the
-    ``share`` of the count read; ``seconds``), ``summary`` (as
-    :py:func:`summary`, when it walked), ``trend`` (``status``'s) and
-    ``notes`` (facts that could not be read).
+    ``share`` of the count read; ``seconds``; ``source``), ``sources`` (where
+    each number came from), ``summary`` (as :py:func:`summary`, when it
+    walked), ``trend`` (``status``'s) and ``notes`` (facts that could not be
+    read).
 
     Without the walk: drops, early drops and insert failures rising now
     (``status``'s ``recent`` block; only since boot without it), a table
@@ -502,10 +580,13 @@ def diagnose(walk=True, sample=None, top=5, timeout=5):
         sample = common.numbers.integer(sample, "sample", 1, 10**10)
     top = common.numbers.integer(top, "top", 1, 100)
     timeout = _timeout(timeout)
-    root = _root()
+    host = _host()
     # Through __salt__, as from the CLI: dependents is the firewall module's.
-    gathered = report.diagnosis.gather(root, __salt__["conntrack.status"](), __salt__)
-    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top, timeout=timeout)
+    gathered = report.diagnosis.gather(host.root, __salt__["conntrack.status"](), __salt__)
+    with runtime.sources.Reader(host) as reader:
+        return report.diagnosis.run(
+            host.root, gathered, walk=walk, sample=sample, top=top, timeout=timeout, reader=reader
+        )
 
 
 def textfile(path=TEXTFILE, walk=True, sample=None, top=5, timeout=2):

@@ -35,7 +35,9 @@ How it decides, under one lock (``<cachedir>/conntrack/remediate.lock``):
    pillar ``conntrack:max``) or the RAM formula's value. Buckets become
    ``new max / hash_ratio``. Neither is ever lowered. Refused with
    ``at_ceiling`` when the max cannot grow.
-5. **Apply** at runtime (``conntrack.set_buckets``, ``conntrack.set_max``) and
+5. **Relieve** (only with ``flush``, off by default): delete the unreplied
+   UDP entries to the one port this host's own walk names (``conntrack.flush``).
+6. **Apply** at runtime (``conntrack.set_buckets``, ``conntrack.set_max``) and
    **persist** (sysctl file and modprobe options, never lowering a value
    already persisted; like ``conntrack.tuned``, no modprobe options where
    conntrack is built into the kernel), then fire ``conntrack/remediated`` with the old and new
@@ -63,7 +65,7 @@ neither blocks until the clock catches up nor opens the limit.
 :configuration: every argument of :py:func:`remediate` can also be set as a
     minion option or pillar key under ``conntrack:remediate`` (``threshold``,
     ``interval``, ``hash_ratio``, ``cap``, ``target``, ``persist``,
-    ``sysctl_file``, ``modprobe_file``); arguments win.
+    ``sysctl_file``, ``modprobe_file``, ``flush``); arguments win.
 """
 
 import os
@@ -102,6 +104,13 @@ def _configured(name):
     return __salt__["config.get"](f"conntrack:remediate:{name}", None)
 
 
+def _netlink_ok():
+    """Whether ctnetlink may answer here (the minion option ``conntrack.netlink``, as for ``conntrack.status``)."""
+    choice = __opts__.get("conntrack.netlink")
+    choice = None if choice is None else common.numbers.boolean(choice, "conntrack.netlink")
+    return runtime.sources.netlink_allowed(runtime.snapshot.Host(_root(), "", 64, choice))
+
+
 def _actions():
     functions = {field: __salt__[name] for field, name in remediation.apply.FUNCTIONS.items()}
     release = __grains__.get("kernelrelease") or os.uname().release
@@ -117,6 +126,7 @@ def remediate(
     persist=None,
     sysctl_file=None,
     modprobe_file=None,
+    flush=None,
     fire_event=True,
 ):
     """
@@ -155,6 +165,15 @@ def remediate(
         Also write the new values to ``sysctl_file`` and ``modprobe_file``
         (under ``conntrack.root``). Default True.
 
+    flush
+        Once the incident is confirmed (same guard rails: initial netns, rate
+        limit, this host's own counters), also walk this host's own table
+        and ``conntrack.flush`` the unreplied UDP entries to the one port
+        ``conntrack.diagnose`` finds filling it (``unreplied_udp_port``);
+        ``flushed`` in the result says what went. The filter comes from the
+        walk, never from an event. Default False (pillar
+        ``conntrack:remediate:flush``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -164,7 +183,7 @@ def remediate(
     """
     given = {
         "threshold": threshold, "interval": interval, "hash_ratio": hash_ratio, "cap": cap, "target": target,
-        "persist": persist, "sysctl_file": sysctl_file, "modprobe_file": modprobe_file,
+        "persist": persist, "sysctl_file": sysctl_file, "modprobe_file": modprobe_file, "flush": flush,
     }  # fmt: skip
     conf = remediation.options.check(given, _configured, _root(), _default_sysctl_file)
     fire_event = common.numbers.boolean(fire_event, "fire_event")
@@ -173,12 +192,16 @@ def remediate(
         state = remediation.guard.load(cachedir)
         baselines = state.get("drops", {})
         status = __salt__["conntrack.status"]()
-        seen = remediation.observe.namespaces(_root(), status)
+        seen = remediation.observe.namespaces(_root(), status, _netlink_ok())
         now = time.time()
         last = remediation.guard.last_remediation(state, now)
         decision = remediation.decide.gate(status, seen, baselines, last, now, conf)
         ret = remediation.apply.report(status, remediation.observe.shown(seen), now, decision)
         try:
+            if decision.refused is None and conf["flush"]:
+                ret["flushed"] = remediation.apply.relieve(
+                    lambda **kw: __salt__["conntrack.diagnose"](**kw), lambda **kw: __salt__["conntrack.flush"](**kw)
+                )
             if decision.refused is None:
                 recommended = __salt__["conntrack.recommend"](hash_ratio=conf["hash_ratio"])
                 plan = remediation.decide.size(status, conf, recommended)
@@ -246,7 +269,7 @@ def status():
         salt '*' conntrack_remediate.status
     """
     state = remediation.guard.load(__opts__["cachedir"])
-    seen = remediation.observe.namespaces(_root(), __salt__["conntrack.status"]())
+    seen = remediation.observe.namespaces(_root(), __salt__["conntrack.status"](), _netlink_ok())
     return {
         "namespaces": remediation.observe.shown(seen),
         "baselines": state.get("drops", {}),

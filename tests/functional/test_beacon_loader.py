@@ -60,7 +60,13 @@ def test_table_full_through_the_loader(make_loaders, host):
     )
     assert (event["first"], event["last"]) == ("2026-11-25T11:00:01+00:00", "2026-11-25T11:00:09+00:00")
     # The snapshot is the execution module's reading of the fixture root.
-    assert event["status"] == {"count": 10, "max": 100, "usage": 10.0, "drop": 7}
+    assert event["status"] == {
+        "count": 10,
+        "max": 100,
+        "usage": 10.0,
+        "drop": 7,
+        "source": {"count": "procfs", "max": "procfs", "stats": "procfs"},
+    }
 
 
 def test_usage_and_drops_from_the_real_status(make_loaders, host):
@@ -93,7 +99,13 @@ def test_legacy_host_and_messages_file(make_loaders, tmp_path):
     (event,) = beacons["conntrack.beacon"](config)
     assert (event["tag"], event["matched"], event["suppressed"], event["source"]) == ("table_full", 2, 443, messages)
     assert event["netns"] == [{"inode": None, "name": None, "owner": None, "matched": 2}]
-    assert event["status"] == {"count": 65536, "max": 65536, "usage": 100.0, "drop": 3}
+    assert event["status"] == {
+        "count": 65536,
+        "max": 65536,
+        "usage": 100.0,
+        "drop": 3,
+        "source": {"count": "procfs", "max": "procfs", "stats": "procfs"},
+    }
 
 
 def test_restart_keeps_the_cursor_in_the_cachedir(make_loaders, host):

@@ -61,6 +61,7 @@ def test_layers(render):
     # default): no per-OS modprobe file; max auto means no target
     rem = args_of(render(CENTOS5, "conntrack.remediate"), "conntrack-remediate", "conntrack_remediate.remediate")
     assert "modprobe_file" not in rem and rem["target"] is None
+    assert rem["flush"] is False  # the relief by flush is off by default
 
     # iptables-config exists only on the RHEL family
     assert render(DEBIAN, "conntrack.iptables_config") == {}
@@ -196,7 +197,7 @@ def test_pillar_example_documents_every_key():
         ({"conntrack": {"lookup": {"disable": {"stateles_files": []}}}}, "conntrack:lookup:disable:stateles_files"),
         (
             {"conntrack": {"remediate": ["threshold", 90]}},
-            'conntrack:remediate must be a mapping (keys cap, hash_ratio, interval, persist, threshold), not ["threshold", 90]',
+            'conntrack:remediate must be a mapping (keys cap, flush, hash_ratio, interval, persist, threshold), not ["threshold", 90]',
         ),
     ],
 )

@@ -106,6 +106,13 @@ def test_probes_snapshot_and_findings_never_raise(tmp_path):
         {"full_in": 9},
     )
 
+    # Over netlink: the source rides along; no counters at all: drop null, with the reason.
+    sources = {"count": "procfs", "max": "procfs", "stats": "netlink"}
+    assert watch.snapshot(watch.Probes(status=lambda: {**status, "source": sources}))[0]["source"] == sources
+    blind = {**status, "stats": None, "unknown": {"stats": "procfs: no file; netlink: EPERM"}}
+    snap, early, _ = watch.snapshot(watch.Probes(status=lambda: blind))
+    assert snap["drop"] is None and early is None and snap["drop_unknown"] == "procfs: no file; netlink: EPERM"
+
     def broken(**kwargs):
         raise RuntimeError("broken")
 

@@ -276,3 +276,66 @@ def test_persist_false_touches_no_file(host):
     with pytest.raises(SaltInvocationError):
         host.mod.remediate(persist=False, sysctl_file="/etc/passwd")
     assert host.calls == []
+
+
+def _with_flush(host, port=53):
+    """The fake host's walk names unreplied udp/``port``; flushes are recorded."""
+    relief = {"kwargs": {"proto": "udp", "dport": port, "unreplied": True}}
+    finding = {"id": "unreplied_udp_port", "relief": relief}
+    host.mod.__salt__["conntrack.diagnose"] = lambda **_: host.calls.append("diagnose") or {"findings": [finding]}
+
+    def flush(**kwargs):
+        host.calls.append(("flush", kwargs))
+        return {"filter": kwargs, "matched": 7, "deleted": 7, "gone": 0, "test": False}
+
+    host.mod.__salt__["conntrack.flush"] = flush
+
+
+def test_flush_is_off_by_default(host):
+    _with_flush(host)
+    host.count = 1000
+    ret = host.mod.remediate()
+    assert ret["remediated"] is True and "flushed" not in ret
+    assert "diagnose" not in host.calls and not [c for c in host.calls if c[0] == "flush"]
+
+
+def test_flush_on_deletes_what_the_hosts_own_walk_names_once_confirmed(host):
+    _with_flush(host)
+    host.count = 10  # not confirmed: nothing walked, nothing flushed
+    assert host.mod.remediate(flush=True)["refused"] == "not_confirmed"
+    assert "diagnose" not in host.calls
+    host.count = 1000
+    ret = host.mod.remediate(flush=True)
+    assert ret["flushed"] == {
+        "filter": {"proto": "udp", "dport": 53, "unreplied": True},
+        "matched": 7,
+        "deleted": 7,
+        "gone": 0,
+    }
+    assert ("flush", {"proto": "udp", "dport": 53, "unreplied": True}) in host.calls
+    assert ret["remediated"] is True  # the limit is still sized: the relief is not the fix
+    # Rate limited like the rest: the next call flushes nothing.
+    host.calls.clear()
+    assert host.mod.remediate(flush=True)["refused"] == "rate_limited" and "diagnose" not in host.calls
+
+
+def test_flush_with_nothing_named_or_failing_is_reported_not_raised(host):
+    host.mod.__salt__["conntrack.diagnose"] = lambda **_: {"findings": []}
+    host.count = 1000
+    assert "nothing flushed" in host.mod.remediate(flush=True)["flushed"]["skipped"]
+    _set_state(host, last_remediation=0)
+    host.count = host.max  # full again at the raised limit
+
+    def broken(**_):
+        raise CommandExecutionError("cannot open ctnetlink: EPERM")
+
+    _with_flush(host)
+    host.mod.__salt__["conntrack.flush"] = broken
+    ret = host.mod.remediate(flush=True)
+    assert ret["flushed"] == {"error": "not flushed: cannot open ctnetlink: EPERM"}  # reported, not raised
+
+
+def test_a_bad_flush_option_is_refused_before_anything(host):
+    with pytest.raises(SaltInvocationError, match="flush"):
+        host.mod.remediate(flush="sometimes")
+    assert not host.calls and not host.events

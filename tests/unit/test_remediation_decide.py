@@ -85,3 +85,12 @@ def test_reapply():
     assert decide.reapply([{"key": "x"}], 50.0, 1000.0, 600).refused is None
     # A last re-apply in the future (the clock went back) counts as now.
     assert "re-applied 0 s ago" in decide.reapply([{"key": "x"}], 5000.0, 1000.0, 600).reason
+
+
+def test_unknown_drops_are_named_never_read_as_none_rose():
+    found = decide.gate(STATUS, seen(drop=None), {"initial": 4}, None, 0.0, CONF)
+    assert found.refused == "not_confirmed"
+    assert "drops unknown in (host)" in found.reason and "no drop counter rose" not in found.reason
+    both = seen(drop=None) + seen(drop=4, key="netns:9", name="blue")
+    found = decide.gate(STATUS, both, {"netns:9": 4}, None, 0.0, CONF)
+    assert "drops unknown in (host)" in found.reason and "no other drop counter rose" in found.reason

@@ -25,10 +25,18 @@ def test_other_namespaces_and_unreadable_ones(tmp_path, monkeypatch):
         {"inode": 11, "error": None, "count": 200, "drop": 9, "name": "blue"},
         {"inode": 12, "error": "permission denied", "count": None, "drop": None, "name": "red"},
     ]
-    monkeypatch.setattr(observe.runtime.namespaces, "survey", lambda root, flavour, maximum: rows)
+    asked = []
+    monkeypatch.setattr(
+        observe.runtime.namespaces,
+        "survey",
+        lambda root, flavour, maximum, netlink_ok: asked.append(netlink_ok) or rows,
+    )
     monkeypatch.setattr(observe.runtime.namespaces, "label", lambda row: row["name"])
     seen = observe.namespaces(str(tmp_path), STATUS)
     assert [(s["key"], s["usage"]) for s in seen] == [("initial", 25.0), ("netns:11", 100.0)]
+    # A kernel without the proc table: the other namespaces are read over ctnetlink, as conntrack.namespaces does.
+    observe.namespaces(str(tmp_path), STATUS, netlink_ok=True)
+    assert asked == [False, True]
 
 
 def test_no_max_is_no_usage(tmp_path):

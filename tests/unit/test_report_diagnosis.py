@@ -96,3 +96,17 @@ def test_another_namespace_near_the_limit_is_a_finding():
     assert all(f["severity"] == "critical" and f["fix_type"] == "command" for f in full)
     assert "ip netns exec blue salt-call" in full[0]["fix"]
     assert "docker container cccccccccccc" in full[1]["why"] and "nsenter -t 42 -n" in full[1]["fix"]
+
+
+def test_unknown_drops_are_a_note_and_each_source_is_named(tmp_path):
+    blind = {
+        **STATUS,
+        "stats": None,
+        "recent": None,
+        "unknown": {"stats": "procfs: no stat file; netlink: EPERM"},
+        "source": {"count": "procfs", "max": "procfs", "stats": None},
+    }
+    result = diagnosis.run(str(tmp_path), {"status": blind, "notes": []}, walk=False)
+    assert "conntrack.status: drops unknown: procfs: no stat file; netlink: EPERM" in result["notes"]
+    assert result["sources"] == {"count": "procfs", "max": "procfs", "stats": None, "table": None}
+    assert not {f["id"] for f in result["findings"]} & set(diagnosis.COUNTER_IDS)

@@ -56,3 +56,26 @@ def test_no_data_command_quotes_the_target_for_the_shell():
     assert shlex.split(command) == ["salt", "web'$(reboot)*", "mine.update"]
     listed = fleet.no_data(["a", "b;c"], "list", ["a"], False, None)["comment"].rsplit("then run: ", 1)[1]
     assert shlex.split(listed) == ["salt", "-L", "a,b;c", "mine.update"]
+
+
+def test_a_minion_whose_drops_nobody_could_read_is_unknown_never_ok():
+    from saltext_conntrack.report import table
+
+    blind = {
+        **status(10, 1000),
+        "stats": None,
+        "unknown": {"stats": "procfs: no stat file; netlink: PermissionError (ctnetlink needs CAP_NET_ADMIN)"},
+        "source": {"count": "procfs", "max": "procfs", "stats": None},
+    }
+    over_netlink = {**status(10, 1000), "source": {"count": "procfs", "max": "procfs", "stats": "netlink"}}
+    rows = {r["minion"]: r for r in fleet.rows({"blind": blind, "nl": over_netlink}, [], 75, 90, live=True)}
+    row = rows["blind"]
+    assert row["verdict"] == "unknown" and row["drop"] is None and row["early_drop"] is None
+    assert row["reason"].startswith("drops unknown: procfs: no stat file") and "CAP_NET_ADMIN" in row["reason"]
+    assert not any("no drops" in r for r in row["reasons"])
+    assert row["sources"] == {"count": "procfs", "max": "procfs", "stats": None}
+    assert rows["nl"]["verdict"] == "ok" and rows["nl"]["sources"]["stats"] == "netlink"
+    cells = table.fleet([row])[1]
+    assert cells[5] == "-" and cells[6] == "-" and cells[7].startswith("drops unknown")
+    # What the minion sends is display only: anything but the two names is dropped.
+    assert fleet.row("m", {**over_netlink, "source": {"stats": "$(evil)"}}, 75, 90, "live")["sources"]["stats"] is None

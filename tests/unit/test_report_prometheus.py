@@ -81,3 +81,19 @@ def test_trend_gauges(trend, full_in, insert_rate):
     assert "saltext_conntrack_count_rate" in "\n".join(lines)
     older = {"findings": [], "walk": {"complete": True, "seconds": 0.1}, "summary": None}
     assert "full_in" not in prometheus.render(older, 5, 1.0)
+
+
+def test_counter_findings_are_unknown_not_absent_without_counters():
+    result = {
+        "findings": [],
+        "sources": {"count": "procfs", "max": "procfs", "stats": None, "table": "netlink"},
+        "walk": {"walked": True, "complete": True, "seconds": 0.1},
+    }
+    text = prometheus.render(result, top=5, now=1700000000.0)
+    assert 'saltext_conntrack_finding{id="drops_rising"} NaN' in text
+    assert 'saltext_conntrack_finding{id="unreplied_udp_port"} 0' in text  # the walk did answer
+    assert 'saltext_conntrack_source{part="stats",source="none"} 1' in text
+    assert 'saltext_conntrack_source{part="table",source="netlink"} 1' in text
+    known = {**result, "sources": {**result["sources"], "stats": "netlink"}, "walk": {"walked": False}}
+    text = prometheus.render(known, top=5, now=1700000000.0)
+    assert 'saltext_conntrack_finding{id="drops_rising"} 0' in text and 'part="table"' not in text

@@ -166,3 +166,13 @@ def test_limit_below_the_recommendation_is_a_note():
     assert got["verdict"] == "ok" and "below the 4000 conntrack.recommend sizes" in got["notes"][0]
     assert verdict.checked(st, 75, 90, recommend={"max": 500, "needs_change": True})["notes"] == []
     assert verdict.checked(st, 75, 90)["notes"] == []
+
+
+def test_counters_no_source_could_read_are_unknown_never_no_drops():
+    status = {"count": 10, "max": 100, "stats": None, "recent": None, "unknown": {"stats": "netlink: EPERM"}}
+    judged = verdict.assess(verdict.validated(status))
+    assert judged["verdict"] == "unknown" and judged["reasons"] == ["drops unknown: netlink: EPERM"]
+    full = verdict.assess({**status, "count": 95}, 75, 90)
+    assert full["verdict"] == "critical" and full["reasons"][-1].startswith("drops unknown")
+    checked = verdict.checked({**status, "source": {"stats": None}}, 75, 90)
+    assert checked["drop"] is None and checked["source"] == {"stats": None}

@@ -24,6 +24,12 @@ def test_unreplied_udp_to_one_port(tmp_path):
     found = walk_findings.udp_finding(counted, STATUS, {"udp": 30}, [])
     assert found[0]["id"] == "unreplied_udp_port" and found[0]["evidence"]["port"] == "udp/53"
     assert found[0]["severity"] == "warning"
+    relief = found[0]["relief"]
+    assert relief["function"] == "conntrack.flush"
+    assert relief["kwargs"] == {"proto": "udp", "dport": 53, "unreplied": True}
+    assert relief["command"] == "salt-call conntrack.flush proto=udp dport=53 unreplied=True"
+    # Offered next to notrack, the lasting fix, not instead of it.
+    assert "conntrack.notrack" in found[0]["fix"] and "flush" not in found[0]["fix"]
     assert walk_findings.talker_findings(counted, STATUS)[0]["id"] == "top_destination"
 
 

@@ -32,7 +32,12 @@ def state_path(cachedir, name):
 
 
 def snapshot(probes):
-    """``{count, max, usage, drop}``, the early_drop counter and the trend, or (None, None, None)."""
+    """``{count, max, usage, drop}``, the early_drop counter and the trend, or (None, None, None).
+
+    ``drop`` is None where no source could read the counters: then
+    ``drop_unknown`` says why (no ``drops`` event can fire), and ``source``
+    names where each number came from (``conntrack.status``'s).
+    """
     try:
         st = probes.status()
     except Exception as err:
@@ -40,6 +45,10 @@ def snapshot(probes):
         return None, None, None
     stats = st.get("stats") or {}
     snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
+    if st.get("source"):
+        snap["source"] = st["source"]
+    if st.get("stats") is None and "stats" in st:
+        snap["drop_unknown"] = (st.get("unknown") or {}).get("stats") or "no source could read the drop counters"
     return snap, stats.get("early_drop"), st.get("trend")
 
 

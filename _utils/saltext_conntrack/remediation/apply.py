@@ -98,6 +98,25 @@ def persist(actions, conf, flavour, new_max, new_buckets, test):
     return done
 
 
+def relieve(diagnose, flush):
+    """With ``conntrack:remediate:flush`` on: delete the entries this host's own walk names.
+
+    ``diagnose`` and ``flush`` are ``conntrack.diagnose`` and
+    ``conntrack.flush``. Only ``unreplied_udp_port``'s filter is used (unreplied
+    UDP to the one port filling the table): computed here from this host's
+    own table, never from an event. Returns what ``flushed`` reports.
+    """
+    try:
+        found = {f["id"]: f for f in diagnose(top=5)["findings"]}
+        relief = (found.get("unreplied_udp_port") or {}).get("relief")
+        if relief is None:
+            return {"skipped": "the walk names no unreplied UDP port filling the table: nothing flushed"}
+        done = flush(**relief["kwargs"])
+    except Exception as err:  # the relief is optional: the remediation goes on, the report says why
+        return {"error": f"not flushed: {describe(err)}"}
+    return {key: done.get(key) for key in ("filter", "matched", "deleted", "gone")}
+
+
 def _plan_files(ret, plan, conf, flavour, actions):
     """Plan the files before the kernel changes: a file that cannot be written
     refuses the whole remediation, not its last step. True when it may go on."""

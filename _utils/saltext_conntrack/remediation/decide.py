@@ -66,10 +66,17 @@ def gate(status, seen, baselines, last, now, conf):
         )
     found = tuple(evidence(seen, baselines, conf["threshold"]))
     if not found:
+        blind = [item["name"] for item in seen if item["drop"] is None]
+        drops = (
+            f"drops unknown in {', '.join(blind)} (no source could read the counters: see conntrack.status)"
+            if blind
+            else "no drop counter rose since the last check"
+        )
+        if blind and len(blind) < len(seen):
+            drops += ", no other drop counter rose since the last check"
         return Decision(
             "not_confirmed",
-            "not confirmed by this host's counters: no drop counter rose since the "
-            f"last check and no namespace is at {conf['threshold']}% usage",
+            f"not confirmed by this host's counters: {drops} and no namespace is at {conf['threshold']}% usage",
             evaluated=True,
         )
     return Decision(None, evidence=found, evaluated=True)

@@ -20,13 +20,17 @@ def host_key(root):
     return "initial"
 
 
-def namespaces(root, status):
+def namespaces(root, status, netlink_ok=False):
     """Every readable namespace's ``key``, ``name``, ``count``, ``drop`` and ``usage``
-    (its count against the global max, percent), the host's first."""
+    (its count against the global max, percent), the host's first.
+
+    With ``netlink_ok``, a namespace without a stat file (a kernel without the
+    proc table) is read over ctnetlink from inside it, as ``conntrack.namespaces`` does.
+    """
     maximum = status["max"]
     own = host_key(root)
-    seen = [{"key": own, "name": "(host)", "count": status["count"], "drop": status["stats"].get("drop")}]
-    for row in runtime.namespaces.survey(root, status["flavour"], maximum):
+    seen = [{"key": own, "name": "(host)", "count": status["count"], "drop": (status["stats"] or {}).get("drop")}]
+    for row in runtime.namespaces.survey(root, status["flavour"], maximum, netlink_ok):
         key = f"netns:{row['inode']}"
         if key == own:
             continue

@@ -12,6 +12,7 @@ DEFAULTS = {
     "persist": True,
     "sysctl_file": "/etc/sysctl.d/90-conntrack.conf",
     "modprobe_file": "/etc/modprobe.d/conntrack.conf",
+    "flush": False,
 }
 
 
@@ -41,6 +42,7 @@ def check(given, configured, root, default_sysctl_file):
             None if value in (None, "", "auto") else common.numbers.integer(value, name, 1, runtime.kernel.INT_MAX)
         )
     conf["persist"] = common.numbers.boolean(conf["persist"], "persist")
+    conf["flush"] = common.numbers.boolean(conf.get("flush", DEFAULTS["flush"]), "flush")
     if conf["sysctl_file"] in (None, "default", DEFAULTS["sysctl_file"]):
         # Where conntrack.tuned persists: one file, one truth.
         conf["sysctl_file"] = default_sysctl_file()

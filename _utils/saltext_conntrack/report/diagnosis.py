@@ -40,6 +40,8 @@ IDS = (
     "top_destination",
     "top_zone",
 )
+# The findings judged on the stat counters: unknown (not absent) where no source could read them.
+COUNTER_IDS = ("drops_rising", "early_drop_rising", "insert_failed_rising", "hash_chains_long", "drops_since_boot")
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 
 
@@ -106,21 +108,28 @@ def findings(status, recommend, timeouts, names, dependents, facts, counted=None
     return found
 
 
-def run(root, gathered, walk=True, sample=None, top=5, timeout=None):
+def run(root, gathered, walk=True, sample=None, top=5, timeout=None, reader=None):
     """``conntrack.diagnose``'s result from what the module ``gathered`` (see :py:func:`gather`).
 
     With ``walk``, one pass over the table (``sample`` entries, ``timeout``
     seconds at most) feeds the walk findings and the breakdown returned as
     ``summary``; a walk cut short says so in ``walk`` (``complete``,
     ``stopped``, ``share``: percent of the count walked) and its findings are
-    those of the part walked.
+    those of the part walked. With a ``sources.Reader``, the walk goes over
+    ctnetlink where the proc table is missing.
     """
     status = gathered["status"]
     started = time.monotonic()
     counted = None
     if walk:
         counted = table.read(
-            root, status["flavour"], top=top, sample=sample, timeout=timeout, expected=status.get("count")
+            root,
+            status["flavour"],
+            top=top,
+            sample=sample,
+            timeout=timeout,
+            expected=status.get("count"),
+            reader=reader,
         )
     found = findings(
         status,
@@ -131,12 +140,16 @@ def run(root, gathered, walk=True, sample=None, top=5, timeout=None):
         gathered.get("host") or {},
         counted,
     )
+    notes = list(gathered.get("notes") or [])
+    if status.get("stats") is None:
+        notes.append(f"conntrack.status: drops unknown: {(status.get('unknown') or {}).get('stats')}")
     return {
         "findings": found,
+        "sources": {**(status.get("source") or {}), "table": counted.source if counted else None},
         "walk": _walk_block(status, counted, sample, timeout, time.monotonic() - started),
         "summary": table.breakdown(counted, top) if counted else None,
         "trend": status.get("trend"),
-        "notes": gathered.get("notes") or [],
+        "notes": notes,
     }
 
 
@@ -153,4 +166,5 @@ def _walk_block(status, counted, sample, timeout, seconds):
         "timeout": timeout,
         "count": count,
         "seconds": round(seconds, 3),
+        "source": counted.source if counted else None,
     }

@@ -82,6 +82,7 @@ def row(minion, status, warning, critical, source):
         "trend": None,
         "reasons": [],
         "source": source,
+        "sources": None,
     }
     if not isinstance(status, dict):
         ret["reasons"].append(f"no usable conntrack.status ({numbers.shown(status, 200)})")
@@ -93,9 +94,22 @@ def row(minion, status, warning, critical, source):
         return _with_reason(ret)
     judged = verdict.assess(clean, warning, critical)
     ret.update(
-        judged, count=clean["count"], max=clean["max"], recent=clean["recent"], trend=clean["trend"], **clean["stats"]
+        judged,
+        count=clean["count"],
+        max=clean["max"],
+        recent=clean["recent"],
+        trend=clean["trend"],
+        **(clean["stats"] or {}),
     )
+    ret["sources"] = _sources(status.get("source"))
     return _with_reason(ret)
+
+
+def _sources(given):
+    """Where the minion read each number (``procfs``/``netlink``), kept only in that shape: it is display."""
+    if not isinstance(given, dict):
+        return None
+    return {part: given.get(part) if given.get(part) in ("procfs", "netlink") else None for part in verdict.PARTS}
 
 
 def _with_reason(one):

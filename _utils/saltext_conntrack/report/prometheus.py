@@ -136,14 +136,28 @@ def _trend(doc, trend):
     )
 
 
+def _parts(result, sources):
+    """The parts a source is named for: those the status named, and the table when it was walked."""
+    parts = [part for part in ("count", "max", "stats") if part in sources]
+    return parts + ["table"] if (result.get("walk") or {}).get("walked") else parts
+
+
 def render(result, top, now):
     """The textfile for one ``conntrack.diagnose`` result (with its ``summary`` when it walked)."""
     doc = _Doc()
     present = {f["id"]: diagnosis.SEVERITY[f["severity"]] for f in result["findings"]}
+    sources = result.get("sources") or {}
+    # No source could read the counters: their findings are unknown (NaN), never "absent".
+    blind = diagnosis.COUNTER_IDS if "stats" in sources and sources["stats"] is None else ()
     doc.family(
         "finding",
-        "Diagnosis findings by id: 0 absent, 1 info, 2 warning, 3 critical.",
-        [({"id": ident}, present.get(ident, 0)) for ident in diagnosis.IDS],
+        "Diagnosis findings by id: 0 absent, 1 info, 2 warning, 3 critical; NaN unknown (no counters).",
+        [({"id": ident}, "NaN" if ident in blind else present.get(ident, 0)) for ident in diagnosis.IDS],
+    )
+    doc.family(
+        "source",
+        "Where each number came from: 1 for the source that answered (procfs, netlink), none where none could.",
+        [({"part": part, "source": sources.get(part) or "none"}, 1) for part in _parts(result, sources)],
     )
     walk = result.get("walk") or {}
     doc.family(

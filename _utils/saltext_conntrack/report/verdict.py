@@ -15,6 +15,8 @@ COUNTERS = ("drop", "early_drop", "insert_failed")
 # Seconds to full at the current rise that make the verdict warning / critical.
 FULL_IN_WARNING = 900
 FULL_IN_CRITICAL = 120
+# The parts of a status whose source it names (``status["source"]``).
+PARTS = ("count", "max", "stats")
 
 
 def usage_level(usage, warning, critical):
@@ -44,15 +46,17 @@ def validated(status):
     """
     if not isinstance(status, dict):
         raise ValueError(f"not a conntrack.status: {numbers.shown(status)}")
-    stats = status.get("stats") or {}
-    if not isinstance(stats, dict):
+    stats = status.get("stats")
+    if stats is not None and not isinstance(stats, dict):
         raise ValueError("stats is not a mapping")
     clean = {
         "count": _count(status.get("count"), "count"),
         "max": _count(status.get("max"), "max"),
-        "stats": {name: _count(stats.get(name, 0), name) for name in COUNTERS},
+        "stats": None if stats is None else {name: _count(stats.get(name, 0), name) for name in COUNTERS},
         "recent": None,
     }
+    if stats is None:
+        clean["unknown"] = {"stats": str(unknown_reason(status))[:500]}
     recent = status.get("recent")
     if recent is not None:
         seconds = recent.get("seconds") if isinstance(recent, dict) else None
@@ -124,7 +128,6 @@ def assess(status, warning=75, critical=90, full_in_warning=FULL_IN_WARNING, ful
     """
     count, maximum = status["count"], status["max"]
     usage = round(100.0 * count / maximum, 2) if maximum else 0.0
-    stats = status.get("stats") or {}
     level = usage_level(usage, warning, critical)
     reasons = []
     if level != "ok":
@@ -135,6 +138,11 @@ def assess(status, warning=75, critical=90, full_in_warning=FULL_IN_WARNING, ful
     if reason:
         level = worst([level, filling])
         reasons.append(reason)
+    stats = status.get("stats")
+    if stats is None:
+        # No source could read the counters: say so, never "no drops".
+        reasons.append(f"drops unknown: {unknown_reason(status)}")
+        return {"verdict": worst([level, "unknown"]), "reasons": reasons, "usage": usage}
     recent = status.get("recent")
     total, total_early = stats.get("drop", 0), stats.get("early_drop", 0)
     if recent is None:
@@ -156,6 +164,13 @@ def assess(status, warning=75, critical=90, full_in_warning=FULL_IN_WARNING, ful
     if not reasons:
         reasons.append(f"usage {usage}% ({count}/{maximum}), no drops")
     return {"verdict": level, "reasons": reasons, "usage": usage}
+
+
+def unknown_reason(status):
+    """Why a status has no counters (its ``unknown`` block), in a few words."""
+    unknown = status.get("unknown")
+    reason = unknown.get("stats") if isinstance(unknown, dict) else None
+    return reason or "no source could read the drop counters"
 
 
 def thresholds(warning, critical, full_in_warning=FULL_IN_WARNING, full_in_critical=FULL_IN_CRITICAL):
@@ -193,9 +208,10 @@ def checked(
         **judged,
         "count": status["count"],
         "max": status["max"],
-        "drop": status["stats"].get("drop", 0),
-        "early_drop": status["stats"].get("early_drop", 0),
+        "drop": None if status["stats"] is None else status["stats"].get("drop", 0),
+        "early_drop": None if status["stats"] is None else status["stats"].get("early_drop", 0),
         "recent": status["recent"],
         "trend": status.get("trend"),
         "notes": [note] if note else [],
+        "source": status.get("source"),
     }

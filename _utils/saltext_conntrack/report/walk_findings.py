@@ -48,27 +48,46 @@ def udp_finding(counted, status, timeouts, dependents):
         "# " + line + "\n"
         for line in host_findings.sls("conntrack-udp-timeout", "conntrack.tuned", timeouts={"udp": 10}).splitlines()
     )
+    # The fix's "# " lines are its commented alternative SLS: the relief is a field of its own.
+    relief = flush_relief(port)
     return [
-        host_findings.finding(
-            "unreplied_udp_port",
-            severity,
-            {
-                "port": f"udp/{port}",
-                "unreplied": n,
-                "share": share,
-                "udp_timeout": udp,
-                **_sample_note(counted, status),
-            },
-            f"{share:.0%} of the table is unreplied UDP to port {port}, each entry held {udp} s for "
-            "a reply that never comes.",
-            fix,
-            side_effects=[
-                host_findings.NOTRACK_EFFECT,
-                _deps_note(dependents),
-                "a udp timeout of 10 s also ends idle UDP streams (udp_stream is separate)",
-            ],
-        )
+        {
+            **host_findings.finding(
+                "unreplied_udp_port",
+                severity,
+                {
+                    "port": f"udp/{port}",
+                    "unreplied": n,
+                    "share": share,
+                    "udp_timeout": udp,
+                    **_sample_note(counted, status),
+                },
+                f"{share:.0%} of the table is unreplied UDP to port {port}, each entry held {udp} s for "
+                "a reply that never comes.",
+                fix,
+                side_effects=[
+                    host_findings.NOTRACK_EFFECT,
+                    _deps_note(dependents),
+                    "a udp timeout of 10 s also ends idle UDP streams (udp_stream is separate)",
+                ],
+            ),
+            "relief": relief,
+        }
     ]
+
+
+def flush_relief(port):
+    """``conntrack.flush`` of the unreplied UDP entries to ``port``: what to run now, next to notrack."""
+    kwargs = {"proto": "udp", "dport": port, "unreplied": True}
+    command = f"salt-call conntrack.flush proto=udp dport={port} unreplied=True"
+    return {
+        "function": "conntrack.flush",
+        "kwargs": kwargs,
+        "command": command,
+        "test_command": command + " test=True",
+        "note": "deletes only these entries, now; they come back until the notrack fix (or a shorter udp "
+        "timeout) is in place",
+    }
 
 
 def _deps_note(dependents):

@@ -23,7 +23,7 @@ import re
 import threading
 
 from saltext_conntrack.common import paths
-from saltext_conntrack.runtime import kernel
+from saltext_conntrack.runtime import kernel, netlink
 
 CLONE_NEWNET = 0x40000000
 BIND_DIRS = ("run/netns", "run/docker/netns")
@@ -154,8 +154,33 @@ def _stat_through_setns(root, bind_path, flavour):
     return result.get("text"), result.get("error")
 
 
-def counters(root, ns, flavour):
-    """``(stats, error)``: the namespace's summed stat counters (``entries`` is its count)."""
+def _netlink_counters(root, ns, error):
+    """``(stats, error)`` over a ctnetlink socket opened inside the namespace (no stat file there)."""
+    entry = ns["names"][0] if ns["names"] else f"/proc/{ns['pid']}/ns/net"
+    try:
+        sock = netlink.open_socket(paths.join(root, entry))
+        try:
+            stats = {"entries": netlink.global_stats(sock)["count"], **netlink.cpu_stats(sock)}
+            return {**stats, "source": "netlink"}, None
+        finally:
+            sock.close()
+    except OSError as err:
+        return None, f"{error}; netlink: {type(err).__name__}: {err}"
+
+
+def counters(root, ns, flavour, netlink_ok=False):
+    """``(stats, error)``: the namespace's summed stat counters (``entries`` is its count).
+
+    The stat file where the kernel has one; with ``netlink_ok``, ctnetlink
+    from inside the namespace where it has none.
+    """
+    stats, error = _stat_counters(root, ns, flavour)
+    if stats is None and netlink_ok and (ns["names"] or ns["pid"] is not None):
+        return _netlink_counters(root, ns, error)
+    return stats, error
+
+
+def _stat_counters(root, ns, flavour):
     if ns["pid"] is not None:
         rel = kernel.FLAVOURS[flavour]["stat"].replace("proc/", f"proc/{ns['pid']}/", 1)
         try:
@@ -199,11 +224,14 @@ def describe(root, inodes):
     return found
 
 
-def survey(root, flavour, maximum):
-    """Every namespace with its count, usage of ``maximum``, drops and owner; worst usage first."""
+def survey(root, flavour, maximum, netlink_ok=False):
+    """Every namespace with its count, usage of ``maximum``, drops and owner; worst usage first.
+
+    ``source`` says what answered for each (``procfs``, ``netlink``, None with ``error``).
+    """
     rows = []
     for ns in discover(root).values():
-        stats, error = counters(root, ns, flavour)
+        stats, error = counters(root, ns, flavour, netlink_ok)
         row = {
             "inode": ns["inode"],
             "initial": ns["initial"],
@@ -215,6 +243,7 @@ def survey(root, flavour, maximum):
             "early_drop": None,
             "insert_failed": None,
             "error": error,
+            "source": None if stats is None else stats.pop("source", "procfs"),
         }
         if stats is not None:
             count = stats.get("entries", 0)

@@ -6,15 +6,16 @@ import logging
 from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import numbers, paths
-from saltext_conntrack.runtime import history, kernel, trend
+from saltext_conntrack.runtime import history, kernel, sources, trend
 
 log = logging.getLogger(__name__)
 
 WINDOW_MAX = 31 * 86400  # longest look back of status/check(window=...)
 
-# Where the knobs are (``root``), which kernel reads them (``release``) and
-# its pointer width (``bits``): what the loader knows from opts and grains.
-Host = collections.namedtuple("Host", "root release bits")
+# Where the knobs are (``root``), which kernel reads them (``release``), its
+# pointer width (``bits``) and whether ctnetlink may answer (``netlink``: None
+# is auto, see ``sources``): what the loader knows from opts and grains.
+Host = collections.namedtuple("Host", "root release bits netlink", defaults=(None,))
 
 
 def read_bytes(root, rel):
@@ -56,12 +57,21 @@ def _optional_int(root, rel):
         return None
 
 
-def take(host, cachedir, window, now):
-    """``conntrack.status``: counts, knobs, the stat counters and their rise since an earlier sample."""
+def take(host, cachedir, window, now, netns=None):
+    """``conntrack.status``: counts, knobs, the stat counters and their rise since an earlier sample.
+
+    ``source`` names where each part came from (``procfs`` or ``netlink``);
+    a part no source could give is None, with the reasons in ``unknown``.
+    """
     window = numbers.integer(window, "window", 0, WINDOW_MAX)
     flavour, spec = loaded(host)
-    count = read_int(host.root, kernel.knob(flavour, "count"))
-    maximum = read_int(host.root, kernel.knob(flavour, "max"))
+    with sources.Reader(host, netns) as reader:
+        count, count_source, count_reason = reader.knob(flavour, "count")
+        maximum, max_source, max_reason = reader.knob(flavour, "max")
+        if count is None or maximum is None:
+            which = "count" if count is None else "max"
+            raise CommandExecutionError(f"cannot read a number for the conntrack {which}: {count_reason or max_reason}")
+        stats, stats_source, stats_reason = reader.counters(flavour)
     buckets = _optional_int(host.root, kernel.knob(flavour, "buckets"))
     hashsize = _optional_int(host.root, spec["hashsize"])
     ret = {
@@ -73,15 +83,15 @@ def take(host, cachedir, window, now):
         "buckets": hashsize if buckets is None else buckets,
         "hashsize": buckets if hashsize is None else hashsize,
         "initial_netns": kernel.global_writable(host.root, flavour),
-        "stats": {},
+        "stats": stats,
         "recent": None,
         "trend": None,
+        "source": {"count": count_source, "max": max_source, "stats": stats_source},
+        "unknown": {"stats": stats_reason} if stats_reason else {},
     }
-    try:
-        ret["stats"] = kernel.parse_stat(read_bytes(host.root, spec["stat"]))
-    except (OSError, ValueError):
-        log.debug("conntrack: no stat file at %s", paths.join(host.root, spec["stat"]))
-    if ret["stats"] and cachedir:
-        ret["recent"], samples = history.record(cachedir, host.root, ret["stats"], now, window, count)
+    if stats is None:
+        log.debug("conntrack: no counters: %s", stats_reason)
+    elif cachedir:
+        ret["recent"], samples = history.record(cachedir, host.root, stats, now, window, count)
         ret["trend"] = trend.compute(samples, now, count, maximum, window)
     return ret

@@ -19,7 +19,7 @@ from operator import itemgetter
 from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import paths
-from saltext_conntrack.runtime import kernel
+from saltext_conntrack.runtime import kernel, netlink_walk
 
 # One line of the table, original direction only: the family ("4" or "6"; empty
 # on legacy ip_conntrack, IPv4 only), protocol, remaining
@@ -139,6 +139,7 @@ class Walk:
         self.total = self.assured = self.unreplied = 0
         self.complete = True
         self.stopped = None  # why the walk ended early: "sample" or "timeout"
+        self.source = None  # "procfs" or "netlink" (set by read)
         self.kinds = Counter()
         self.families = Counter()  # b"4"/b"6" (b"" on ip_conntrack: IPv4 only) -> entries
         self.zones = Counter()  # zone id (bytes) -> entries, where the lines carry zone=N
@@ -146,12 +147,17 @@ class Walk:
         self.talkers = {key: HeavyHitters(capacity) for key in ("src", "dst", "dport")}
 
     def add(self, rows, chunk):
+        """Rows of one chunk of the proc table; the flags and zones are counted on the chunk's text."""
+        self.add_rows(rows, chunk.count(b"[ASSURED]"), chunk.count(b"[UNREPLIED]"))
+        self._zones(chunk, len(rows))
+
+    def add_rows(self, rows, assured, unreplied):
+        """Rows in the proc walk's shape, from either source (zones are the caller's)."""
         self.total += len(rows)
-        self.assured += chunk.count(b"[ASSURED]")
-        self.unreplied += chunk.count(b"[UNREPLIED]")
+        self.assured += assured
+        self.unreplied += unreplied
         self.kinds.update(map(_KIND, rows))
         self.families.update(map(_FAMILY, rows))
-        self._zones(chunk, len(rows))
         self.talkers["src"].update(map(_SRC, rows))
         self.talkers["dst"].update(map(_DST, rows))
         self.talkers["dport"].update(map(_PORT, rows))
@@ -248,13 +254,34 @@ class _Clock:
             log.info("conntrack: table walk done: %s in %.1f s", self._of(counted.total), seconds)
 
 
-def read(root, flavour, top=10, sample=None, timeout=None, expected=None):
-    """:py:func:`walk` over the loaded table under ``root``; an error naming the file when it cannot be read."""
+def walk_netlink(sock, top=10, sample=None, timeout=None, expected=None):
+    """The same pass as :func:`walk` over a ctnetlink dump: the same rows, the same counts (``netlink_walk``)."""
+    clock = _Clock(timeout, expected)
+    counted = netlink_walk.walk(sock, Walk(top), HeavyHitters, sample=sample, expired=clock.expired)
+    clock.done(counted)
+    return counted
+
+
+def read(root, flavour, top=10, sample=None, timeout=None, expected=None, reader=None):
+    """:py:func:`walk` over the loaded table under ``root``; an error naming the file when it cannot be read.
+
+    With a ``sources.Reader``, a host without the proc table is walked over
+    ctnetlink instead; ``source`` on the result says which.
+    """
     path = paths.join(root, kernel.FLAVOURS[flavour]["table"])
+    bounds = {"top": top, "sample": sample, "timeout": timeout, "expected": expected}
     try:
-        return walk(path, flavour, top=top, sample=sample, timeout=timeout, expected=expected)
+        source = "procfs"
+        if reader is not None:
+            source, path = reader.table_batches(flavour)
+        if source == "netlink":
+            counted = reader.walk(lambda sock: walk_netlink(sock, **bounds))
+        else:
+            counted = walk(path, flavour, **bounds)
     except OSError as err:
-        raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
+        raise CommandExecutionError(f"cannot read the conntrack table {path or '(netlink)'}: {err}") from err
+    counted.source = source
+    return counted
 
 
 def share(counted, expected):
@@ -295,6 +322,7 @@ def breakdown(counted, top=10):
             "dport": [[f"{p}/{d}", n] for (p, d), n in counted.ports().most_common(top)],
         },
         "approximate": counted.approximate,
+        "source": counted.source,
     }
 
 
