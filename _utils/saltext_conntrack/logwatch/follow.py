@@ -55,7 +55,7 @@ class FileSource(protocol.LogReader):
             "path": self.path,
             "cur": self.cur.to_dict() if self.cur else None,
             "held": [gen.to_dict() for gen in self.held],
-            "known": [list(ident) for ident in self.rotation.known],
+            "known": self.rotation.known_state(),
             "looked": self.rotation.looked,
         }
 
@@ -71,7 +71,7 @@ class FileSource(protocol.LogReader):
         saved, self.saved = self.saved, None
         if saved:
             if not resume.resume(self.rotation, self.gaps, cur, saved, st, now, chunks):
-                cur.offset, cur.tail = 0, b""
+                cur.offset, cur.tail, cur.head = 0, b"", None
         elif first:
             # The past is not news: start at the end of the last whole line; the
             # rotated copies beside it are the past too, never unseen generations.
@@ -79,8 +79,9 @@ class FileSource(protocol.LogReader):
             tail = os.pread(cur.fd, lines.TAIL, max(0, st.st_size - lines.TAIL))
             cut = tail.rfind(b"\n") + 1
             cur.offset, cur.tail = st.st_size - (len(tail) - cut), tail[:cut]
+            cur.head = lines.mark(os.pread(cur.fd, min(cur.offset, lines.HEAD), 0)) if cur.offset else None
         cur.seen = max(cur.offset, 0)
-        self.rotation.know(cur.ident)
+        self.rotation.know(cur.ident, cur.head)
         self.reader.moved += 1
 
     def _missing(self, chunks):
@@ -116,9 +117,15 @@ class FileSource(protocol.LogReader):
             self.rotation.unseen(now, chunks)  # it appeared and was rotated away before this run
             self._attach(now, chunks)
         elif st.st_size < self.cur.offset or not lines.tail_ok(self.cur.fd, self.cur.offset, self.cur.tail):
-            truncation.recover(self.rotation, self.gaps, self.cur.offset, self.cur.tail, self.cur.seen, chunks)
+            cur = self.cur
+            self.rotation.know(cur.ident, cur.head)  # its copies are not new content
+            truncation.recover(self.rotation, self.gaps, cur.cursor(), chunks)
             self.rotation.unseen(now, chunks)
-            self.cur.offset, self.cur.tail, self.cur.seen = 0, b"", 0
+            cur.offset, cur.tail, cur.seen, cur.head = 0, b"", 0, None
+        elif self.cur.offset == 0:
+            # Nothing read from it yet, and it changed: a copytruncate leaves no trace in the
+            # file itself at offset 0, only the copy beside it (new content, read whole).
+            self.rotation.unseen(now, chunks)
         self.rotation.looked = time.time()
         self._read_current(budget, chunks)
         return lines.hits(chunks)

@@ -23,7 +23,7 @@ from saltext_conntrack.report import verdict
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 2
-GAP_KEYS = ("lost", "lost_bytes", "unverified")
+GAP_KEYS = ("lost", "lost_bytes", "unverified", "unverified_bytes")
 
 
 def new_acc():
@@ -36,6 +36,7 @@ def new_acc():
         "lost": 0,
         "lost_bytes": 0,
         "unverified": 0,
+        "unverified_bytes": 0,
         "errors": 0,
     }
 
