@@ -17,6 +17,7 @@ from tests.conftest import REPO
 from tests.support.beacon_env import full, only_full, seen
 from tests.support.beacon_lines import (
     NOT_TABLE_FULL,
+    REPEATS,
     SUPPRESSED,
     TABLE_FULL,
 )
@@ -121,3 +122,20 @@ def test_timestamps_parse_on_every_python(python):
     )
     got = json.loads(proc.stdout)
     assert got == pytest.approx(TIMESTAMPS)
+
+
+@pytest.mark.parametrize("label,text,lines,ns", REPEATS, ids=[s[0] for s in REPEATS])
+def test_repeat_reduction_lines_count_their_n(env, label, text, lines, ns):
+    from saltext_conntrack.logwatch import incidents
+
+    acc = incidents.new_acc()
+    assert incidents.coalesce(acc, grammar.scan_text(text.encode()), 1.0, False) == lines
+    assert acc["netns"] == {ns: lines}
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(text)
+    assert seen(only_full(env.run({"min_interval": 0}))) == {ns: lines}
+
+
+def test_a_repeat_line_in_kmsg_is_no_hit():
+    assert grammar.scan_message(b"last message repeated 3 times", 1.0) is None

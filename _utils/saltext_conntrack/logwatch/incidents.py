@@ -52,10 +52,12 @@ def coalesce(acc, hits, now, open_now):
     waiting = 0
     matched = 0
     netns = acc["netns"]
-    for ns, count, ts in hits:
+    for hit in hits:
+        ns, count, ts = hit[:3]
         if count is None:
-            matched += 1
-            netns[ns] = netns.get(ns, 0) + 1
+            lines = hit[3] if len(hit) > 3 else 1  # a syslog daemon's repeat line stands for several
+            matched += lines
+            netns[ns] = netns.get(ns, 0) + lines
             if ts is not None:
                 if acc["first"] is None or ts < acc["first"]:
                     acc["first"] = ts

@@ -12,10 +12,14 @@ import logging
 import os
 from collections.abc import Callable
 
-from saltext_conntrack.logwatch import incidents, sources
+from saltext_conntrack.logwatch import grammar, incidents, sources
 from saltext_conntrack.runtime import namespaces
 
 log = logging.getLogger(__name__)
+
+# conntrack.diagnose(walk=False) runs nft/iptables and surveys namespaces (tens of ms):
+# once per incident, again only when the findings are this old.
+FINDINGS_TTL = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Watch:
         self.read_error = None  # text of the last failed read while the source keeps failing
         self.drift_at = 0.0
         self.drift_seen = ()  # the differences last reported: each is reported once
+        self.found = None  # (incident, time, findings): the findings of the incident going on
 
     @classmethod
     def start(cls, conf, root, cachedir):
@@ -126,10 +131,20 @@ class Watch:
         burst = self.tracker.burst
         names = namespaces.describe(self.root, burst.pending_netns())
         event = burst.event(now, snap, names, self.source.name)
-        found = findings(probes)
+        found, at = self._findings(probes, now)
         if found is not None:
-            event["findings"] = found
+            event["findings"], event["findings_at"] = found, grammar.iso(at)
         return event
+
+    def _findings(self, probes, now):
+        """``(findings, when computed)``: computed on an incident's first event, reused until ``FINDINGS_TTL``."""
+        inc = self.tracker.burst.incident  # a new incident is a new dict
+        cached = self.found
+        if cached and cached[0] is inc and 0 <= now - cached[1] < FINDINGS_TTL:
+            return cached[2], cached[1]
+        found = findings(probes)
+        self.found = (inc, now, found) if found is not None else None
+        return found, now
 
     def run(self, conf, probes, now):
         """One beacon run: the events due now, the state file written when anything moved."""
