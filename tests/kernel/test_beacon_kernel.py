@@ -267,11 +267,12 @@ def _phased(harness, rotate, traffic, cycles=8):
         harness.run()  # the file just truncated: the cursor at 0 for the next copy
 
 
-def _down(harness, rotate, rotations, rename=None):
+def _down(harness, rotate, rotations, inodes):
     """Runs for 2 s, the beacon stopped (close()), ``rotations`` rotations 1.2 s apart, runs again."""
     for _ in range(4):
         harness.run()
         time.sleep(0.5)
+    inodes.append(os.stat(rotate.syslog.log).st_ino)
     harness.restart(kill=False)
     for _ in range(rotations):
         time.sleep(1.2)
@@ -362,8 +363,7 @@ def test_compressed_copies_reused_inodes_and_olddir(
             traffic.start()
             try:
                 if "down" in scenario:
-                    inodes.append(os.stat(syslog.log).st_ino)
-                    _down(harness, rotate, scenario["down"])
+                    _down(harness, rotate, scenario["down"], inodes)
                     inodes.append(os.stat(syslog.log).st_ino)
                 else:
                     _phased(harness, rotate, traffic)
