@@ -144,6 +144,11 @@ Options
     loses, repeats nor splits an incident.
 ``max_read`` (default 16777216)
     Bytes read per run at most; the rest is read on the next runs.
+``olddir`` (default none)
+    The directory logrotate's ``olddir`` moves a file source's rotated copies
+    to (resolved under ``conntrack.root``): they are looked for there too.
+    Without it, a generation moved there while the minion was down counts in
+    ``unverified``, and one created and moved there while down is not seen.
 ``drift_interval`` (default 300)
     Seconds between two ``conntrack.drift`` checks; 0 turns the ``drift``
     event off. A check reads a few sysctl files and knobs.

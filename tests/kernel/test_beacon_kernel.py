@@ -296,8 +296,10 @@ ROTATIONS = {
         "extra": ("dateext", "dateformat -%Y%m%d-%s", "delaycompress"),
         "down": 3,
     },
-    # Two rotations into an olddir while stopped: out of the beacon's sight.
+    # Two rotations into an olddir while stopped: out of the beacon's sight ...
     "olddir_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2},
+    # ... unless the beacon's olddir option names it.
+    "olddir_option_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2, "option": True},
 }
 
 
@@ -352,6 +354,7 @@ def test_compressed_copies_reused_inodes_and_olddir(
                 {"usage_warning": None},
                 {"usage_critical": None},
                 {"drops": False},
+                *([{"olddir": olddir}] if scenario.get("option") else []),
             ]
             harness = Harness(loaders, config, netns.inode, monkeypatch)
             harness.run()
@@ -394,7 +397,7 @@ def test_compressed_copies_reused_inodes_and_olddir(
     assert printed > 100 and len(in_files) == len(set(in_files)) == printed
     assert not read_twice, read_twice
     assert len(harness.incidents) == 1, harness.incidents
-    if olddir:
+    if olddir and not scenario.get("option"):
         # Out of sight: never counted twice, and what was not counted is flagged.
         assert harness.counted < printed and harness.unverified >= 1
     else:

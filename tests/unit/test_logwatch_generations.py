@@ -136,3 +136,23 @@ def test_a_compressed_copy_of_a_generation_read_is_not_new(tmp_path):
     assert [h[0] for h in lines.hits(chunks)] == [3]
     rotation.unseen(rotation.looked, chunks)  # both known now
     assert [h[0] for h in lines.hits(chunks)] == [3]
+
+
+def test_olddir_copies_are_found_where_logrotate_moved_them(env, tmp_path):
+    """logrotate olddir: a generation rotated away while the minion was down is read from there."""
+    old = env.log.parent / "old"
+    old.mkdir()
+    conf = ({"min_interval": 0}, {"olddir": "/var/log/old"})
+    env.log.write_text("")
+    env.run(*conf)
+    env.append(full(1))
+    assert seen(only_full(env.run(*conf))) == {1: 1}
+    env.restart()
+    env.append(full(2))  # unread when the minion stopped
+    os.rename(env.log, old / "kern.log.1")
+    env.log.write_text(full(3))
+    os.rename(env.log, old / "kern.log.2")  # a whole generation while down
+    env.log.write_text(full(4))
+    events = [*env.run(*conf), *env.run(*conf, tick=generations.QUIET + 1)]
+    assert counted(events) == {2: 1, 3: 1, 4: 1}
+    assert all(e["unverified"] == 0 for e in events if e["tag"] == "table_full")

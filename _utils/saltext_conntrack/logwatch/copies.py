@@ -31,29 +31,33 @@ def kind(path):
     return "unreadable" if ext in UNREADABLE else "plain"
 
 
-def siblings(path, compressed=False):
-    """``(path, stat)`` of the rotated copies beside the file, oldest first (by mtime).
+def siblings(path, compressed=False, olddir=None):
+    """``(path, stat)`` of the rotated copies beside the file (and in ``olddir``), oldest first (by mtime).
 
     Compressed ones only when asked for; links never (a link may lead out of the root).
     """
     directory, base = os.path.split(path)
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return []
     found = []
-    for name in names:
-        if name == base or not name.startswith(base) or (not compressed and name.endswith(COMPRESSED)):
-            continue
-        sibling = os.path.join(directory, name)
+    for where in (directory or ".", *([olddir] if olddir else [])):
         try:
-            st = os.lstat(sibling)
+            names = os.listdir(where)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode):
-            found.append((sibling, st))
+        for name in names:
+            ours = name.startswith(base) and (where != (directory or ".") or name != base)
+            if ours and (compressed or not name.endswith(COMPRESSED)):
+                _add(found, os.path.join(where, name))
     found.sort(key=lambda item: item[1].st_mtime_ns)
     return found
+
+
+def _add(found, path):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode):
+        found.append((path, st))
 
 
 class Compressed:

@@ -21,12 +21,12 @@ class FileSource(protocol.LogReader):
     kind = "file"
     chunk = 1 << 20  # bytes per read when finishing a rotated or truncated file
 
-    def __init__(self, path, saved=None):
+    def __init__(self, path, saved=None, olddir=None):
         self.path = path
         self.name = path
         self.cur = None
         self.reader = lines.Reader(self.chunk)
-        self.rotation = generations.Rotation(path, self.reader)
+        self.rotation = generations.Rotation(path, self.reader, olddir)
         self.gaps = gaps.Gaps(path)
         self.sig = None  # (size, mtime) of the current file at the last read: the idle test
         self.started = False

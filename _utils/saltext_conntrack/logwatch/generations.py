@@ -32,8 +32,9 @@ siblings = copies.siblings
 class Rotation:
     """The held generations of one path, the identities already read, and the time of the last look."""
 
-    def __init__(self, path, reader):
+    def __init__(self, path, reader, olddir=None):
         self.path = path
+        self.olddir = olddir  # where logrotate's olddir puts the rotated copies, if set
         self.reader = reader
         self.held = []
         self.known = {}  # (dev, ino) -> the head read of it ([length, hash], None: not known)
@@ -72,7 +73,7 @@ class Rotation:
 
     def know_siblings(self):
         """The copies beside the file now are the past: never read as unseen generations."""
-        for _, st in siblings(self.path, compressed=True)[-KNOWN_MAX:]:
+        for _, st in siblings(self.path, compressed=True, olddir=self.olddir)[-KNOWN_MAX:]:
             self.know(lines.ident(st))
 
     def hold(self, gen, now, chunks):
@@ -126,7 +127,7 @@ class Rotation:
         if self.looked is None:
             return
         mine = {gen.ident for gen in self.held}
-        for path, st in siblings(self.path, compressed=True):
+        for path, st in siblings(self.path, compressed=True, olddir=self.olddir):
             ident = lines.ident(st)
             if ident in mine or st.st_mtime < self.looked - SLACK or copies.kind(path) == "unreadable":
                 continue

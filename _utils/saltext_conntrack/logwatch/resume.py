@@ -17,7 +17,7 @@ def reopen(rotation, gaps, entry, now, chunks, held):
     """Open the generation ``entry`` names again: as held (``held``), or as one just rotated away."""
     ident = lines.saved_ident(entry)
     cursor = lines.saved_cursor(entry)
-    for path, st in generations.siblings(rotation.path):
+    for path, st in generations.siblings(rotation.path, olddir=rotation.olddir):
         if lines.ident(st) != ident:
             continue
         gen = lines.open_gen(path)

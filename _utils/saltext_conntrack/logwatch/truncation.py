@@ -47,7 +47,7 @@ def from_copy(rotation, cursor, chunks):
     """Read the rest from the newest copy that holds ``cursor``; ``(found, unreadable recent copies)``."""
     unreadable = 0
     since = (rotation.looked or 0) - generations.SLACK
-    for path, st in reversed(copies.siblings(rotation.path, compressed=True)):
+    for path, st in reversed(copies.siblings(rotation.path, compressed=True, olddir=rotation.olddir)):
         kind = copies.kind(path)
         if kind == "unreadable":
             unreadable += st.st_mtime >= since

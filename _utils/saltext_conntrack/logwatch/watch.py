@@ -81,7 +81,7 @@ class Watch:
     def start(cls, conf, root, cachedir):
         path = state_path(cachedir, conf.name) if conf.persist else None
         saved, tracker = incidents.load(path) if path else (None, incidents.Tracker())
-        return cls(sources.make_source(conf.source, root, saved), tracker, path, root)
+        return cls(sources.make_source(conf.source, root, saved, olddir=conf.olddir), tracker, path, root)
 
     def _read(self, budget, now):
         """The source's new hits and gaps; a failed read is logged and counted, never raised.
