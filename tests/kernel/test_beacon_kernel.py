@@ -391,7 +391,8 @@ def test_compressed_copies_reused_inodes_and_olddir(
             f"\n[{name}] kernel printed {printed} table-full lines, {len(in_files)} in the files, beacon counted "
             f"{harness.counted} in {harness.events} events over {rotate.runs} rotations; lost {harness.lost}, "
             f"unverified {harness.unverified}; never read {len(never_read)}, read twice {len(read_twice)}; "
-            f"files {sorted(os.listdir(tmp_path))}{' (the inode read before the stop was given to a later file)' if reused else ''}"
+            f"files {_listing(syslog.log)}, inodes {inodes}"
+            f"{' (the inode read before the stop was given to a later file)' if reused else ''}"
         )
     assert truth.overruns == 0, "the test's own kmsg reader was overrun: no truth to compare with"
     assert printed > 100 and len(in_files) == len(set(in_files)) == printed
@@ -403,6 +404,11 @@ def test_compressed_copies_reused_inodes_and_olddir(
     else:
         assert harness.counted == printed, never_read[:5]
         assert (harness.lost, harness.unverified) == (0, 0)
+
+
+def _listing(log):
+    directory, base = os.path.split(log)
+    return sorted((n, os.stat(os.path.join(directory, n)).st_ino) for n in os.listdir(directory) if n.startswith(base))
 
 
 def _inodes_after(log):

@@ -76,6 +76,7 @@ class Watch:
         self.drift_at = 0.0
         self.drift_seen = ()  # the differences last reported: each is reported once
         self.found = None  # (incident, time, findings): the findings of the incident going on
+        self.described = None  # (incident, {netns inode: {name, owner}}): its namespaces, once looked up
 
     @classmethod
     def start(cls, conf, root, cachedir):
@@ -129,12 +130,24 @@ class Watch:
 
     def _full_event(self, now, snap, probes):
         burst = self.tracker.burst
-        names = namespaces.describe(self.root, burst.pending_netns())
+        names = self._names(burst.pending_netns())
         event = burst.event(now, snap, names, self.source.name)
         found, at = self._findings(probes, now)
         if found is not None:
             event["findings"], event["findings_at"] = found, grammar.iso(at)
         return event
+
+    def _names(self, inodes):
+        """The namespaces' names and owners, looked up once per incident (a look walks /proc)."""
+        inc = self.tracker.burst.incident
+        if self.described is None or self.described[0] is not inc:
+            self.described = (inc, {})
+        known = self.described[1]
+        missing = [ino for ino in inodes if ino is not None and ino not in known]
+        if missing:
+            found = namespaces.describe(self.root, missing)
+            known.update({ino: found.get(ino, {}) for ino in missing})
+        return known
 
     def _findings(self, probes, now):
         """``(findings, when computed)``: computed on an incident's first event, reused until ``FINDINGS_TTL``."""
