@@ -50,6 +50,9 @@ class FileSource(protocol.LogReader):
     def state(self):
         if self.cur is None and not self.held:
             return None
+        for gen in (self.cur, *self.held):
+            if gen is not None and gen.head:
+                self.rotation.know(gen.ident, gen.head)  # the head read so far: an inode alone names no content
         return {
             "kind": "file",
             "path": self.path,

@@ -73,8 +73,15 @@ class Rotation:
 
     def know_siblings(self):
         """The copies beside the file now are the past: never read as unseen generations."""
-        for _, st in siblings(self.path, compressed=True, olddir=self.olddir)[-KNOWN_MAX:]:
-            self.know(lines.ident(st))
+        for path, st in siblings(self.path, compressed=True, olddir=self.olddir)[-KNOWN_MAX:]:
+            head = None
+            if copies.kind(path) == "plain":
+                try:
+                    with open(path, "rb") as fh:
+                        head = lines.mark(fh.read(lines.HEAD))
+                except OSError:
+                    continue
+            self.know(lines.ident(st), head)
 
     def hold(self, gen, now, chunks):
         """Keep a rotated-away generation open: its writer may not have reopened yet."""
