@@ -32,6 +32,13 @@ Event tags
     The kernel's ``drop`` counter (packets dropped because no entry could be
     allocated) rose since the last look. Same ``min_interval`` rule, the rise
     carried over.
+``filling``
+    At its current rise (``conntrack.status``'s ``trend``, a least-squares
+    fit over the status history) the table is full within
+    ``full_in_warning`` or ``full_in_critical`` seconds: ``conntrack.check``'s
+    rule. Once per incident, normally before the first drop; the incident
+    ends when the count stops rising or ``full_in`` is past twice
+    ``full_in_warning``. In a run that also sends ``table_full``, it comes first.
 ``drift``
     A runtime value differs from what boot will set or from what
     ``conntrack.tuned`` last set (``conntrack.drift``): a module reload or
@@ -85,6 +92,8 @@ Event data
 level left), ``clear_below``, ``usage``, ``count``, ``max``, ``status``.
 ``drops``: ``delta`` (rise since the last event), ``drop`` (the counter now),
 ``early_drop_delta``, ``since`` (time of the previous reading), ``status``.
+``filling``: ``level``, ``threshold``, ``full_in`` (seconds), ``count_per_s``,
+``insert_per_s``, ``seconds`` (the span fitted), ``count``, ``max``, ``status``.
 ``drift``: ``differences`` (``conntrack.drift``'s list: ``key``, ``runtime``,
 ``boot``, ``boot_file``, ``tuned``, ``differs_from``, ``cause``) and ``recorded_at``.
 ``status`` is always ``{count, max, usage, drop}`` (null when conntrack is not
@@ -152,6 +161,11 @@ Options
 ``drift_interval`` (default 300)
     Seconds between two ``conntrack.drift`` checks; 0 turns the ``drift``
     event off. A check reads a few sysctl files and knobs.
+``full_in_warning`` / ``full_in_critical`` (default 900 / 120)
+    Seconds to full at the current rise that start a ``filling`` incident;
+    ``null`` turns that level off (both off: no ``filling`` events). The
+    trend needs three status readings over a few seconds: ``status_interval``
+    gives them.
 
 Plus Salt's own ``interval``, ``enabled``, ``run_once``,
 ``disable_during_state_run`` and ``beacon_module``.

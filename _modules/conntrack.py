@@ -21,10 +21,10 @@ costs a few small file reads whatever the table size.
 import os
 import time
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
-    from saltext_conntrack import common, persistence, report, runtime
+    from saltext_conntrack import common, firewall, persistence, report, runtime
 except ImportError as err:  # Salt prints this as the module's reason (salt-ssh from file_roots: docs/design.md)
     raise ImportError(
         f"{err}: salt-ssh carries saltext.conntrack only where it is pip-installed on the master"
@@ -87,11 +87,19 @@ def status(window=300):
     in the minion's cachedir (``conntrack/status-*.jsonl``, per network
     namespace, bounded), so separate runs and the mine compare with the same
     history. ``recent`` is null on the first sample, after a reboot and after
-    a counter reset (module reload). A few small reads: it never reads the table.
+    a counter reset (module reload). ``trend``: ``count_per_s`` (the count's
+    rise, a least-squares slope over the samples of the last ``window``
+    seconds), ``insert_per_s`` (new entries per second from the ``insert``
+    counter, null where the kernel does not count it), ``seconds`` and
+    ``samples`` covered, and ``full_in``: seconds until the count meets ``max``
+    at that rise (0 when full, null when not rising or too short a history,
+    ``reason`` says which). A few small reads: it never reads the table.
 
     window
         Seconds to look back: the baseline is the newest sample at least this
-        old, else the oldest there is. Default 300; 0 compares with the last sample.
+        old, else the oldest there is, and the trend fits the samples this
+        young. Default 300; 0 compares with the last sample (the trend then
+        fits 300 s).
 
     CLI Example:
 
@@ -103,7 +111,7 @@ def status(window=300):
     return runtime.snapshot.take(_host(), __opts__.get("cachedir"), window, time.time())
 
 
-def check(warning=75, critical=90, window=300):
+def check(warning=75, critical=90, window=300, full_in_warning=900, full_in_critical=120):
     """
     A verdict on the table: ``ok``, ``warning`` or ``critical``, with reasons.
 
@@ -114,7 +122,12 @@ def check(warning=75, critical=90, window=300):
     overflowed once and recovered is ``ok`` again. The reasons say how many
     happened in the window and since boot. On the very first sample there is
     nothing to compare with, and the counters since boot count as current.
-    The same rules and words as the fleet runner and the beacon.
+    A table that will be full within ``full_in_warning`` / ``full_in_critical``
+    seconds at its current rise (``status``'s ``trend``) is a warning /
+    critical before the first drop. ``notes`` says when the limit is below what
+    :py:func:`recommend` sizes for the RAM: check judges the table now, recommend
+    the size for the worst day. The same rules and words as the fleet runner
+    and the beacon.
 
     warning
         Usage percent that makes the verdict ``warning``. Default 75 (node_exporter's alert).
@@ -123,7 +136,11 @@ def check(warning=75, critical=90, window=300):
         Usage percent that makes the verdict ``critical``. Default 90.
 
     window
-        Seconds of drops that count as current. Default 300.
+        Seconds of drops that count as current, and of samples the trend fits. Default 300.
+
+    full_in_warning, full_in_critical
+        Seconds to full at the current rise that make the verdict ``warning``
+        / ``critical``. Default 900 and 120; null turns one off.
 
     CLI Example:
 
@@ -131,9 +148,15 @@ def check(warning=75, critical=90, window=300):
 
         salt '*' conntrack.check
         salt '*' conntrack.check warning=60 critical=80 window=60
+        salt '*' conntrack.check full_in_warning=1800 full_in_critical=300
     """
-    warning, critical = report.verdict.thresholds(warning, critical)
-    return report.verdict.checked(status(window=window), warning, critical)
+    thresholds = report.verdict.thresholds(warning, critical, full_in_warning, full_in_critical)
+    st = status(window=window)
+    try:  # from this status: a second status call would add a sample to the history the trend fits
+        recommended = runtime.recommendation.recommend(_host(), st)
+    except CommandExecutionError:  # the note is optional; the verdict must not fail for it
+        recommended = None
+    return report.verdict.checked(st, *thresholds, recommend=recommended)
 
 
 # ---------------------------------------------------------------------------
@@ -220,7 +243,7 @@ def sysctl_names():
 # The table: one streaming pass (parsing lives in saltext_conntrack.runtime.table)
 
 
-def summary(top=10):
+def summary(top=10, timeout=5):
     """
     One streaming pass over the conntrack table: what fills it, and who.
 
@@ -229,6 +252,8 @@ def summary(top=10):
     destination port (``proto/port``), original direction. Memory stays bounded
     whatever the table size: ``approximate`` is true when more distinct keys
     were seen than are kept, and top counts are then lower bounds.
+    ``complete`` is false when the walk stopped at its ``timeout`` (``share``:
+    percent of the count read; the totals are then of that part).
 
     Reading the table walks every entry in the kernel (seconds per million
     entries): use :py:func:`status` to just count.
@@ -236,16 +261,32 @@ def summary(top=10):
     top
         How many talkers to list per category. Default 10.
 
+    timeout
+        Seconds the walk may take. Default 5: every entry of a table up to
+        about 1.8M entries, a hash-ordered sample of a larger one. 0 reads the
+        whole table whatever it costs. Progress is logged at INFO every 5 s.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.summary
         salt '*' conntrack.summary top=3
+        salt '*' conntrack.summary timeout=0
     """
     top = common.numbers.integer(top, "top", 0, 10000)
-    flavour, _ = runtime.snapshot.loaded(_host())
-    return runtime.table.breakdown(runtime.table.read(_root(), flavour, top=top), top)
+    timeout = _timeout(timeout)
+    host = _host()
+    flavour, _ = runtime.snapshot.loaded(host)
+    count = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "count"))
+    counted = runtime.table.read(_root(), flavour, top=top, timeout=timeout, expected=count)
+    share = runtime.table.share(counted, count)
+    return {**runtime.table.breakdown(counted, top), "complete": counted.complete, "share": share}
+
+
+def _timeout(value):
+    """A walk's budget in seconds; 0 is none."""
+    return common.numbers.number(value, "timeout", 0, 86400) or None
 
 
 # ---------------------------------------------------------------------------
@@ -256,16 +297,18 @@ def dependents():
     """
     The firewall rules that need connection tracking, each with why: state
     and conntrack matches, NAT, CT/NOTRACK, connection marks, nft ``ct``, in
-    the live rulesets and the saved rules files. The firewall module's
-    ``conntrack_fw.dependents``, kept here where operators look first.
+    the live rulesets and the saved rules files. Returns ``rules`` (as
+    ``conntrack_fw.dependents`` lists them), ``read`` (the rulesets and files
+    read) and ``comment``, the answer in words, also when there is none.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.dependents
+        salt '*' conntrack_fw.dependents --out=json    # the list alone
     """
-    return __salt__["conntrack_fw.dependents"]()
+    return firewall.dependents.survey(_root())
 
 
 # ---------------------------------------------------------------------------
@@ -348,18 +391,22 @@ def namespaces():
     ``runtime`` and ``container`` from the process's cgroup), ``count``,
     ``usage`` (of the one global max, against which each namespace's own
     count is checked), ``drop``, ``early_drop``, ``insert_failed``, ``error``;
-    fullest first. Reads each namespace's stat file, never a table.
+    fullest first. Reads each namespace's stat file, never a table. With
+    ``salt-call ... --out=table``, one line per namespace (name, usage, count,
+    drops, early drops, insert failures, owner or error) within 160 columns.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' conntrack.namespaces --out=json
+        salt-call conntrack.namespaces --out=table
     """
     host = _host()
     flavour, _ = runtime.snapshot.loaded(host)
     maximum = runtime.snapshot.read_int(host.root, runtime.kernel.knob(flavour, "max"))
-    return runtime.namespaces.survey(host.root, flavour, maximum)
+    rows = runtime.namespaces.survey(host.root, flavour, maximum)
+    return report.table.namespaces(rows) if report.table.wanted(__opts__, "conntrack.namespaces") else rows
 
 
 def drift():
@@ -389,7 +436,7 @@ def drift():
 TEXTFILE = "/var/lib/prometheus/node-exporter/saltext_conntrack.prom"
 
 
-def diagnose(walk=True, sample=None, top=5):
+def diagnose(walk=True, sample=None, top=5, timeout=5):
     """
     Why the table is full, whether it still is, and which fix fits.
 
@@ -398,12 +445,17 @@ def diagnose(walk=True, sample=None, top=5):
     ``why`` (one sentence), ``fix`` (an SLS snippet for ``conntrack.tuned``,
     ``conntrack.notrack`` or ``conntrack.iptables_config``, or an nft snippet
     to review, as ``fix_type`` says; never applied) and ``side_effects``.
-    Also ``walk`` (entries read, whether the whole table was, seconds),
-    ``summary`` (as :py:func:`summary`, when it walked) and ``notes`` (facts
-    that could not be read).
+    Also ``walk`` (``entries`` read, whether that was the whole table:
+    ``complete``, else why it ``stopped``, ``sample`` or ``timeout``, and the
+    ``share`` of the count read; ``seconds``), ``summary`` (as
+    :py:func:`summary`, when it walked), ``trend`` (``status``'s) and
+    ``notes`` (facts that could not be read).
 
     Without the walk: drops, early drops and insert failures rising now
-    (``status``'s ``recent`` block; only since boot without it), a limit low
+    (``status``'s ``recent`` block; only since boot without it), a table
+    ``filling`` (full within 900 s at the current rise, critical within 120 s),
+    an ``insert_clash`` (insert failures with the table far from full: the
+    NAT/DNS insert race, cured in the NAT rule or the resolver), a limit low
     for the RAM, long hash chains, runtime values boot will not set, an
     iptables-config whose restarts reset them, and heavy tracking that no rule
     needs. With it (one streaming pass, bounded memory): unreplied UDP to one
@@ -422,6 +474,11 @@ def diagnose(walk=True, sample=None, top=5):
     top
         Talkers kept in ``summary``. Default 5.
 
+    timeout
+        Seconds the walk may take; it stops there with ``complete: false``
+        and the findings of the part read. Default 5 (see :py:func:`summary`);
+        0 reads the whole table whatever it costs.
+
     CLI Example:
 
     .. code-block:: bash
@@ -429,6 +486,7 @@ def diagnose(walk=True, sample=None, top=5):
         salt '*' conntrack.diagnose
         salt '*' conntrack.diagnose walk=False
         salt '*' conntrack.diagnose sample=100000 --out=json
+        salt '*' conntrack.diagnose timeout=0
     """
     walk = common.numbers.boolean(walk, "walk")
     if sample is not None:
@@ -436,13 +494,14 @@ def diagnose(walk=True, sample=None, top=5):
             raise SaltInvocationError("sample needs walk=True: without the walk nothing is sampled")
         sample = common.numbers.integer(sample, "sample", 1, 10**10)
     top = common.numbers.integer(top, "top", 1, 100)
+    timeout = _timeout(timeout)
     root = _root()
     # Through __salt__, as from the CLI: dependents is the firewall module's.
     gathered = report.diagnosis.gather(root, __salt__["conntrack.status"](), __salt__)
-    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top)
+    return report.diagnosis.run(root, gathered, walk=walk, sample=sample, top=top, timeout=timeout)
 
 
-def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
+def textfile(path=TEXTFILE, walk=True, sample=None, top=5, timeout=2):
     """
     Write the breakdown and the findings for node_exporter's textfile collector.
 
@@ -450,7 +509,10 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
     ``saltext_conntrack_*`` gauges (node_exporter's own ``node_nf_conntrack_*``
     already has count, limit and the stat counters): one series per finding
     id (0 absent, 1 info, 2 warning, 3 critical), entries by protocol and TCP
-    state (fixed sets), and the ``top`` sources, destinations and ports.
+    state (fixed sets), the ``top`` sources, destinations and ports, and the
+    trend: ``saltext_conntrack_full_in_seconds`` (0 full, +Inf not rising,
+    NaN too short a history), ``saltext_conntrack_insert_rate`` and
+    ``saltext_conntrack_count_rate`` (per second).
 
     path
         Absolute, ending in ``.prom``, in an existing directory under
@@ -461,6 +523,11 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
     walk, sample, top
         As for :py:func:`diagnose`.
 
+    timeout
+        As for :py:func:`diagnose`, default 2: the schedule runs this every
+        60 s, so a big table is sampled (``saltext_conntrack_walk_complete``
+        0) rather than walked whole each minute.
+
     CLI Example:
 
     .. code-block:: bash
@@ -470,5 +537,5 @@ def textfile(path=TEXTFILE, walk=True, sample=None, top=5):
     """
     root = _root()
     real = report.prometheus.target(root, path)
-    result = diagnose(walk=walk, sample=sample, top=top)
+    result = diagnose(walk=walk, sample=sample, top=top, timeout=timeout)
     return report.prometheus.publish(root, path, real, result, top, time.time())

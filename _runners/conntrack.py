@@ -93,17 +93,23 @@ def fleet(
     """
     Every targeted minion's conntrack usage, drops and verdict, worst first.
 
-    Rows hold ``minion``, ``verdict`` (``critical``, ``warning``, ``unknown``,
-    ``ok``), ``usage`` (percent), ``count``, ``max``, ``drop``, ``early_drop``,
-    ``insert_failed`` (since boot), ``recent`` (the rise of those counters the
-    minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
-    (``mine`` or ``live``). The verdict is ``conntrack.check``'s, word for
-    word: usage against ``warning``/``critical``; drops in ``recent`` are
+    Rows hold, in this order, ``minion``, ``verdict`` (``critical``,
+    ``warning``, ``unknown``, ``ok``), ``usage`` (percent), ``count``, ``max``,
+    ``drop`` (since boot), ``reason`` (the first of ``reasons``), then
+    ``early_drop``, ``insert_failed``, ``recent`` (the rise of those counters
+    the minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
+    (``mine`` or ``live``). With ``--out=table`` the rows are the scan view:
+    a header and one line per minion (minion, verdict, usage, count, max,
+    drops, the first reason) within 160 columns; ``--out=json`` has every
+    key. The verdict is ``conntrack.check``'s, word for word: usage against
+    ``warning``/``critical``; drops in ``recent`` are
     critical, early drops a warning; drops since boot that are all past are
-    a note. Sorted by verdict, then usage, then drops. A targeted minion
-    without data (no mine entry, no answer) is ``unknown``. With no data at
-    all, the result is a failure that says why and, for the mine, which
-    ``mine_functions`` lines to add.
+    a note; a table full within 900 s at its current rise (the minion's
+    ``trend``, also in the row) a warning, within 120 s critical. Sorted by
+    verdict, then usage, then drops. A targeted minion without data (no mine
+    entry, no answer) is ``unknown``. With no data at all, the result is a
+    failure that says why and, for the mine, which ``mine_functions`` lines
+    to add.
 
     live
         Ask the minions now instead of reading the mine. Default False: at
@@ -132,6 +138,7 @@ def fleet(
     .. code-block:: bash
 
         salt-run conntrack.fleet
+        salt-run conntrack.fleet --out=table verdict=warning
         salt-run conntrack.fleet live=True timeout=10
         salt-run conntrack.fleet tgt='G@role:lb' tgt_type=compound verdict=warning limit=50
     """
@@ -150,4 +157,7 @@ def fleet(
         except NameError:
             pass
         return report.fleet.no_data(tgt, tgt_type, targeted, live, timeout)
-    return report.fleet.rows(data, targeted, warning, critical, live, verdict, limit)
+    rows = report.fleet.rows(data, targeted, warning, critical, live, verdict, limit)
+    # Salt's table outputter sorts dict keys and wraps long cells: give it the
+    # scan view (header, then one short row per minion) instead.
+    return report.table.fleet(rows) if report.table.wanted(__opts__, "conntrack.fleet") else rows

@@ -9,14 +9,18 @@ after), then prints, side by side in one run:
   kernel's own floor: it has to walk every entry) and to `conntrack -L`;
 - the peak memory growth (RSS high-water mark) of summary();
 - diagnose() (the same pass plus the findings) against the same floor, and
-  diagnose(sample=N): its cost, and its error against the full walk.
+  diagnose(sample=N): its cost, and its error against the full walk;
+- the budget: diagnose(timeout=1) and the default (bounded, 5 s) call,
+  wall time and the share of the table they read.
+
+The whole-table figures pass timeout=0 (no budget), so they time the full walk.
 
 The table is 70% UDP flows to many ports and 30% unreplied queries to udp/53
 from distinct source ports (what a DNS flood leaves), so diagnose has a
 finding to make and the sample an error to measure.
 
 Targets: status() under 1 ms; summary() and diagnose() within 1.3x of the
-floor; memory growth under 64 MB. In short mode (``BENCH_MODE=short``, see
+floor; memory growth under 64 MB; diagnose(timeout=1) back within 2 s. In short mode (``BENCH_MODE=short``, see
 bench/timing.py): 20,000 entries, a sample of 5,000, one repetition.
 
     BENCH_ENTRIES=200000 BENCH_SAMPLE=20000 .venv-3008/bin/python bench/bench_table.py
@@ -97,10 +101,33 @@ def udp_share(result):
     return udp["evidence"]["share"] if udp else 0.0
 
 
+def summary_all():
+    return ct.summary(timeout=0)
+
+
+def diagnose_all():
+    return ct.diagnose(timeout=0)
+
+
+def budget_report(count):
+    """Lines on the time budget: diagnose(timeout=1) and the default call, wall time and share read."""
+    lines = []
+    for label, kwargs, limit in (("diagnose(timeout=1)", {"timeout": 1}, 2.0), ("diagnose()", {}, None)):
+        start = time.perf_counter()
+        walk = ct.diagnose(**kwargs)["walk"]
+        took = time.perf_counter() - start
+        judged = target(took, limit, f"{label} < {limit:g} s") if limit else "(default budget 5 s)"
+        lines.append(
+            f"{label:<20} {took * 1e3:9.1f} ms   {judged} complete={walk['complete']} "
+            f"stopped={walk['stopped']} read {walk['entries']} of {count} ({walk['share']}%)"
+        )
+    return lines
+
+
 def sample_report(t_cat, full):
     """Lines on the sampled mode: its cost against the full floor, its error against the full walk."""
-    t_sample = timed(lambda: ct.diagnose(sample=SAMPLE), 3)
-    part = ct.diagnose(sample=SAMPLE)
+    t_sample = timed(lambda: ct.diagnose(sample=SAMPLE, timeout=0), 3)
+    part = ct.diagnose(sample=SAMPLE, timeout=0)
     full_ids = sorted(f["id"] for f in full["findings"])
     part_ids = sorted(f["id"] for f in part["findings"])
     return [
@@ -139,16 +166,17 @@ def measure():
             t_ctc = timed(shell("conntrack -C"), 3)
             t_cat = timed(shell("cat /proc/net/nf_conntrack > /dev/null"), 3)
             t_ctl = timed(shell("conntrack -L > /dev/null"), 3)
-            t_summary = timed(ct.summary, 3)
-            growth = peak_growth_mb(ct.summary)
-            total = ct.summary()["total"]
-            t_diag = timed(ct.diagnose, 3)
-            full = ct.diagnose()
-            d_growth = peak_growth_mb(ct.diagnose)
+            t_summary = timed(summary_all, 3)
+            growth = peak_growth_mb(summary_all)
+            total = summary_all()["total"]
+            t_diag = timed(diagnose_all, 3)
+            full = diagnose_all()
+            d_growth = peak_growth_mb(diagnose_all)
             sampled = sample_report(t_cat, full)
+            budget = budget_report(count)
             cpu = {
                 name: min((cpu_of(fn) for _ in range(size(3, 1))), key=sum)
-                for name, fn in (("summary()", ct.summary), ("diagnose()", ct.diagnose))
+                for name, fn in (("summary()", summary_all), ("diagnose()", diagnose_all))
             }
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"entries in table: {count}, summary() total: {total}")
@@ -169,6 +197,7 @@ def measure():
         print(f"  findings: {[(f['id'], f['severity']) for f in full['findings']]}")
         print(f"diagnose() peak RSS growth {d_growth:.1f} MB {target(d_growth, 64, 'diagnose() growth < 64 MB')}")
         print("\n".join(sampled))
+        print("\n".join(budget))
         for name, (parse, walk) in cpu.items():
             print(f"{name} CPU: parse {parse:.2f} s, kernel walk (cat) {walk:.2f} s: parse/walk {parse / walk:.2f}")
     return verdict()

@@ -23,7 +23,10 @@ works in both (salt/loader/__init__.py ``_module_dirs``).
 
 import pathlib
 
-__version__ = "0.2.0"
+try:
+    from saltext_conntrack._version import __version__
+except ImportError:  # a checkout no build has run in (served by file_roots or gitfs)
+    __version__ = "0+unknown"
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _CHECKOUT = _HERE.parent.parent  # the repository root, when this is _utils/saltext_conntrack

@@ -56,6 +56,9 @@ def host(tmp_path, make_loaders):
         ),  # Arch's own saved rules
         lambda m: m.conntrack_fw.notrack([{"proto": "tcp", "ports": list(range(1, 65536))}], backend="nft"),
         lambda m: m.conntrack_log.read_log("/proc/sys/net/netfilter/nf_conntrack_max", max_bytes=2**31),
+        lambda m: m.conntrack.diagnose(timeout=-1),
+        lambda m: m.conntrack.summary(timeout="soon"),
+        lambda m: m.conntrack.check(full_in_warning=60, full_in_critical=120),
     ],
 )
 def test_refused_and_nothing_changed(host, call):

@@ -38,8 +38,11 @@ def test_dns_flood_every_era(make_loaders, tmp_path, era):
         }
     }
     assert "NAT" in udp["side_effects"][0]
-    assert result["summary"] == {**mods.conntrack.summary(top=5), "top": result["summary"]["top"]}
+    summary = mods.conntrack.summary(top=5)
+    assert (summary.pop("complete"), summary.pop("share")) == (True, 100.0)
+    assert result["summary"] == {**summary, "top": result["summary"]["top"]}
     assert result["walk"]["complete"] is True and result["walk"]["entries"] == 606
+    assert (result["walk"]["share"], result["walk"]["stopped"], result["walk"]["timeout"]) == (100.0, None, 5)
 
 
 def test_tcp_findings_and_order(make_loaders, tmp_path):
@@ -85,6 +88,23 @@ def test_sample_reads_a_prefix(make_loaders, tmp_path):
     assert "unreplied_udp_port" not in by_id(result)  # the sample never reached them
     assert by_id(result)["time_wait_churn"]["evidence"]["walked"] == 400
     assert mods.conntrack.diagnose(sample=800)["walk"]["complete"] is True
+
+
+def test_timeout_stops_the_walk_with_what_it_read(make_loaders, tmp_path, monkeypatch):
+    from saltext_conntrack.runtime import table as core_table  # the copy the loaders use
+
+    table = lines(TW, 4000, 100)
+    mods = make_loaders(build_root(tmp_path, count=4000, table=table)).modules
+    clock = iter(range(0, 10**6, 3))
+    monkeypatch.setattr(core_table, "CHUNK", 4096)
+    monkeypatch.setattr(core_table.time, "monotonic", lambda: float(next(clock)))
+    result = mods.conntrack.diagnose(timeout=1)
+    walk = result["walk"]
+    assert walk["complete"] is False and walk["stopped"] == "timeout" and 0 < walk["entries"] < 4000
+    assert 0 < walk["share"] < 100 and result["summary"]["total"] == walk["entries"]
+    part = mods.conntrack.summary(timeout=1)
+    assert part["complete"] is False and part["share"] < 100
+    assert mods.conntrack.summary(timeout=0)["complete"] is True
 
 
 def test_walk_false_never_reads_the_table(make_loaders, tmp_path):
@@ -192,6 +212,7 @@ def test_textfile_sls_schedules_the_function(make_loaders, file_roots):
     assert args["job_kwargs"] == {
         "path": "/var/lib/prometheus/node-exporter/saltext_conntrack.prom",
         "sample": 100000,
+        "timeout": 2,
         "top": 5,
     }
     off = loaders.modules.state.show_sls("conntrack.textfile", pillar={"conntrack": {"textfile": {"enabled": False}}})

@@ -189,7 +189,7 @@ def test_set_functions_write_and_validate(make_loaders, tmp_path):
     for bad in (-1, 0, "12abc", 1.5, True, "1; reboot", 2**31):
         with pytest.raises(SaltInvocationError):
             mods.conntrack.set_max(bad)
-    with pytest.raises(SaltInvocationError, match="ceiling"):
+    with pytest.raises(CommandExecutionError, match="ceiling"):
         mods.conntrack.set_max(2097153)
     assert mods.conntrack.set_max(2097153, force=True)["new"] == 2097153
     with pytest.raises(SaltInvocationError, match="unknown conntrack timeout"):
@@ -222,7 +222,7 @@ def test_dependents_in_saved_rules(make_loaders, tmp_path):
     )
     nft = tmp_path / "etc/nftables.conf"
     nft.write_text("table inet filter {\n chain input {\n  ct state established accept\n  tcp dport 22 accept\n }\n}\n")
-    found = [d for d in make_loaders(root).modules.conntrack.dependents() if d["source"].startswith(str(tmp_path))]
+    found = [d for d in make_loaders(root).modules.conntrack_fw.dependents() if d["source"].startswith(str(tmp_path))]
     whys = sorted(d["why"] for d in found)
     assert whys == [
         "conntrack match (-m conntrack)",
@@ -231,6 +231,32 @@ def test_dependents_in_saved_rules(make_loaders, tmp_path):
         "state match (-m state)",
     ]
     assert not any("--dport 22" in d["rule"] for d in found)
+    view = make_loaders(root).modules.conntrack.dependents()
+    assert view["rules"] == make_loaders(root).modules.conntrack_fw.dependents()
+    assert str(tmp_path / "etc/nftables.conf") in view["read"]
+    assert "rule(s) need conntrack, in " in view["comment"] and str(nft) in view["comment"]
+
+
+def test_no_dependents_says_what_was_read(make_loaders, tmp_path, monkeypatch):
+    """An empty answer names what was checked, so 'nothing' is not mistaken for 'not looked'."""
+    from saltext_conntrack.common import commands
+    from saltext_conntrack.firewall.dependents import SAVED_RULES
+
+    root = build_root(tmp_path)
+    for saved in SAVED_RULES:
+        (tmp_path / saved.lstrip("/")).unlink(missing_ok=True)
+    monkeypatch.setattr(commands, "which", lambda name: None)  # no live ruleset tool on this "host"
+    view = make_loaders(root).modules.conntrack.dependents()
+    assert view == {
+        "rules": [],
+        "read": [],
+        "comment": "nothing to read: no iptables-save, ip6tables-save or nft answered and no saved rules "
+        "file exists, so no rule was checked",
+    }
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    (tmp_path / "etc/nftables.conf").write_text("table inet filter {\n chain input {\n  tcp dport 22 accept\n }\n}\n")
+    view = make_loaders(root).modules.conntrack.dependents()
+    assert view["rules"] == [] and view["comment"] == f"no rule needs conntrack in {tmp_path}/etc/nftables.conf"
 
 
 def test_loadable_but_not_loaded_is_a_clear_error(make_loaders, tmp_path):
@@ -254,10 +280,18 @@ def test_no_conntrack_at_all_disables_the_module(make_loaders, tmp_path):
 def test_test_mode_checks_everything_and_writes_nothing(make_loaders, tmp_path):
     root = build_root(tmp_path, count=500, maximum=1000, buckets=1000, mem_kb=64 * 1024 * 1024)
     mods = make_loaders(root).modules
-    assert mods.conntrack.set_max(4000, test=True) == {"old": 1000, "new": 4000}
-    assert mods.conntrack.set_buckets(4096, test=True) == {"old": 1000, "new": 4096}
-    assert mods.conntrack.set_timeout("udp", 60, test=True) == {"old": 30, "new": 60}
-    with pytest.raises(SaltInvocationError, match="ceiling"):
+    test = {"test": True}
+    assert mods.conntrack.set_max(4000, test=True) == {
+        "old": 1000, "new": 4000, **test, "comment": "test=True: max would be 4000 (now 1000); nothing written"
+    }  # fmt: skip
+    assert mods.conntrack.set_buckets(4096, test=True)["comment"].startswith("test=True: buckets would be 4096")
+    assert mods.conntrack.set_timeout("udp", 60, test=True)["comment"] == (
+        "test=True: timeout udp would be 60 (now 30); nothing written"
+    )
+    assert (
+        mods.conntrack.set_timeout("udp", 30, test=True)["comment"] == "test=True: timeout udp already; nothing written"
+    )
+    with pytest.raises(CommandExecutionError, match="ceiling"):
         mods.conntrack.set_max(2097153, test=True)
     assert (tmp_path / "proc/sys/net/netfilter/nf_conntrack_max").read_text() == "1000\n"
     assert (tmp_path / "sys/module/nf_conntrack/parameters/hashsize").read_text() == "1000\n"
@@ -266,7 +300,7 @@ def test_test_mode_checks_everything_and_writes_nothing(make_loaders, tmp_path):
 
 def test_max_below_the_entries_held_is_refused(make_loaders, tmp_path):
     mods = make_loaders(build_root(tmp_path, count=500, maximum=1000)).modules
-    with pytest.raises(SaltInvocationError, match="500 entries"):
+    with pytest.raises(CommandExecutionError, match="500 entries"):
         mods.conntrack.set_max(100)
     assert (tmp_path / "proc/sys/net/netfilter/nf_conntrack_max").read_text() == "1000\n"
     assert mods.conntrack.set_max(100, force=True) == {"old": 1000, "new": 100}
@@ -277,3 +311,41 @@ def test_unreadable_numbers_are_command_errors(make_loaders, tmp_path):
     (tmp_path / "proc/sys/net/netfilter/nf_conntrack_count").write_text("garbage\n")
     with pytest.raises(CommandExecutionError, match="cannot read a number"):
         make_loaders(root).modules.conntrack.status()
+
+
+class _Time:
+    """A clock the test sets."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def time(self):
+        return self.now
+
+
+def test_check_warns_of_a_table_filling_before_the_first_drop(make_loaders, tmp_path, monkeypatch):
+    root = build_root(tmp_path, count=100, maximum=1000)
+    mods = make_loaders(root).modules
+    clock = _Time(1700000000.0)
+    monkeypatch.setattr("time.time", clock.time)  # every loaded copy of the module reads this clock
+    for step in range(6):  # 10 entries/s, a sample every 10 s
+        build_root(root, count=100 + 100 * step, maximum=1000)
+        clock.now = 1700000000.0 + 10 * step
+        st = mods.conntrack.status()
+    assert st["trend"]["count_per_s"] == 10.0 and st["trend"]["full_in"] == 40.0 and st["trend"]["samples"] == 6
+    ret = mods.conntrack.check()
+    assert ret["verdict"] == "critical" and ret["drop"] == 0, ret  # 60%: usage alone says ok
+    assert ret["reasons"][0].startswith("the table is full in 40 s at the current rise of 10.0 entries/s")
+    assert ret["trend"]["full_in"] == 40.0
+    assert mods.conntrack.check(full_in_critical=30)["verdict"] == "warning"
+    assert mods.conntrack.check(full_in_warning=None, full_in_critical=None)["verdict"] == "ok"
+    assert any("below the" in note and "conntrack.recommend" in note for note in ret["notes"]), ret
+    result = mods.conntrack.diagnose(walk=False)
+    found = {f["id"]: f for f in result["findings"]}
+    assert result["trend"]["full_in"], result
+    assert found["filling"]["severity"] == "critical" and found["filling"]["evidence"]["full_in"] == 40.0
+    (tmp_path / "textfile").mkdir()
+    mods.conntrack.textfile(path="/textfile/c.prom", walk=False)
+    text = (tmp_path / "textfile" / "c.prom").read_text()
+    assert "saltext_conntrack_full_in_seconds 40.0" in text and "saltext_conntrack_count_rate 10.0" in text
+    assert 'saltext_conntrack_finding{id="filling"} 3' in text

@@ -13,6 +13,7 @@ what pip installed.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import sysconfig
@@ -93,10 +94,44 @@ def _minion_conf(tmp, name, root):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """The wheel CI built and checked (``CONNTRACK_WHEEL``, set by .ci/run), else one built here."""
+    if os.environ.get("CONNTRACK_WHEEL"):
+        return pathlib.Path(os.environ["CONNTRACK_WHEEL"])
     out = tmp_path_factory.mktemp("wheel")
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)], out)
     (found,) = out.glob("saltext_conntrack-*.whl")
     return found
+
+
+def test_the_version_comes_from_the_git_tag(wheel):
+    """The wheel's version is the checkout's: the tag, or the next minor's dev release after it.
+
+    A clone that carries no tag (CI clones main alone) gets setuptools_scm's
+    untagged form, 0.1.0.devN with N the commit count, never a made-up release.
+    """
+    head = _run(["git", "rev-parse", "HEAD"], REPO).strip()
+    version = wheel.name.split("-")[1]
+    described = subprocess.run(
+        ["git", "describe", "--tags", "--long", "--match", "v[0-9]*"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if described.returncode == 0:
+        tag, distance, _ = described.stdout.strip().rsplit("-", 2)
+        major, minor, patch = (int(part) for part in tag[1:].split("."))
+        if distance == "0":
+            assert version.split("+")[0] == f"{major}.{minor}.{patch}", (version, described.stdout)
+            return
+        expected = (f"{major}.{minor + 1}.0", distance)
+    else:
+        assert "No names found" in described.stderr or "No tags" in described.stderr, described.stderr
+        expected = ("0.1.0", _run(["git", "rev-list", "--count", "HEAD"], REPO).strip())
+    found = re.fullmatch(r"(\d+\.\d+\.\d+)\.dev(\d+)\+g([0-9a-f]+)(\.d\d{8})?", version)
+    assert found, version
+    assert found.group(1, 2) == expected, (version, described.stdout, described.stderr)
+    assert head.startswith(found.group(3)), (version, head)
 
 
 @pytest.fixture(scope="module", params=["wheel", "editable"])

@@ -262,7 +262,7 @@ def test_tracking_with_no_rule_needing_it(loaders, netns, global_knobs):
     assert netns.udp_flows(3000, first_port=20000) == 3000
     netns.run("nft", "delete", "table", "inet", "ctt")
     with netns.entered():
-        assert loaders.modules.conntrack.dependents() == []
+        assert loaders.modules.conntrack_fw.dependents() == []
         found = by_id(loaders.modules.conntrack.diagnose(walk=False))["no_dependents"]
     assert found["evidence"]["count"] == 3000 and found["evidence"]["usage"] == 75.0
     assert found["fix_type"] == "nft"

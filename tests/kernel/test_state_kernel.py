@@ -126,7 +126,7 @@ def test_dependents_found_with_a_path_without_sbin(netns, real_root, make_loader
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     loaders = make_loaders(real_root)
     with netns.entered():
-        found = loaders.modules.conntrack.dependents()
+        found = loaders.modules.conntrack_fw.dependents()
     live = {(d["source"], d["why"]) for d in found}
     assert ("iptables-save", "conntrack match (-m conntrack)") in live, found
     # the namespace's own nft table (ct state new) is found too

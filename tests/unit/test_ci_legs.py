@@ -97,3 +97,21 @@ def test_a_skipped_or_misplaced_3006_leg_fails(tmp_path, capsys, broken, why):
     _leg(tmp_path, "3008")
     assert _check(tmp_path) == 1
     assert why in capsys.readouterr().err
+
+
+def test_a_second_leg_of_one_salt_line_is_its_own(tmp_path, capsys):
+    """3008py313 is Salt 3008 on Python 3.13: its records are not the 3008 leg's, nor the other way round."""
+    _leg(tmp_path, "3006")
+    _leg(tmp_path, "3008")
+    checker = _checker()
+    specs = [*SPECS, "3008py313:3.13:unit,functional"]
+    assert checker.main(["x", str(tmp_path), *specs]) == 1
+    assert "Salt 3008py313 leg did not run" in capsys.readouterr().err
+    record = {"python": "3.13.0", "salt": "3008.4", "exitstatus": 0, "paths": ["tests/unit", "tests/functional"]}
+    record.update(passed=900, failed=0, error=0, skipped=0)
+    (tmp_path / "leg-3008py313-unit-functional.json").write_text(json.dumps(record), encoding="utf-8")
+    assert checker.main(["x", str(tmp_path), *specs]) == 0
+    record["python"] = "3.11.7"
+    (tmp_path / "leg-3008py313-unit-functional.json").write_text(json.dumps(record), encoding="utf-8")
+    assert checker.main(["x", str(tmp_path), *specs]) == 1
+    assert "not 3.13" in capsys.readouterr().err

@@ -110,7 +110,7 @@ def test_status_unavailable_is_not_fatal(env):
     assert only_full(env.run())["status"] is None
 
 
-def test_the_three_machines_share_only_the_state_file():
+def test_the_four_machines_share_only_the_state_file():
     tracker = incidents.Tracker()
     snap = {"count": 95, "max": 100, "usage": 95.0, "drop": 10}
     assert [e["level"] for e in tracker.usage.events(75, 90, 5, snap)] == ["critical"]
@@ -120,6 +120,6 @@ def test_the_three_machines_share_only_the_state_file():
     assert tracker.burst.due(1.0, 60) and tracker.burst.pending_netns() == [None]
     again = incidents.Tracker.from_dict(tracker.to_dict())
     assert sorted(tracker.to_dict()) == sorted(
-        ("acc", "incident", "open_until", "level", "drop", "drop_pending", "drop_last_event")
+        ("acc", "incident", "open_until", "level", "drop", "drop_pending", "drop_last_event", "filling")
     )
     assert (again.usage.level, again.drops.drop, again.burst.acc["matched"]) == ("critical", [10, 0, 1.0], 1)

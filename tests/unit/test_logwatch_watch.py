@@ -126,16 +126,17 @@ def test_a_missing_status_function_is_a_failed_reading_not_a_failed_run(tmp_path
 def test_probes_snapshot_and_findings_never_raise(tmp_path):
     from saltext_conntrack.logwatch import watch
 
-    status = {"count": 5, "max": 10, "usage": 50.0, "stats": {"drop": 3, "early_drop": 1}}
+    status = {"count": 5, "max": 10, "usage": 50.0, "stats": {"drop": 3, "early_drop": 1}, "trend": {"full_in": 9}}
     assert watch.snapshot(watch.Probes(status=lambda: status)) == (
         {"count": 5, "max": 10, "usage": 50.0, "drop": 3},
         1,
+        {"full_in": 9},
     )
 
     def broken(**kwargs):
         raise RuntimeError("broken")
 
-    assert watch.snapshot(watch.Probes(status=broken)) == (None, None)
+    assert watch.snapshot(watch.Probes(status=broken)) == (None, None, None)
     assert watch.findings(watch.Probes(status=broken)) is None  # no diagnose
     assert watch.findings(watch.Probes(status=broken, diagnose=broken)) is None
     assert watch.findings(watch.Probes(status=broken, diagnose=lambda walk: {"findings": [{"id": "x"}]})) == [

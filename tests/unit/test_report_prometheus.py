@@ -14,6 +14,8 @@ def test_textfile_render_is_bounded_and_escaped():
         "assured": 0,
         "unreplied": 2,
         "top": {"src": [['a"b\\c\nd', 2]] * 30, "dst": [], "dport": [["udp/53", 2]]},
+        "by_family": {"ipv4": 2, "ipv6": 1},
+        "by_zone": {str(z): 30 - z for z in range(30)},
     }
     result = {
         "findings": [{"id": "limit_low", "severity": "info"}],
@@ -26,6 +28,9 @@ def test_textfile_render_is_bounded_and_escaped():
     assert 'saltext_conntrack_protocol_entries{protocol="other"} 1' in text
     assert 'saltext_conntrack_tcp_state_entries{state="other"} 1' in text
     assert text.count("saltext_conntrack_finding{") == len(diagnosis.IDS)
+    assert 'saltext_conntrack_family_entries{family="ipv6"} 1' in text
+    assert text.count("saltext_conntrack_zone_entries{") == prometheus.TOP_MAX
+    assert 'saltext_conntrack_zone_entries{zone="0"} 30' in text
     assert 'saltext_conntrack_finding{id="limit_low"} 1' in text
     for line in text.splitlines():
         assert line.startswith(("# HELP saltext_conntrack_", "# TYPE saltext_conntrack_", "saltext_conntrack_"))
@@ -57,3 +62,22 @@ def test_publish_writes_what_render_gives(tmp_path):
         "findings": [],
         "walk": result["walk"],
     }
+
+
+@pytest.mark.parametrize(
+    ("trend", "full_in", "insert_rate"),
+    [
+        ({"full_in": 250.0, "count_per_s": 4.0, "insert_per_s": 6.5}, "250.0", "6.5"),
+        ({"full_in": None, "count_per_s": -1.0, "insert_per_s": None}, "+Inf", "NaN"),
+        ({"full_in": None, "count_per_s": None, "insert_per_s": None}, "NaN", "NaN"),
+        ({"full_in": 0, "count_per_s": 0.0, "insert_per_s": 1.0}, "0", "1.0"),
+    ],
+)
+def test_trend_gauges(trend, full_in, insert_rate):
+    result = {"findings": [], "walk": {"complete": True, "seconds": 0.1}, "summary": None, "trend": trend}
+    lines = prometheus.render(result, 5, 1700000000.0).splitlines()
+    assert f"saltext_conntrack_full_in_seconds {full_in}" in lines
+    assert f"saltext_conntrack_insert_rate {insert_rate}" in lines
+    assert "saltext_conntrack_count_rate" in "\n".join(lines)
+    older = {"findings": [], "walk": {"complete": True, "seconds": 0.1}, "summary": None}
+    assert "full_in" not in prometheus.render(older, 5, 1.0)

@@ -90,6 +90,7 @@ def test_validated_returns_only_what_the_verdict_reads():
         "max": 100,
         "stats": {"drop": 1, "early_drop": 0, "insert_failed": 0},
         "recent": {"drop": 1, "early_drop": 0, "insert_failed": 0, "seconds": 30.5},
+        "trend": None,
     }
     assert verdict.validated({"count": 0, "max": 0})["recent"] is None
 
@@ -116,3 +117,52 @@ def test_validated_refuses_a_malformed_status(bad, words):
     with pytest.raises(ValueError) as err:
         verdict.validated(bad)
     assert str(err.value) == words
+
+
+def _filling(full_in, count=500, rise=2.5):
+    return {**status(count=count), "trend": {"full_in": full_in, "count_per_s": rise, "seconds": 60.0}}
+
+
+@pytest.mark.parametrize(
+    ("full_in", "level"), [(None, "ok"), (901, "ok"), (900, "warning"), (121, "warning"), (120, "critical"), (0, "ok")]
+)
+def test_full_in_raises_the_verdict_before_the_first_drop(full_in, level):
+    got = verdict.assess(_filling(full_in))
+    assert got["verdict"] == level
+    if level != "ok":
+        assert got["reasons"][0].startswith(
+            f"the table is full in {verdict.words(full_in)} at the current rise of 2.5 entries/s"
+        )
+        assert f"that make it {level}" in got["reasons"][0]
+
+
+def test_words():
+    assert verdict.words(42.4) == "42 s"
+    assert verdict.words(250) == "4 min 10 s"
+    assert verdict.words(900) == "15 min"
+    assert verdict.words(3 * 3600 + 120) == "3 h 2 min"
+
+
+def test_full_in_thresholds_off_and_checked():
+    assert verdict.assess(_filling(60), full_in_warning=None, full_in_critical=None)["verdict"] == "ok"
+    assert verdict.assess(_filling(60), full_in_critical=None)["verdict"] == "warning"
+    assert verdict.thresholds(75, 90) == (75, 90, 900, 120)
+    with pytest.raises(verdict.SaltInvocationError, match="full_in_warning"):
+        verdict.thresholds(75, 90, 60, 120)
+
+
+def test_trend_from_the_mine_is_validated():
+    assert verdict.validated(_filling(30))["trend"] == {"full_in": 30, "count_per_s": 2.5, "seconds": 60.0}
+    assert verdict.validated(status())["trend"] is None
+    with pytest.raises(ValueError, match="trend"):
+        verdict.validated({**status(), "trend": {"full_in": "soon"}})
+    with pytest.raises(ValueError, match="trend"):
+        verdict.validated({**status(), "trend": {"full_in": math.inf}})
+
+
+def test_limit_below_the_recommendation_is_a_note():
+    st = {**status(), "trend": None}
+    got = verdict.checked(st, 75, 90, recommend={"max": 4000, "needs_change": True})
+    assert got["verdict"] == "ok" and "below the 4000 conntrack.recommend sizes" in got["notes"][0]
+    assert verdict.checked(st, 75, 90, recommend={"max": 500, "needs_change": True})["notes"] == []
+    assert verdict.checked(st, 75, 90)["notes"] == []

@@ -31,3 +31,12 @@ def test_a_handful_of_flows_is_no_finding(tmp_path):
     counted = walked(tmp_path, [udp(n) for n in range(10)])
     assert walk_findings.udp_finding(counted, STATUS, {"udp": 30}, None) == []
     assert walk_findings.tcp_findings(counted, STATUS, {"tcp_time_wait": 120}) == []
+
+
+def test_one_zone_holding_most_entries(tmp_path):
+    lines = [udp(n).replace("mark=0 use=1", f"mark=0 zone={7 if n < 150 else 0} use=1") for n in range(200)]
+    (found,) = walk_findings.zone_finding(walked(tmp_path, lines), STATUS)
+    assert found["id"] == "top_zone" and found["evidence"]["zone"] == 7 and found["evidence"]["entries"] == 150
+    assert found["fix_type"] == "command" and "conntrack -L -w 7" in found["fix"]
+    default = [udp(n).replace("mark=0 use=1", "mark=0 zone=0 use=1") for n in range(200)]
+    assert walk_findings.zone_finding(walked(tmp_path, default), STATUS) == []

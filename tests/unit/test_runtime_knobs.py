@@ -16,21 +16,28 @@ def host(root):
 def test_plan_then_apply_max(tmp_path):
     root = build_root(tmp_path, count=10, maximum=1000, mem_kb=1024 * 1024)
     plan = knobs.plan_max(host(root), "2000", False, False)
-    assert plan == {"file": MAX, "old": 1000, "new": 2000, "test": False}
-    assert knobs.apply(host(root), {**plan, "test": True}) == {"old": 1000, "new": 2000}
+    assert plan == {"file": MAX, "old": 1000, "new": 2000, "test": False, "what": "max"}
+    assert knobs.apply(host(root), {**plan, "test": True}) == {
+        "old": 1000, "new": 2000, "test": True, "comment": "test=True: max would be 2000 (now 1000); nothing written"
+    }  # fmt: skip
     assert (tmp_path / MAX).read_text() == "1000\n"
     assert knobs.apply(host(root), plan) == {"old": 1000, "new": 2000}
     assert (tmp_path / MAX).read_text() == "2000\n"
 
 
 @pytest.mark.parametrize(
-    "value,force,words",
-    [(10**7, False, "above this host's ceiling"), (5, False, "below the 10 entries"), (0, False, "max must be")],
+    "value,error,words",
+    [
+        # Policy refusals are command errors (Salt prints the reason), bad syntax invocation errors (and the docs).
+        (10**7, CommandExecutionError, "above this host's ceiling"),
+        (5, CommandExecutionError, "below the 10 entries"),
+        (0, SaltInvocationError, "max must be"),
+    ],
 )
-def test_plan_max_refuses(tmp_path, value, force, words):
+def test_plan_max_refuses(tmp_path, value, error, words):
     root = build_root(tmp_path, count=10, maximum=1000, mem_kb=1024 * 1024)
-    with pytest.raises(SaltInvocationError, match=words):
-        knobs.plan_max(host(root), value, force, False)
+    with pytest.raises(error, match=words):
+        knobs.plan_max(host(root), value, False, False)
     assert knobs.plan_max(host(root), 5, True, False)["new"] == 5
 
 

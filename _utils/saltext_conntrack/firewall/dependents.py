@@ -86,9 +86,10 @@ def looks_like_nft(text):
     return re.search(r"^\s*table\s", text, re.M) is not None
 
 
-def find(root):
-    """Every rule that needs conntrack: ``[{source, table, rule, why}]``."""
-    found = []
+def survey(root):
+    """``{"rules": [{source, table, rule, why}], "read": [sources], "comment"}``: every
+    rule that needs conntrack, what was read to find them, and the answer in words."""
+    found, read = [], []
     for cmd in LIVE:
         if not commands.which(cmd[0]):
             continue
@@ -102,10 +103,29 @@ def find(root):
             continue
         scan = scan_nft if cmd[0] == "nft" else scan_iptables
         found.extend(scan(proc.stdout, " ".join(cmd)))
+        read.append(" ".join(cmd))
     for host_path in SAVED_RULES:
         text = plans.read_contained(root, host_path)
         if text is None:
             continue
         scan = scan_nft if looks_like_nft(text) else scan_iptables
         found.extend(scan(text, paths.join(root, host_path)))
-    return found
+        read.append(paths.join(root, host_path))
+    return {"rules": found, "read": read, "comment": _comment(found, read)}
+
+
+def _comment(found, read):
+    if not read:
+        return (
+            "nothing to read: no iptables-save, ip6tables-save or nft answered and no saved rules "
+            "file exists, so no rule was checked"
+        )
+    if not found:
+        return f"no rule needs conntrack in {', '.join(read)}"
+    sources = sorted({rule["source"] for rule in found})
+    return f"{len(found)} rule(s) need conntrack, in {', '.join(sources)}"
+
+
+def find(root):
+    """Every rule that needs conntrack: ``[{source, table, rule, why}]``."""
+    return survey(root)["rules"]

@@ -1,9 +1,10 @@
 """Incidents and events of the conntrack beacon, and the one file that keeps them.
 
-Three independent machines decide when an event is due and build it:
+Four independent machines decide when an event is due and build it:
 ``Burst`` coalesces the hits a reader returns (``kernlog``) into one pending
 ``table_full`` and its incident, ``UsageLevel`` sends ``usage_high``/``usage_ok``
-with hysteresis, ``DropRise`` sends the drop counter's rise as ``drops``. A
+with hysteresis, ``DropRise`` sends the drop counter's rise as ``drops``,
+``filling.Filling`` sends ``filling`` once per incident of a rising table. A
 ``Tracker`` composes them; all they hold between runs (the counts held back by
 ``min_interval``, the incident, the usage level, the drop counter's pending
 rise) round-trips through ``to_dict``/``from_dict``, and
@@ -17,7 +18,7 @@ import logging
 import os
 
 from saltext_conntrack.common import files
-from saltext_conntrack.logwatch import grammar
+from saltext_conntrack.logwatch import filling, grammar
 from saltext_conntrack.report import verdict
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ class DropRise:
 
 
 class Tracker:
-    """What one configured beacon keeps between runs, apart from the reader's cursor: three machines.
+    """What one configured beacon keeps between runs, apart from the reader's cursor: four machines.
 
     They share nothing but the state file, whose ``tracker`` object keeps the
     flat shape of the first format (one key per field) so a restart resumes
@@ -277,10 +278,11 @@ class Tracker:
         self.burst = Burst()
         self.usage = UsageLevel()
         self.drops = DropRise()
+        self.filling = filling.Filling()
 
     @property
     def machines(self):
-        return (self.burst, self.usage, self.drops)
+        return (self.burst, self.usage, self.drops, self.filling)
 
     @property
     def version(self):

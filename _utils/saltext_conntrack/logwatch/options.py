@@ -27,12 +27,15 @@ DEFAULTS = {
     "max_read": 16 * 2**20,
     "drift_interval": 300,
     "olddir": None,
+    "full_in_warning": 900,
+    "full_in_critical": 120,
 }
 # Keys Salt itself reads from every beacon's config.
 SALT_KEYS = frozenset(("interval", "enabled", "run_once", "disable_during_state_run", "beacon_module", "_beacon_name"))
 # Seconds options (0 to a day) and whether 0 is allowed; thresholds are percent, null turns one off.
 SECONDS = {"min_interval": True, "incident_gap": False, "status_interval": True, "drift_interval": True}
 PERCENT = ("usage_warning", "usage_critical")
+FULL_IN = ("full_in_warning", "full_in_critical")  # seconds to full at the current rise, null turns one off
 CACHE_MAX = 16  # distinct configs remembered
 ERRORS = (ValueError, SaltInvocationError, CommandExecutionError)
 
@@ -53,6 +56,8 @@ class Options:
     max_read: int
     drift_interval: float
     olddir: str | None
+    full_in_warning: float | None
+    full_in_critical: float | None
     name: str
 
 
@@ -100,6 +105,9 @@ def _thresholds_in_order(conf):
     lowest = warning if warning is not None else critical
     if lowest is not None and hysteresis >= lowest:
         raise ValueError(f"hysteresis ({hysteresis}) must be below the lowest usage threshold ({lowest})")
+    soon, sooner = conf["full_in_warning"], conf["full_in_critical"]
+    if soon is not None and sooner is not None and soon < sooner:
+        raise ValueError(f"full_in_warning ({soon}) must not be below full_in_critical ({sooner})")
 
 
 def _options(given, root, default_name):
@@ -110,6 +118,8 @@ def _options(given, root, default_name):
         conf[key] = numbers.number(conf[key], key, 0, 86400) if zero else _above_zero(conf[key], key, 86400)
     for key in PERCENT:
         conf[key] = _above_zero(conf[key], key, 100, allow_none=True)
+    for key in FULL_IN:
+        conf[key] = _above_zero(conf[key], key, 10**8, allow_none=True)
     conf["hysteresis"] = numbers.number(conf["hysteresis"], "hysteresis", 0, 100)
     for key in ("drops", "persist"):
         conf[key] = numbers.boolean(conf[key], key)

@@ -36,15 +36,15 @@ def state_path(cachedir, name):
 
 
 def snapshot(probes):
-    """``{count, max, usage, drop}`` and the early_drop counter, or (None, None)."""
+    """``{count, max, usage, drop}``, the early_drop counter and the trend, or (None, None, None)."""
     try:
         st = probes.status()
     except Exception as err:
         log.debug("conntrack beacon: conntrack.status failed: %s", err)
-        return None, None
+        return None, None, None
     stats = st.get("stats") or {}
     snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
-    return snap, stats.get("early_drop")
+    return snap, stats.get("early_drop"), st.get("trend")
 
 
 def findings(probes):
@@ -165,11 +165,15 @@ class Watch:
         hits, gaps, failed = self._read(conf.max_read, now)
         tracker.burst.add(hits, gaps, failed, now, conf.incident_gap)
         full_due = tracker.burst.due(now, conf.min_interval)
-        snap = early = None
+        snap = early = trend = None
         if full_due or now - self.status_at >= conf.status_interval:
-            snap, early = snapshot(probes)
+            snap, early, trend = snapshot(probes)
             self.status_at = now
-        ret = [self._full_event(now, snap, probes)] if full_due else []
+        ret = []
+        if snap is not None:  # before table_full: a filling event belongs ahead of the burst it foretold
+            ret.extend(tracker.filling.events(conf.full_in_warning, conf.full_in_critical, snap, trend, now))
+        if full_due:
+            ret.append(self._full_event(now, snap, probes))
         tracker.burst.expire(now, conf.incident_gap)
         if snap is not None:
             ret.extend(tracker.usage.events(conf.usage_warning, conf.usage_critical, conf.hysteresis, snap))

@@ -72,7 +72,8 @@ def read_contained(root, path):
     when it is missing, unreadable or resolves outside ``root``."""
     try:
         real = paths.contained(root, paths.join(root, path))
-        return files.read_text(real)[0]
+        text, exists = files.read_text(real)
+        return text if exists else None
     except (CommandExecutionError, SaltInvocationError):
         return None
 

@@ -12,7 +12,7 @@ from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import paths
 from saltext_conntrack.persistence import sysctl_boot
-from saltext_conntrack.report import host_findings, walk_findings
+from saltext_conntrack.report import host_findings, trend_findings, walk_findings
 from saltext_conntrack.runtime import namespaces, table
 
 SEVERITY = {"critical": 3, "warning": 2, "info": 1}
@@ -23,12 +23,14 @@ SEVERITY = {"critical": 3, "warning": 2, "info": 1}
 IDS = (
     "drops_rising",
     "namespace_full",
+    "filling",
     "unreplied_udp_port",
     "time_wait_churn",
     "idle_established",
     "no_dependents",
     "early_drop_rising",
     "insert_failed_rising",
+    "insert_clash",
     "limit_low",
     "hash_chains_long",
     "drops_since_boot",
@@ -36,6 +38,7 @@ IDS = (
     "iptables_restart_resets",
     "top_source",
     "top_destination",
+    "top_zone",
 )
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 
@@ -72,7 +75,7 @@ def gather(root, status, readers):
         "recommend": ask("conntrack.recommend"),
         "timeouts": ask("conntrack.timeouts"),
         "names": ask("conntrack.sysctl_names"),
-        "dependents": ask("conntrack.dependents"),
+        "dependents": ask("conntrack_fw.dependents"),
         "host": {
             **host_facts(root),
             "namespaces": ask("conntrack.namespaces"),
@@ -85,6 +88,10 @@ def gather(root, status, readers):
 def findings(status, recommend, timeouts, names, dependents, facts, counted=None):
     """Every finding for one host, worst first; walk findings only with ``counted``."""
     found = host_findings.counter_findings(status, recommend)
+    clash = trend_findings.clash_finding(status)
+    if clash:  # insert_failed at a table far from full: the race, not the buckets
+        found = [f for f in found if f["id"] != "insert_failed_rising"] + clash
+    found += trend_findings.filling_finding(status, recommend)
     found += host_findings.sizing_findings(status, recommend)
     found += host_findings.persistence_findings(status, timeouts, names, facts)
     found += host_findings.dependents_finding(status, dependents)
@@ -93,19 +100,27 @@ def findings(status, recommend, timeouts, names, dependents, facts, counted=None
         found += walk_findings.udp_finding(counted, status, timeouts, dependents)
         found += walk_findings.tcp_findings(counted, status, timeouts)
         found += walk_findings.talker_findings(counted, status)
+        found += walk_findings.zone_finding(counted, status)
     found.sort(key=lambda f: (-SEVERITY[f["severity"]], IDS.index(f["id"])))
     return found
 
 
-def run(root, gathered, walk=True, sample=None, top=5):
+def run(root, gathered, walk=True, sample=None, top=5, timeout=None):
     """``conntrack.diagnose``'s result from what the module ``gathered`` (see :py:func:`gather`).
 
-    With ``walk``, one pass over the table (``sample`` entries at most) feeds
-    the walk findings and the breakdown returned as ``summary``.
+    With ``walk``, one pass over the table (``sample`` entries, ``timeout``
+    seconds at most) feeds the walk findings and the breakdown returned as
+    ``summary``; a walk cut short says so in ``walk`` (``complete``,
+    ``stopped``, ``share``: percent of the count walked) and its findings are
+    those of the part walked.
     """
     status = gathered["status"]
     started = time.monotonic()
-    counted = table.read(root, status["flavour"], top=top, sample=sample) if walk else None
+    counted = None
+    if walk:
+        counted = table.read(
+            root, status["flavour"], top=top, sample=sample, timeout=timeout, expected=status.get("count")
+        )
     found = findings(
         status,
         gathered.get("recommend"),
@@ -117,14 +132,24 @@ def run(root, gathered, walk=True, sample=None, top=5):
     )
     return {
         "findings": found,
-        "walk": {
-            "walked": counted is not None,
-            "entries": counted.total if counted else 0,
-            "complete": bool(counted and counted.complete),
-            "sample": sample,
-            "count": status.get("count"),
-            "seconds": round(time.monotonic() - started, 3),
-        },
+        "walk": _walk_block(status, counted, sample, timeout, time.monotonic() - started),
         "summary": table.breakdown(counted, top) if counted else None,
+        "trend": status.get("trend"),
         "notes": gathered.get("notes") or [],
+    }
+
+
+def _walk_block(status, counted, sample, timeout, seconds):
+    count = status.get("count")
+    entries = counted.total if counted else 0
+    return {
+        "walked": counted is not None,
+        "entries": entries,
+        "complete": bool(counted and counted.complete),
+        "stopped": counted.stopped if counted else None,
+        "share": table.share(counted, count) if counted else None,
+        "sample": sample,
+        "timeout": timeout,
+        "count": count,
+        "seconds": round(seconds, 3),
     }

@@ -60,7 +60,11 @@ def expand_type(tgt_type, live):
 
 
 def row(minion, status, warning, critical, source):
-    """One minion's row, judged by the one verdict (``conntrack.check``'s rules and words)."""
+    """One minion's row, judged by the one verdict (``conntrack.check``'s rules and words).
+
+    Keys in the order an operator reads them (JSON keeps it): who, how bad,
+    the numbers, the first reason; then the detail.
+    """
     ret = {
         "minion": minion,
         "verdict": "unknown",
@@ -68,23 +72,32 @@ def row(minion, status, warning, critical, source):
         "count": None,
         "max": None,
         "drop": None,
+        "reason": "",
         "early_drop": None,
         "insert_failed": None,
         "recent": None,
+        "trend": None,
         "reasons": [],
         "source": source,
     }
     if not isinstance(status, dict):
         ret["reasons"].append(f"no usable conntrack.status ({str(status)[:200]})")
-        return ret
+        return _with_reason(ret)
     try:
         clean = verdict.validated(status)
     except ValueError as err:
         ret["reasons"].append(f"malformed conntrack.status: {err}")
-        return ret
+        return _with_reason(ret)
     judged = verdict.assess(clean, warning, critical)
-    ret.update(judged, count=clean["count"], max=clean["max"], recent=clean["recent"], **clean["stats"])
-    return ret
+    ret.update(
+        judged, count=clean["count"], max=clean["max"], recent=clean["recent"], trend=clean["trend"], **clean["stats"]
+    )
+    return _with_reason(ret)
+
+
+def _with_reason(one):
+    one["reason"] = one["reasons"][0] if one["reasons"] else ""
+    return one
 
 
 def mine_allowed(acl, master_id):
@@ -169,7 +182,7 @@ def rows(data, targeted, warning, critical, live, verdict_=None, limit=None):
             if live
             else "no conntrack.status in the mine (mine_functions not set, or not yet updated)"
         ]
-        found.append(silent)
+        found.append(_with_reason(silent))
     found.sort(key=sort_key)
     if verdict_ is not None:
         found = [r for r in found if verdict.RANK[r["verdict"]] >= verdict.RANK[verdict_]]

@@ -45,7 +45,7 @@ def pressure(status):
     return status.get("recent"), status.get("usage", 0.0)
 
 
-def _raise_limit_fix(status, recommend):
+def raise_limit_fix(status, recommend):
     """The RAM formula's size; past it, twice the limit, which ``conntrack.tuned`` wants forced."""
     ceiling = (recommend or {}).get("max") or 0
     if status["max"] < ceiling:
@@ -53,7 +53,7 @@ def _raise_limit_fix(status, recommend):
     return sls("conntrack-size", "conntrack.tuned", max=2 * status["max"], buckets="auto", force=True)
 
 
-def _memory_effect(status, recommend):
+def memory_effect(status, recommend):
     entry = (recommend or {}).get("entry_size")
     effects = [
         f"every entry costs {entry} bytes of unswappable kernel memory (/proc/slabinfo)"
@@ -82,8 +82,8 @@ def counter_findings(status, recommend):
                     {"drop_since_boot": stats["drop"], "usage": usage},
                     "Packets were dropped for a full table at some time since boot; this status has no earlier "
                     "sample, so whether it is still happening is unknown: run it again to see the rise.",
-                    _raise_limit_fix(status, recommend),
-                    side_effects=_memory_effect(status, recommend),
+                    raise_limit_fix(status, recommend),
+                    side_effects=memory_effect(status, recommend),
                 )
             )
         return found
@@ -95,8 +95,8 @@ def counter_findings(status, recommend):
                 "critical",
                 {"drop": recent["drop"], "seconds": seconds, "drop_since_boot": stats.get("drop"), "usage": usage},
                 f"The table is full now: {recent['drop']} packets of new flows were dropped in the last {seconds} s.",
-                _raise_limit_fix(status, recommend),
-                side_effects=_memory_effect(status, recommend),
+                raise_limit_fix(status, recommend),
+                side_effects=memory_effect(status, recommend),
             )
         )
     if recent.get("early_drop"):
@@ -106,8 +106,8 @@ def counter_findings(status, recommend):
                 "warning",
                 {"early_drop": recent["early_drop"], "seconds": seconds, "usage": usage},
                 "The table sits at its limit: the kernel evicts unassured entries to admit new flows.",
-                _raise_limit_fix(status, recommend),
-                side_effects=_memory_effect(status, recommend),
+                raise_limit_fix(status, recommend),
+                side_effects=memory_effect(status, recommend),
             )
         )
     if recent.get("insert_failed"):
@@ -140,7 +140,7 @@ def sizing_findings(status, recommend):
                 f"The limit {status['max']} is below the {recommend['max']} this host's RAM supports "
                 "(RAMSIZE / 16384 / (ARCH / 32)).",
                 sls("conntrack-size", "conntrack.tuned", max=recommend["max"], buckets="auto"),
-                side_effects=_memory_effect(status, recommend),
+                side_effects=memory_effect(status, recommend),
             )
         )
     buckets = status.get("buckets")

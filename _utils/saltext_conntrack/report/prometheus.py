@@ -87,6 +87,16 @@ def _breakdown(doc, summary, top):
         [({"state": s}, states.get(s, 0)) for s in TCP_STATES]
         + [({"state": "other"}, sum(n for s, n in states.items() if s not in TCP_STATES))],
     )
+    doc.family(
+        "family_entries",
+        "Entries by address family.",
+        [({"family": f}, summary.get("by_family", {}).get(f, 0)) for f in ("ipv4", "ipv6")],
+    )
+    doc.family(
+        "zone_entries",
+        "Entries by conntrack zone (the kernel prints zone=N), the fullest zones only.",
+        [({"zone": z}, n) for z, n in list(summary.get("by_zone", {}).items())[:TOP_MAX]],
+    )
     doc.family("assured_entries", "Entries that saw traffic both ways ([ASSURED]).", [({}, summary["assured"])])
     doc.family("unreplied_entries", "Entries that never saw a reply ([UNREPLIED]).", [({}, summary["unreplied"])])
     for key, label, help_text in (
@@ -98,6 +108,31 @@ def _breakdown(doc, summary, top):
         "top_dport_entries",
         "Entries of the top destination ports, top-N only.",
         [({"protocol": k.split("/")[0], "port": k.split("/")[1]}, n) for k, n in summary["top"]["dport"][:top]],
+    )
+
+
+def _trend(doc, trend):
+    """``full_in`` and the insert rate of ``status``'s trend: +Inf when not rising, NaN when unknown."""
+    full_in = trend.get("full_in")
+    if full_in is None:
+        full_in = "+Inf" if trend.get("count_per_s") is not None else "NaN"
+    doc.family(
+        "full_in_seconds",
+        "Seconds until the table is full at the current rise (least-squares over the status history); "
+        "0 full now, +Inf not rising, NaN too short a history.",
+        [({}, full_in)],
+    )
+    rate = trend.get("insert_per_s")
+    doc.family(
+        "insert_rate",
+        "New conntrack entries per second (the insert counter's rise); NaN where the kernel does not count it.",
+        [({}, "NaN" if rate is None else rate)],
+    )
+    count_rate = trend.get("count_per_s")
+    doc.family(
+        "count_rate",
+        "Rise of the entry count per second (negative when it falls); NaN too short a history.",
+        [({}, "NaN" if count_rate is None else count_rate)],
     )
 
 
@@ -118,6 +153,8 @@ def render(result, top, now):
     )
     doc.family("diagnose_duration_seconds", "Seconds the last diagnosis took.", [({}, walk.get("seconds", 0.0))])
     doc.family("diagnose_timestamp_seconds", "When the last diagnosis ran (Unix time).", [({}, round(now, 3))])
+    if result.get("trend") is not None:
+        _trend(doc, result["trend"])
     if result.get("summary"):
         _breakdown(doc, result["summary"], min(top, TOP_MAX))
     return doc.text()

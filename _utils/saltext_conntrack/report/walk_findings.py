@@ -155,3 +155,28 @@ def talker_findings(counted, status):
             )
         )
     return found
+
+
+def zone_finding(counted, status):
+    """One conntrack zone other than 0 holding most entries (the one limit is shared by every zone)."""
+    top = [(zone, n) for zone, n in counted.zones.most_common(2) if zone != b"0"][:1]
+    if not top:
+        return []
+    zone, n = top[0][0].decode(), top[0][1]
+    share = _share(n, counted.total)
+    if n < MIN_ENTRIES or share < TALKER_SHARE:
+        return []
+    return [
+        host_findings.finding(
+            "top_zone",
+            "info",
+            {"zone": int(zone), "entries": n, "share": share, **_sample_note(counted, status)},
+            f"Conntrack zone {zone} holds {share:.0%} of the table: the flows a rule puts in that zone "
+            "(ct zone set, CT --zone: a tenant, a VRF, an OVS or container network) fill it, and every zone "
+            "counts against the one limit.",
+            f"# look at what fills zone {zone}, then fix it where that zone is set:\n"
+            f"conntrack -L -w {zone} | head -50\n"
+            "nft list ruleset | grep -n 'ct zone'\n",
+            fix_type="command",
+        )
+    ]

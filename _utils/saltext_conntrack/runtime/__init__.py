@@ -1,5 +1,5 @@
 """The live kernel: flavours and knobs, the status snapshot, sizing and the recommendation, the table walk,
-namespaces, the module chain, the sample history."""
+namespaces, the module chain, the sample history and its trend."""
 
 from saltext_conntrack.runtime import (
     history,
@@ -11,6 +11,7 @@ from saltext_conntrack.runtime import (
     sizing,
     snapshot,
     table,
+    trend,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "sizing",
     "snapshot",
     "table",
+    "trend",
 ]

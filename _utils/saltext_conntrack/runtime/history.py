@@ -24,6 +24,11 @@ from salt.exceptions import CommandExecutionError
 from saltext_conntrack.common import files, paths
 
 COUNTERS = ("drop", "early_drop", "insert_failed")
+# After the counters, a sample keeps the table's count and the stat counters
+# ``insert`` (what ``trend`` fits) and ``clashres`` (insert races the kernel
+# resolved, 5.x on), each None where the kernel has no such column. Samples
+# written before hold the counters alone, or without clashres; they still compare.
+LEVELS = ("count", "insert", "clashres")
 # One sample kept per age bucket [GROWTH**k, GROWTH**(k+1)) seconds: the
 # oldest in it, so the oldest sample lives on and the history spans seconds to
 # weeks (72 buckets reach past 31 days) while the newest stay dense.
@@ -85,13 +90,24 @@ def _load(path):
             except ValueError:
                 continue
     for item in rows:
-        if (
-            isinstance(item, list)
-            and len(item) == 1 + len(COUNTERS)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
-        ):
+        if _valid(item):
             samples.append(item)
     return boot, sorted(samples, key=lambda s: s[0])
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _valid(item):
+    """A sample: time and counters, then optionally count, insert and clashres (those two may be None)."""
+    head = 1 + len(COUNTERS)
+    if not isinstance(item, list) or len(item) not in (head, head + 2, head + len(LEVELS)):
+        return False
+    tail = item[head:]
+    return all(map(_number, item[:head])) and (
+        not tail or (_number(tail[0]) and all(v is None or _number(v) for v in tail[1:]))
+    )
 
 
 def _line(item):
@@ -150,8 +166,25 @@ def baseline(samples, now, window):
     return older[-1] if older else samples[0]
 
 
-def observe(cachedir, root, stats, now, window):
-    """Record this reading of ``stats``; return the ``recent`` block, or None.
+def observe(cachedir, root, stats, now, window, count=None):
+    """Record this reading of ``stats``; return the ``recent`` block, or None (see :func:`record`)."""
+    return record(cachedir, root, stats, now, window, count)[0]
+
+
+def _reset(current, last):
+    """The counters went down since ``last``: a module reload (the count, a level, may fall)."""
+    pairs = list(zip(current[1 : 1 + len(COUNTERS)], last[1 : 1 + len(COUNTERS)], strict=False))
+    for i in (5, 6):  # insert, clashres
+        if len(current) > i and len(last) > i and current[i] is not None and last[i] is not None:
+            pairs.append((current[i], last[i]))
+    return any(c < p for c, p in pairs)
+
+
+def record(cachedir, root, stats, now, window, count=None):
+    """Record this reading of ``stats`` (and ``count``); return ``(recent, samples)``.
+
+    ``samples`` is the history of this boot and counter generation, oldest
+    first, this reading last: what :mod:`trend` fits.
 
     None on the first sample, after a reboot and after a counter reset (a
     module reload: counters lower than the last sample), which all start a
@@ -162,8 +195,10 @@ def observe(cachedir, root, stats, now, window):
     boot = _read_line(root, "proc/sys/kernel/random/boot_id")
     saved_boot, samples = _load(path)
     current = [now, *(int(stats.get(name, 0)) for name in COUNTERS)]
+    if count is not None:
+        current += [int(count), *(int(stats[k]) if k in stats else None for k in ("insert", "clashres"))]
     samples = [s for s in samples if s[0] <= now]  # the clock went back: those are unusable
-    if saved_boot != boot or (samples and any(c < p for c, p in zip(current[1:], samples[-1][1:], strict=False))):
+    if saved_boot != boot or (samples and _reset(current, samples[-1])):
         samples = []
     base = baseline(samples, now, window)
     try:
@@ -176,8 +211,10 @@ def observe(cachedir, root, stats, now, window):
     except OSError:
         pass
     if base is None:
-        return None
+        return None, [current]
     recent = {name: current[i] - base[i] for i, name in enumerate(COUNTERS, start=1)}
+    if len(current) > 6 and len(base) > 6 and None not in (current[6], base[6]):
+        recent["clashres"] = current[6] - base[6]  # only where both readings have the column
     recent["seconds"] = round(now - base[0], 1)
     recent["since"] = datetime.datetime.fromtimestamp(base[0], datetime.timezone.utc).isoformat(timespec="seconds")
-    return recent
+    return recent, [*samples, current]

@@ -33,17 +33,20 @@ def require_global(host, flavour, what):
         )
 
 
+# Refusals by policy (a well-formed value this host should not take) are
+# CommandExecutionError: Salt prints the reason alone, where a
+# SaltInvocationError would print the whole docstring as if the syntax were wrong.
 def check_ceiling(host, value, what, force):
     ceiling = sizing.ceiling(sizing.host_ram(host.root), host.bits)
     if value > ceiling and not force:
-        raise SaltInvocationError(
+        raise CommandExecutionError(
             f"{what} {value} is above this host's ceiling {ceiling} ({sizing.MAX_RULE}); "
             "pass force=True to set it anyway"
         )
 
 
-def _plan(host, rel, value, test):
-    return {"file": rel, "old": snapshot.read_int(host.root, rel), "new": value, "test": test}
+def _plan(host, rel, value, test, what):
+    return {"file": rel, "old": snapshot.read_int(host.root, rel), "new": value, "test": test, "what": what}
 
 
 def plan_max(host, value, force, test):
@@ -55,11 +58,11 @@ def plan_max(host, value, force, test):
     check_ceiling(host, value, "max", force)
     count = snapshot.read_int(host.root, kernel.knob(flavour, "count"))
     if value < count and not force:
-        raise SaltInvocationError(
+        raise CommandExecutionError(
             f"max {value} is below the {count} entries the table holds now: it would be full at "
             "once and drop every new flow; pass force=True to set it anyway"
         )
-    return _plan(host, kernel.knob(flavour, "max"), value, test)
+    return _plan(host, kernel.knob(flavour, "max"), value, test, "max")
 
 
 def plan_buckets(host, value, force, test):
@@ -75,7 +78,7 @@ def plan_buckets(host, value, force, test):
             f"{path} is missing or read-only on this kernel: hashsize can only be set when "
             f"the module loads (options {spec['module']} hashsize={value} in /etc/modprobe.d)"
         )
-    return _plan(host, spec["hashsize"], value, test)
+    return _plan(host, spec["hashsize"], value, test, "buckets")
 
 
 def plan_timeout(host, name, seconds, test):
@@ -86,12 +89,20 @@ def plan_timeout(host, name, seconds, test):
     if name not in files:
         raise SaltInvocationError(f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}")
     seconds = numbers.integer(seconds, "seconds", 1, kernel.TIMEOUT_MAX)
-    return _plan(host, files[name], seconds, test)
+    return _plan(host, files[name], seconds, test, f"timeout {name}")
 
 
 def apply(host, plan):
-    """``{"old", "new"}`` of a plan; ``new`` is what the kernel reads back after the write."""
-    if plan["test"] or plan["old"] == plan["new"]:
+    """``{"old", "new"}`` of a plan; ``new`` is what the kernel reads back after the write.
+
+    With ``test``, ``{"old", "new", "test": True, "comment"}``: what would be
+    written, marked so that nobody takes it for a write.
+    """
+    if plan["test"]:
+        done = "already" if plan["old"] == plan["new"] else f"would be {plan['new']} (now {plan['old']})"
+        comment = f"test=True: {plan['what']} {done}; nothing written"
+        return {"old": plan["old"], "new": plan["new"], "test": True, "comment": comment}
+    if plan["old"] == plan["new"]:
         return {"old": plan["old"], "new": plan["new"]}
     path = paths.join(host.root, plan["file"])
     try:

@@ -6,7 +6,7 @@ import logging
 from salt.exceptions import CommandExecutionError
 
 from saltext_conntrack.common import numbers, paths
-from saltext_conntrack.runtime import history, kernel
+from saltext_conntrack.runtime import history, kernel, trend
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,13 @@ def take(host, cachedir, window, now):
         "initial_netns": kernel.global_writable(host.root, flavour),
         "stats": {},
         "recent": None,
+        "trend": None,
     }
     try:
         ret["stats"] = kernel.parse_stat(read_bytes(host.root, spec["stat"]))
     except (OSError, ValueError):
         log.debug("conntrack: no stat file at %s", paths.join(host.root, spec["stat"]))
     if ret["stats"] and cachedir:
-        ret["recent"] = history.observe(cachedir, host.root, ret["stats"], now, window)
+        ret["recent"], samples = history.record(cachedir, host.root, ret["stats"], now, window, count)
+        ret["trend"] = trend.compute(samples, now, count, maximum, window)
     return ret

@@ -8,9 +8,11 @@ Per entry, the work stays in C (``findall``, ``map``, ``Counter``), so parsing
 one chunk costs less than the kernel's walk that produced it.
 """
 
+import logging
 import re
 import shutil
 import subprocess
+import time
 from collections import Counter
 from operator import itemgetter
 
@@ -19,7 +21,8 @@ from salt.exceptions import CommandExecutionError
 from saltext_conntrack.common import paths
 from saltext_conntrack.runtime import kernel
 
-# One line of the table, original direction only: protocol, remaining
+# One line of the table, original direction only: the family ("4" or "6"; empty
+# on legacy ip_conntrack, IPv4 only), protocol, remaining
 # lifetime in thousands of seconds (the lazy group keeps all but the last three
 # digits, so ESTABLISHED entries fall in at most 433 buckets), TCP state,
 # source, destination, and "dport=N " with the "[UNREPLIED] " flag that follows
@@ -32,16 +35,34 @@ _TUPLE = (
     rb"(?:sport=\d+ (dport=\d+ (?:\[UNREPLIED\] )?))?[^\n]*(?:\n|$)"
 )
 PATTERNS = {
-    "nf_conntrack": rb"ipv[46] +\d+ +" + _TUPLE,
-    "ip_conntrack": rb"(?m)^" + _TUPLE,
+    "nf_conntrack": rb"ipv([46]) +\d+ +" + _TUPLE,
+    "ip_conntrack": rb"(?m)^()" + _TUPLE,
 }
 CHUNK = 1 << 20
 LIFETIME_STEP = 1000
+ZONES_MAX = 64  # zones listed in the breakdown, most entries first
+# Seconds between two INFO lines of a long walk.
+PROGRESS_EVERY = 5.0
+# The default budget of summary and diagnose, in seconds. The kernel walks
+# about 2.3-2.8 s per million entries here, so 5 s reads every entry of a
+# table up to ~1.8M (the 5.15+ default limit, 262144, in well under a second)
+# and, beyond that, a sample of 1.8M entries in hash order (not by age or
+# address), plenty for the shares the findings judge; a host already in
+# trouble never gives one CPU more than that. timeout=0 reads the whole table.
+DEFAULT_TIMEOUT = 5
+# conntrack.textfile runs every 60 s on the scheduler: 2 s is at most ~3% of a CPU.
+TEXTFILE_TIMEOUT = 2
+
+log = logging.getLogger(__name__)
 
 # Few distinct (protocol, lifetime/1000, state) triples: counted exactly.
-_KIND = itemgetter(0, 1, 2)
-_SRC, _DST = itemgetter(3), itemgetter(4)
-_PORT = itemgetter(0, 5)
+_FAMILY = itemgetter(0)
+_KIND = itemgetter(1, 2, 3)
+_SRC, _DST = itemgetter(4), itemgetter(5)
+_PORT = itemgetter(1, 6)
+# An entry's zone (kernels with CONFIG_NF_CONNTRACK_ZONES print zone=N, or zone-orig=N for a
+# zone of the original direction only; zone-reply is the same entry again).
+_ZONE = re.compile(rb" zone(?:-orig)?=(\d+) ")
 
 
 class HeavyHitters:
@@ -117,7 +138,10 @@ class Walk:
         capacity = max(1000, 100 * top)
         self.total = self.assured = self.unreplied = 0
         self.complete = True
+        self.stopped = None  # why the walk ended early: "sample" or "timeout"
         self.kinds = Counter()
+        self.families = Counter()  # b"4"/b"6" (b"" on ip_conntrack: IPv4 only) -> entries
+        self.zones = Counter()  # zone id (bytes) -> entries, where the lines carry zone=N
         # dport keys carry the [UNREPLIED] flag: (b"udp", b"dport=53 [UNREPLIED] ").
         self.talkers = {key: HeavyHitters(capacity) for key in ("src", "dst", "dport")}
 
@@ -126,9 +150,20 @@ class Walk:
         self.assured += chunk.count(b"[ASSURED]")
         self.unreplied += chunk.count(b"[UNREPLIED]")
         self.kinds.update(map(_KIND, rows))
+        self.families.update(map(_FAMILY, rows))
+        self._zones(chunk, len(rows))
         self.talkers["src"].update(map(_SRC, rows))
         self.talkers["dst"].update(map(_DST, rows))
         self.talkers["dport"].update(map(_PORT, rows))
+
+    def _zones(self, chunk, rows):
+        """Entries per conntrack zone. The usual chunk (every entry in zone 0) costs one count in C;
+        the regex runs only on chunks with other zones (or none printed: a kernel without zones)."""
+        default = chunk.count(b"zone=0 ")
+        if default == rows:
+            self.zones[b"0"] += default
+        elif default or b"zone" in chunk:
+            self.zones.update(_ZONE.findall(chunk))
 
     @property
     def approximate(self):
@@ -149,14 +184,19 @@ class Walk:
         return merged
 
 
-def walk(path, flavour, top=10, sample=None):
+def walk(path, flavour, top=10, sample=None, timeout=None, expected=None):
     """One pass over the table file at ``path``; a :class:`Walk`.
 
-    ``sample`` stops after that many entries (``complete`` is then False when
-    entries were left). OSError when the table cannot be read.
+    ``sample`` stops after that many entries, ``timeout`` after that many
+    seconds (checked between chunks of about 7000 entries); ``complete`` is
+    then False when entries were left and ``stopped`` says which. A walk
+    longer than PROGRESS_EVERY seconds logs its progress at INFO (of
+    ``expected`` entries, the count, where given). OSError when the table
+    cannot be read.
     """
     entry = re.compile(PATTERNS[flavour])
     counted = Walk(top)
+    clock = _Clock(timeout, expected)
     stream = chunks(path)
     try:
         for chunk in stream:
@@ -166,21 +206,62 @@ def walk(path, flavour, top=10, sample=None):
                 cut = _line_end(chunk, keep)
                 counted.add(rows[:keep], chunk[:cut])
                 counted.complete = cut >= len(chunk) and next(stream, None) is None
+                counted.stopped = None if counted.complete else "sample"
                 break
             if rows:
                 counted.add(rows, chunk)
+            if clock.expired(counted.total):
+                counted.complete = next(stream, None) is None
+                counted.stopped = None if counted.complete else "timeout"
+                break
     finally:
         stream.close()
+    clock.done(counted)
     return counted
 
 
-def read(root, flavour, top=10, sample=None):
+class _Clock:
+    """The walk's time budget and its progress lines."""
+
+    def __init__(self, timeout, expected):
+        self.started = self.told = time.monotonic()
+        self.deadline = None if not timeout else self.started + timeout
+        self.expected = expected
+
+    def _of(self, total):
+        if not self.expected:
+            return f"{total} entries"
+        return f"{total} of about {self.expected} entries ({round(100.0 * total / self.expected, 1)}%)"
+
+    def expired(self, total):
+        now = time.monotonic()
+        if now - self.told >= PROGRESS_EVERY:
+            self.told = now
+            log.info("conntrack: walking the table: %s in %.1f s", self._of(total), now - self.started)
+        return self.deadline is not None and now >= self.deadline
+
+    def done(self, counted):
+        seconds = time.monotonic() - self.started
+        if counted.stopped == "timeout":
+            log.info("conntrack: table walk stopped at its %.1f s budget: %s", seconds, self._of(counted.total))
+        elif seconds >= PROGRESS_EVERY:
+            log.info("conntrack: table walk done: %s in %.1f s", self._of(counted.total), seconds)
+
+
+def read(root, flavour, top=10, sample=None, timeout=None, expected=None):
     """:py:func:`walk` over the loaded table under ``root``; an error naming the file when it cannot be read."""
     path = paths.join(root, kernel.FLAVOURS[flavour]["table"])
     try:
-        return walk(path, flavour, top=top, sample=sample)
+        return walk(path, flavour, top=top, sample=sample, timeout=timeout, expected=expected)
     except OSError as err:
         raise CommandExecutionError(f"cannot read the conntrack table {path}: {err}") from err
+
+
+def share(counted, expected):
+    """Percent of ``expected`` entries (the count) a walk read: 100 when complete, None without a count."""
+    if counted.complete:
+        return 100.0
+    return min(99.9, round(100.0 * counted.total / expected, 1)) if expected else None
 
 
 def _line_end(chunk, lines):
@@ -206,6 +287,8 @@ def breakdown(counted, top=10):
         "tcp_states": dict(states.most_common()),
         "assured": counted.assured,
         "unreplied": counted.unreplied,
+        "by_family": {"ipv4": counted.total - counted.families[b"6"], "ipv6": counted.families[b"6"]},
+        "by_zone": {k.decode(): n for k, n in counted.zones.most_common(ZONES_MAX)},
         "top": {
             "src": [[k.decode(), n] for k, n in counted.talkers["src"].top(top)],
             "dst": [[k.decode(), n] for k, n in counted.talkers["dst"].top(top)],
