@@ -266,6 +266,7 @@ def _probes():
         status=lambda: __salt__["conntrack.status"](),
         drift=__salt__.get("conntrack.drift"),
         diagnose=__salt__.get("conntrack.diagnose"),
+        readers=__salt__,
     )
 
 

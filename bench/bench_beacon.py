@@ -10,9 +10,11 @@ Prints:
 - a run that meets 10,000 new table-full lines (with rate-limit lines among
   them): one ``table_full`` event out, and the time it took;
 - a run that sends a ``table_full`` event for a few new lines, with the real
-  ``conntrack.diagnose`` in ``__salt__``: the incident's first event (its
-  findings computed) and the later ones (findings reused); the target for
-  the later ones is under 3 ms.
+  execution module in ``__salt__``: the beacon's very first event (the
+  firewall rules read: iptables-save, nft), the first event of each later
+  incident (findings computed from the run's status, rules unchanged so not
+  read again) and the later events of an incident (findings reused); the
+  target for both of the last two is under 3 ms.
 
 In short mode (``BENCH_MODE=short``, see bench/timing.py): a tenth of the
 calls and of the lines, one repetition.
@@ -43,21 +45,33 @@ def fresh(cachedir, status, **salt):
     return beacon
 
 
-def event_runs(ct, tmp, log, n):
-    """(first event's seconds, median of the later events' seconds): a few lines, one event each run."""
-    config = [{"source": log}, {"status_interval": 3600}, {"min_interval": 0}]
-    beacon = fresh(tmp, ct.status, **{"conntrack.diagnose": ct.diagnose})
+def event_runs(ct, tmp, log, n, incidents):
+    """Seconds of event runs, a few lines and one event each: (the beacon's very first event,
+    median of the first events of later incidents, median of the events later in an incident).
+
+    The beacon's clock is its own (``_now``), so that ``incidents`` incidents are apart.
+    """
+    config = [{"source": log}, {"status_interval": 3600}, {"min_interval": 0}, {"incident_gap": 60}]
+    beacon = fresh(tmp, ct.status, **dict(ct.__salt__))  # every reader diagnose's findings ask
+    clock = [time.time()]
+    beacon._now = lambda: clock[0]
     beacon.beacon(config)
-    times = []
-    for i in range(n + 1):
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(FULL.format(sec=0, usec=i) * 3)
-        start = time.perf_counter()
-        events = beacon.beacon(config)
-        times.append(time.perf_counter() - start)
-        full = [e for e in events if e["tag"] == "table_full"]
-        assert len(full) == 1 and full[0]["matched"] == 3 and "findings" in full[0], events
-    return times[0], statistics.median(times[1:])
+    firsts, later, written = [], [], 0
+    for _ in range(incidents):
+        clock[0] += 120  # past incident_gap: the last incident ends on this run, nothing new read
+        beacon.beacon(config)
+        for i in range(n + 1):
+            clock[0] += 1
+            written += 1
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(FULL.format(sec=0, usec=written) * 3)
+            start = time.perf_counter()
+            events = beacon.beacon(config)
+            (firsts if i == 0 else later).append(time.perf_counter() - start)
+            full = [e for e in events if e["tag"] == "table_full"]
+            assert len(full) == 1 and full[0]["matched"] == 3 and "findings" in full[0], events
+            assert (full[0]["incident"]["events"] == 1) == (i == 0), full[0]["incident"]
+    return firsts[0], statistics.median(firsts[1:]), statistics.median(later)
 
 
 def per_call(fn, n):
@@ -138,8 +152,12 @@ def main():
             f"(one event: matched {full[0]['matched']}, suppressed {full[0]['suppressed']}, "
             f"{len(text) / 2**20:.1f} MiB read)"
         )
-        first, later = event_runs(ct, tmp, log, size(200, 20))
-        print(f"run sending table_full, first of an incident (diagnose findings computed): {first * 1e3:8.2f} ms")
+        cold, first, later = event_runs(ct, tmp, log, size(50, 5), size(20, 3))
+        print(f"run sending table_full, the beacon's first (firewall rules read):  {cold * 1e3:8.2f} ms")
+        print(
+            f"run sending table_full, first of an incident (findings computed, rules unchanged): {first * 1e3:8.2f} ms   "
+            f"{target(first, 3e-3, 'first event run < 3 ms')}"
+        )
         print(
             f"run sending table_full, later in the incident (findings reused): {later * 1e3:8.2f} ms   "
             f"{target(later, 3e-3, 'event run < 3 ms')}"

@@ -10,25 +10,32 @@ nothing here reads Salt's dunders.
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from saltext_conntrack.logwatch import grammar, incidents, sources
+from saltext_conntrack.report import diagnosis, facts
 from saltext_conntrack.runtime import namespaces
 
 log = logging.getLogger(__name__)
 
-# conntrack.diagnose(walk=False) runs nft/iptables and surveys namespaces (tens of ms):
-# once per incident, again only when the findings are this old.
+# The findings: once per incident, again only when they are this old. The firewall
+# rules (nft/iptables-save, the costly part) are read again only when their
+# fingerprint changes, and at least this often.
 FINDINGS_TTL = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Probes:
-    """``conntrack.status``, and ``conntrack.drift``/``conntrack.diagnose`` where those exist (else None)."""
+    """``conntrack.status``, and ``conntrack.drift``/``conntrack.diagnose`` where those exist (else None).
+
+    ``readers`` (``__salt__``): where ``conntrack.diagnose``'s own readers are, so the
+    findings are built from the status the run already read (``report.facts``).
+    """
 
     status: Callable[[], dict]
     drift: Callable[[], dict] | None = None
     diagnose: Callable[..., dict] | None = None
+    readers: Mapping | None = None
 
 
 def state_path(cachedir, name):
@@ -37,24 +44,46 @@ def state_path(cachedir, name):
 
 def snapshot(probes):
     """``{count, max, usage, drop}``, the early_drop counter and the trend, or (None, None, None)."""
+    return shape(read_status(probes))
+
+
+def read_status(probes):
+    """``conntrack.status``'s answer, or None (logged)."""
     try:
-        st = probes.status()
+        return probes.status()
     except Exception as err:
         log.debug("conntrack beacon: conntrack.status failed: %s", err)
+        return None
+
+
+def shape(st):
+    """``snapshot``'s triple from one status (None: three Nones)."""
+    if st is None:
         return None, None, None
     stats = st.get("stats") or {}
     snap = {"count": st["count"], "max": st["max"], "usage": st["usage"], "drop": stats.get("drop")}
     return snap, stats.get("early_drop"), st.get("trend")
 
 
-def findings(probes):
+def findings(probes, status=None, root=None, kept=None, now=0.0, wanted=()):
     """The cheap findings of ``conntrack.diagnose`` (no walk of the table), or None.
 
+    With ``status`` (this run's), ``probes.readers`` and ``kept``
+    (``facts.Facts``): the same findings without reading the status twice,
+    nor what has not changed (see ``report.facts``).
     An event must go out whatever diagnose does: any failure is logged, never raised.
     """
     if probes.diagnose is None:
         return None
     try:
+        readers = probes.readers
+        if (
+            status is not None
+            and kept is not None
+            and readers is not None
+            and all(f in readers for f in diagnosis.READERS)
+        ):
+            return list(kept.findings(root, status, readers, now, wanted))
         found = probes.diagnose(walk=False)
         return list(found.get("findings") or [])
     except Exception as err:
@@ -77,6 +106,8 @@ class Watch:
         self.drift_seen = ()  # the differences last reported: each is reported once
         self.found = None  # (incident, time, findings): the findings of the incident going on
         self.described = None  # (incident, {netns inode: {name, owner}}): its namespaces, once looked up
+        self.facts = facts.Facts(FINDINGS_TTL)  # what the findings are judged on, kept while unchanged
+        self.status = None  # this run's conntrack.status, for the findings
 
     @classmethod
     def start(cls, conf, root, cachedir):
@@ -130,14 +161,15 @@ class Watch:
 
     def _full_event(self, now, snap, probes):
         burst = self.tracker.burst
-        names = self._names(burst.pending_netns())
+        inodes = burst.pending_netns()
+        names = self._names(inodes, now)
         event = burst.event(now, snap, names, self.source.name)
-        found, at = self._findings(probes, now)
+        found, at = self._findings(probes, now, inodes)
         if found is not None:
             event["findings"], event["findings_at"] = found, grammar.iso(at)
         return event
 
-    def _names(self, inodes):
+    def _names(self, inodes, now):
         """The namespaces' names and owners, looked up once per incident (a look walks /proc)."""
         inc = self.tracker.burst.incident
         if self.described is None or self.described[0] is not inc:
@@ -145,17 +177,17 @@ class Watch:
         known = self.described[1]
         missing = [ino for ino in inodes if ino is not None and ino not in known]
         if missing:
-            found = namespaces.describe(self.root, missing)
+            found = namespaces.describe(self.root, missing, self.facts.discovered(self.root, now, missing))
             known.update({ino: found.get(ino, {}) for ino in missing})
         return known
 
-    def _findings(self, probes, now):
+    def _findings(self, probes, now, inodes=()):
         """``(findings, when computed)``: computed on an incident's first event, reused until ``FINDINGS_TTL``."""
         inc = self.tracker.burst.incident  # a new incident is a new dict
         cached = self.found
         if cached and cached[0] is inc and 0 <= now - cached[1] < FINDINGS_TTL:
             return cached[2], cached[1]
-        found = findings(probes)
+        found = findings(probes, self.status, self.root, self.facts, now, inodes)
         self.found = (inc, now, found) if found is not None else None
         return found, now
 
@@ -165,9 +197,10 @@ class Watch:
         hits, gaps, failed = self._read(conf.max_read, now)
         tracker.burst.add(hits, gaps, failed, now, conf.incident_gap)
         full_due = tracker.burst.due(now, conf.min_interval)
-        snap = early = trend = None
+        snap = early = trend = self.status = None
         if full_due or now - self.status_at >= conf.status_interval:
-            snap, early, trend = snapshot(probes)
+            self.status = read_status(probes)
+            snap, early, trend = shape(self.status)
             self.status_at = now
         ret = []
         if snap is not None:  # before table_full: a filling event belongs ahead of the burst it foretold
@@ -180,6 +213,7 @@ class Watch:
             if conf.drops:
                 ret.extend(tracker.drops.events(conf.min_interval, snap, early, now))
         ret.extend(self._drift_events(conf, probes, now))
+        self.status = None
         self.save()
         return ret
 

@@ -40,6 +40,14 @@ IDS = (
     "top_destination",
     "top_zone",
 )
+# What ``gather`` asks its readers for.
+READERS = (
+    "conntrack.recommend",
+    "conntrack.timeouts",
+    "conntrack.sysctl_names",
+    "conntrack_fw.dependents",
+    "conntrack.namespaces",
+)
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 
 
