@@ -298,8 +298,10 @@ ROTATIONS = {
     },
     # Two rotations into an olddir while stopped: out of the beacon's sight ...
     "olddir_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2},
-    # ... unless the beacon's olddir option names it.
+    # ... unless the beacon's olddir option names it ...
     "olddir_option_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2, "option": True},
+    # ... or the beacon finds it in logrotate's config (here the test's own, in place of /etc/logrotate.d).
+    "olddir_found_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2, "found": True},
 }
 
 
@@ -346,6 +348,12 @@ def test_compressed_copies_reused_inodes_and_olddir(
         with Netns("ctb") as netns:
             assert netns.udp_flows(20, first_port=40000) == 20
             write_int(f"{PROC_NF}/nf_conntrack_max", 20)
+            extra = [line.format(dir=str(tmp_path)) for line in scenario.get("extra", ())]
+            rotate = Logrotate(syslog, scenario["mode"], scenario.get("hup", False), scenario.get("compress"), extra)
+            if scenario.get("found"):
+                from saltext_conntrack.logwatch import logrotate  # the copy the loaders use
+
+                monkeypatch.setattr(logrotate, "CONFS", (rotate.conf,))
             loaders = make_loaders("/")
             config = [
                 {"source": syslog.log},
@@ -361,8 +369,6 @@ def test_compressed_copies_reused_inodes_and_olddir(
             truth = KmsgCounter(netns.inode)
             truth.start()
             traffic = Traffic(netns, 100)
-            extra = [line.format(dir=str(tmp_path)) for line in scenario.get("extra", ())]
-            rotate = Logrotate(syslog, scenario["mode"], scenario.get("hup", False), scenario.get("compress"), extra)
             traffic.start()
             try:
                 if "down" in scenario:
@@ -398,7 +404,7 @@ def test_compressed_copies_reused_inodes_and_olddir(
     assert printed > 100 and len(in_files) == len(set(in_files)) == printed
     assert not read_twice, read_twice
     assert len(harness.incidents) == 1, harness.incidents
-    if olddir and not scenario.get("option"):
+    if olddir and not (scenario.get("option") or scenario.get("found")):
         # Out of sight: never counted twice, and what was not counted is flagged.
         assert harness.counted < printed and harness.unverified >= 1
     else:

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from saltext_conntrack.logwatch import grammar, incidents, sources
+from saltext_conntrack.logwatch import grammar, incidents, logrotate, sources
 from saltext_conntrack.report import diagnosis, facts
 from saltext_conntrack.runtime import namespaces
 
@@ -91,6 +91,20 @@ def findings(probes, status=None, root=None, kept=None, now=0.0, wanted=()):
         return None
 
 
+def found_olddir(source, root):
+    """For a log file source without the ``olddir`` option: the one logrotate's config names, or None."""
+    if not source.startswith("/"):
+        return None
+    rel = os.path.relpath(source, os.path.realpath(root))
+    if rel.startswith(".."):
+        return None
+    try:
+        return logrotate.olddir_for(root, "/" + rel if rel != "." else "/")
+    except Exception as err:  # a config nobody expected must not stop the beacon
+        log.warning("conntrack beacon: cannot read logrotate's config for %s: %s", source, err)
+        return None
+
+
 class Watch:
     """One configured beacon between runs (kept in ``__context__``): its reader and tracker."""
 
@@ -113,7 +127,8 @@ class Watch:
     def start(cls, conf, root, cachedir):
         path = state_path(cachedir, conf.name) if conf.persist else None
         saved, tracker = incidents.load(path) if path else (None, incidents.Tracker())
-        return cls(sources.make_source(conf.source, root, saved, olddir=conf.olddir), tracker, path, root)
+        olddir = conf.olddir or found_olddir(conf.source, root)
+        return cls(sources.make_source(conf.source, root, saved, olddir=olddir), tracker, path, root)
 
     def _read(self, budget, now):
         """The source's new hits and gaps; a failed read is logged and counted, never raised.
