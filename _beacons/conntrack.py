@@ -83,8 +83,9 @@ Event data
     status: {count: 262144, max: 262144, usage: 100.0, drop: 5123}
     findings: [...]        # conntrack.diagnose(walk=False)'s findings, where that
                            # function exists; absent when it does not or fails.
-                           # Computed on an incident's first event and reused for
-                           # 10 minutes (it runs nft/iptables: tens of ms)
+                           # Computed on an incident's first event from this run's
+                           # status, reused for 10 minutes; the firewall rules are read
+                           # again only when their fingerprint changes (see docs/beacon.md)
     findings_at: '2025-11-25T11:00:00.200000+00:00'   # when they were computed
 
 ``usage_high``: ``level`` (``warning``/``critical``), ``threshold``,
@@ -156,8 +157,11 @@ Options
 ``olddir`` (default none)
     The directory logrotate's ``olddir`` moves a file source's rotated copies
     to (resolved under ``conntrack.root``): they are looked for there too.
-    Without it, a generation moved there while the minion was down counts in
-    ``unverified``, and one created and moved there while down is not seen.
+    Without it, the beacon reads logrotate's config (``/etc/logrotate.conf``,
+    ``/etc/logrotate.d/*`` and their includes, under ``conntrack.root``) for
+    the stanza naming the file and takes its ``olddir`` (or the global one).
+    With neither, a generation moved there while the minion was down counts
+    in ``unverified``, and one created and moved there while down is not seen.
 ``drift_interval`` (default 300)
     Seconds between two ``conntrack.drift`` checks; 0 turns the ``drift``
     event off. A check reads a few sysctl files and knobs.
