@@ -44,7 +44,7 @@ def test_saved_files_fingerprint_moves_when_a_file_changes(tmp_path):
 
 
 def test_legacy_tables_of_a_listed_table_are_values_not_raised(tmp_path):
-    names = tmp_path / "proc/net/ip_tables_names"
+    names = tmp_path / "net/ip_tables_names"
     names.parent.mkdir(parents=True)
     names.write_text("h19nosuchtable\n")
     found = generation.legacy_tables(str(tmp_path))

@@ -8,7 +8,7 @@ cheap to read:
 - nftables (and iptables-nft, whose rules live there): the ruleset's
   generation id, which the kernel bumps on every committed change, asked with
   one netlink message (``NFT_MSG_GETGEN``, about 0.1 ms);
-- iptables-legacy: per table listed in ``/proc/net/ip{,6}_tables_names``, its
+- iptables-legacy: per table listed in the live ``/proc/net/ip{,6}_tables_names``, its
   rule count and blob size (``IPT_SO_GET_INFO``; a rule replaced by one of the
   same size is not seen: hence ``Rules.ttl``);
 - the saved rules files: ``(inode, size, mtime)``;
@@ -33,8 +33,10 @@ NLMSG_ERROR = 2
 NFTA_GEN_ID = 1
 SO_GET_INFO = 64  # IPT_SO_GET_INFO and IP6T_SO_GET_INFO
 GETINFO = struct.Struct("=32sI5I5III")  # struct ipt_getinfo / ip6t_getinfo
-LEGACY = (("proc/net/ip_tables_names", socket.AF_INET, socket.IPPROTO_IP),
-          ("proc/net/ip6_tables_names", socket.AF_INET6, socket.IPPROTO_IPV6))  # fmt: skip
+LEGACY = (("net/ip_tables_names", socket.AF_INET, socket.IPPROTO_IP),
+          ("net/ip6_tables_names", socket.AF_INET6, socket.IPPROTO_IPV6))  # fmt: skip
+# The live kernel's, as seen from the calling thread's namespace (like the commands dependents runs).
+LIVE_PROC = "/proc/thread-self"
 NAMES_MAX = 4096  # bytes of a *_tables_names file read
 
 
@@ -78,9 +80,9 @@ def nft_generation(timeout=0.2):
         sock.close()
 
 
-def _table_names(root, rel):
+def _table_names(proc, rel):
     try:
-        with open(paths.join(root, rel), "rb") as fh:
+        with open(os.path.join(proc, rel), "rb") as fh:
             return fh.read(NAMES_MAX).decode("ascii", "replace").split()
     except OSError:
         return None
@@ -106,11 +108,14 @@ def _libc():
     return _LIBC[0]
 
 
-def legacy_tables(root):
-    """``((family, table, rules, size), ...)`` of the loaded iptables-legacy tables; errors as values."""
+def legacy_tables(proc=LIVE_PROC):
+    """``((family, table, rules, size), ...)`` of the loaded iptables-legacy tables; errors as values.
+
+    ``proc``: where ``net/ip_tables_names`` is read (the live kernel's, as the sockets ask it).
+    """
     found = []
     for rel, family, level in LEGACY:
-        names = _table_names(root, rel)
+        names = _table_names(proc, rel)
         if not names:
             continue
         try:
@@ -146,7 +151,7 @@ def fingerprint(root):
     if gen is None:
         return None
     tools = tuple(commands.which(cmd[0]) for cmd in dependents.LIVE)
-    return (gen, legacy_tables(root), saved_files(root), tools)
+    return (gen, legacy_tables(), saved_files(root), tools)
 
 
 class Rules:
