@@ -6,6 +6,7 @@
 #   make test SALT=3007 TIERS="unit functional" # .venv-3007
 #   make test SALT=3006 PYTHON=python3.10 TIERS="unit functional"   # the 3006 LTS onedir's Python
 #   make docs                                   # the docs site, run/docs/html
+#   make test-vm                                # Debian's modular kernel under QEMU (docs/vm.md)
 #
 # Each line is pinned to its newest patch that installs from the package index
 # these machines use. The newest patches (3006.30, 3007.17, 3008.5) require
@@ -20,7 +21,7 @@ CERTIFI := 2026.10.19.post1
 SALT_PIN = $(or $(SALT_$(SALT)),$(error SALT=$(SALT): no pin, use 3006, 3007 or 3008))
 
 PYTHON ?= python3
-TIERS ?= unit functional ssh integration kernel docs
+TIERS ?= unit functional ssh integration kernel docs vm
 # The docs tier builds the site, so its venv needs the docs extras too.
 comma := ,
 EXTRAS := tests$(if $(filter docs,$(TIERS)),$(comma)docs)
@@ -32,7 +33,7 @@ PYTEST_ARGS ?=
 # hands it to every leg, so parallel installs never build in one tree at once).
 PKG ?= .
 
-.PHONY: setup demo test lint docs bench clean
+.PHONY: setup demo test test-vm lint docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ demo: setup
 
 test: setup
 	PATH="/usr/sbin:/sbin:$$PATH" $(PY) -m pytest -ra $(addprefix tests/,$(TIERS)) $(PYTEST_ARGS)
+
+# The vm tier alone (root): scripts/vm-setup fetches QEMU, virtme-ng and
+# Debian's kernel into run/vm/ on first use; two boots, about 6 min under TCG.
+test-vm:
+	$(MAKE) test TIERS=vm
 
 # ruff: the one lint and format config (pyproject.toml).
 lint: setup

@@ -202,6 +202,8 @@ Example configs
 
 import sys
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 # The shared core. Under pip it is an installed package; under saltutil.sync_all
 # it lives in extmods/utils, which the beacons loader does not put on sys.path:
@@ -213,6 +215,11 @@ except ImportError:  # depends on the way in
     common = logwatch = None
 
 __virtualname__ = "conntrack"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
+__context__: dict[str, Any]
 
 # Functions whose loading imports the core (their loader puts extmods/utils on sys.path).
 CORE_CARRIERS = ("conntrack_log.read_log", "conntrack.status")

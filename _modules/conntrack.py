@@ -20,6 +20,8 @@ costs a few small file reads whatever the table size.
 
 import os
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -31,6 +33,11 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():

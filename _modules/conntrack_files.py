@@ -23,6 +23,8 @@ target, which must stay under ``conntrack.root``, never replaced by a file.
 """
 
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
 
 try:
     from saltext_conntrack import common, persistence, runtime
@@ -32,6 +34,11 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack_files"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():
@@ -136,7 +143,9 @@ def blacklist(names, hard=False, present=True, path=persistence.module_files.BLA
     ``present=False`` removes both lines for each name, and ``elsewhere``
     lists the other ``/etc/modprobe.d`` files that still blacklist one. With
     ``present=True`` and ``hard=False`` an ``install NAME /bin/false`` line
-    written earlier is removed.
+    written earlier is removed. ``warning`` says when a soft blacklist of
+    ``nf_conntrack`` leaves a rule load able to load it as a dependency
+    (``nft_ct``, ``xt_conntrack``, ``xt_state`` not blacklisted too).
 
     CLI Example:
 
@@ -154,6 +163,8 @@ def blacklist(names, hard=False, present=True, path=persistence.module_files.BLA
         if present
         else persistence.module_files.blacklisted_elsewhere(_root(), persistence.plans.modules(names), path)
     )
+    if present:
+        ret["warning"] = persistence.module_files.soft_blacklist_gap(persistence.plans.modules(names), hard)
     return ret
 
 

@@ -17,6 +17,8 @@ their kind belongs: saved rules ``/etc/sysconfig/ip(6)tables`` or
 """
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -28,6 +30,10 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack_fw"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():
@@ -221,7 +227,7 @@ def nft_include(include=firewall.notrack.DEFAULT_FILES["nft"], path=None, test=F
     return firewall.notrack.apply_includes(_root(), firewall.notrack.include_plans(_root(), include, path), test)
 
 
-def notrack(flows, backend=None, persist=None, test=False):
+def notrack(flows, backend=None, persist=None, test=False, accept_untracked=False):
     """
     Exempt ``flows`` from connection tracking, in both directions, live (and at boot).
 
@@ -239,6 +245,15 @@ def notrack(flows, backend=None, persist=None, test=False):
     nftables configs that exist (:py:func:`nft_include`). Every input and
     every file is checked before the live rules change.
 
+    ``accept_untracked``: the host's rules are read first (``nft list
+    ruleset``, ``iptables-save``, ``ip6tables-save``); where a chain would drop
+    the flows once untracked (a drop policy with only a ``ct state
+    established,related`` accept for them), the call is refused naming the
+    rule, in ``test=True`` too, and nothing is loaded. With ``True``, a ``ct
+    state untracked`` accept for those ports goes first in each such chain,
+    loaded before the exemption (live only). A NAT rule covering the flows
+    always refuses.
+
     Returns ``backend``, ``changes`` and ``boot`` (what boot will load, or None).
 
     CLI Example:
@@ -248,9 +263,10 @@ def notrack(flows, backend=None, persist=None, test=False):
         salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]'
         salt '*' conntrack_fw.notrack '[{proto: tcp, ports: [80, 443]}]' backend=nft test=True
         salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]' persist=True
+        salt '*' conntrack_fw.notrack '[{proto: udp, port: 53}]' accept_untracked=True
     """
     test = common.numbers.boolean(test, "test")
-    plan = firewall.notrack.plan(_root(), flows, backend, persist)
+    plan = firewall.notrack.plan(_root(), flows, backend, persist, accept_untracked)
     if not test:
         firewall.notrack.apply(_root(), plan)
     return {k: plan[k] for k in ("backend", "changes", "boot")}

@@ -12,6 +12,9 @@ finds in ``sys.modules`` on the ``saltutil.sync_all`` way in (the beacons
 loader adds no utils directory to ``sys.path``).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 try:
     from saltext_conntrack import common, logwatch
 except ImportError as err:  # Salt prints this as the module's reason (salt-ssh from file_roots: docs/design.md)
@@ -20,6 +23,10 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack_log"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():

@@ -68,6 +68,8 @@ neither blocks until the clock catches up nor opens the limit.
 
 import os
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 try:
     from saltext_conntrack import common, persistence, remediation, runtime
@@ -77,6 +79,11 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
     ) from err
 
 __virtualname__ = "conntrack_remediate"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
+__grains__: Mapping[str, Any]
 
 
 def __virtual__():

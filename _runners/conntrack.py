@@ -26,6 +26,8 @@ CLI Example:
     salt-run conntrack.fleet verdict=critical
 """
 
+from typing import Any
+
 import salt.cache
 import salt.client
 import salt.utils.minions
@@ -34,6 +36,10 @@ import salt.version
 from saltext_conntrack import common, report
 
 __virtualname__ = "conntrack"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__context__: dict[str, Any]
 
 # Where the master keeps a minion's mine: Salt 3008 in bank "mine" under the
 # minion's id, 3006 and 3007 in bank "minions/<id>" under "mine"
@@ -100,7 +106,7 @@ def fleet(
     the minion saw, and the ``seconds`` it covers), ``reasons`` and ``source``
     (``mine`` or ``live``). With ``--out=table`` the rows are the scan view:
     a header and one line per minion (minion, verdict, usage, count, max,
-    drops, the first reason) within 160 columns; ``--out=json`` has every
+    drops, full in, the first reason) within 160 columns; ``--out=json`` has every
     key. The verdict is ``conntrack.check``'s, word for word: usage against
     ``warning``/``critical``; drops in ``recent`` are
     critical, early drops a warning; drops since boot that are all past are

@@ -26,6 +26,8 @@ counts and says so when conntrack is built in instead of pretending.
 """
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -39,6 +41,10 @@ except ImportError as err:  # Salt prints this as the module's reason (salt-ssh 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "conntrack"
+
+# Set by Salt's loader when it loads this file (declared here for readers and type checkers).
+__opts__: dict[str, Any]
+__salt__: Mapping[str, Callable[..., Any]]
 
 ERRORS = (CommandExecutionError, SaltInvocationError)
 
@@ -209,6 +215,8 @@ def _blacklist(name, names, hard, path, present):
         where = "; ".join(f"{m} in {', '.join(p)}" for m, p in res["elsewhere"].items())
         ret["result"] = False
         ret["comment"] += f". Still blacklisted by other files this state does not own: {where}"
+    if res.get("warning"):
+        ret["comment"] += f". Note: {res['warning']}"
     return ret
 
 
@@ -218,7 +226,10 @@ def blacklisted(name, names=None, hard=False, path=persistence.module_files.BLAC
 
     ``blacklist NAME`` alone only stops loading by alias; ``hard: true`` also
     writes ``install NAME /bin/false`` so explicit loads fail too. Module names
-    are checked (letters, digits, ``_``, ``-``).
+    are checked (letters, digits, ``_``, ``-``). A soft blacklist of
+    ``nf_conntrack`` without ``nft_ct``, ``xt_conntrack`` and ``xt_state``
+    does not keep it out: a rule load pulls it in as their dependency (the
+    comment says so).
 
     .. code-block:: yaml
 
@@ -324,7 +335,7 @@ def stateless(name="/etc/sysconfig/iptables", mode="comment", force=False):
     return ret
 
 
-def notrack(name, flows, backend=None, persist=None):
+def notrack(name, flows, backend=None, persist=None, accept_untracked=False):
     """
     Exempt flows from connection tracking in both directions.
 
@@ -348,6 +359,17 @@ def notrack(name, flows, backend=None, persist=None):
         ``ip6tables-restore``) after the firewall starts. The comment says
         what boot will load.
 
+    accept_untracked
+        Untracked packets are in no ``ct state`` but ``untracked``. The
+        host's rules are read first (``nft list ruleset``, ``iptables-save``):
+        where a chain would drop the exempted flows once untracked (policy
+        drop with only a ``ct state established,related`` accept for them),
+        the state fails naming the rule, in ``test=True`` too, and nothing is
+        loaded. With ``true``, a ``ct state untracked`` accept for those ports
+        is inserted first in each such chain, in the same change (live only:
+        add it to your firewall's own config too). A NAT rule that covers
+        the flows always refuses: untracked packets skip NAT.
+
     .. code-block:: yaml
 
         dns-untracked:
@@ -357,7 +379,9 @@ def notrack(name, flows, backend=None, persist=None):
                   port: 53
             - persist: true
     """
-    ret, res = _apply(name, "conntrack_fw.notrack", flows, backend=backend, persist=persist)
+    ret, res = _apply(
+        name, "conntrack_fw.notrack", flows, backend=backend, persist=persist, accept_untracked=accept_untracked
+    )
     if res is None:
         return ret
     _finish(ret, f"notrack ({res['backend']})")

@@ -1,7 +1,10 @@
 """Bad inputs found by the outside battery after the refactor, one per class: each is a
 clear error, and nothing changes on the fixture host (file bytes and the kernel knob)."""
 
+import contextlib
 import os
+import signal
+import stat
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -105,3 +108,120 @@ def test_runner_refuses_unhashable_verdict_and_bad_timeout():
         runner._arguments("*", "glob", 75, 90, ["critical"], None)
     with pytest.raises(SaltInvocationError):
         runner._arguments([1, 2], "list", 75, 90, None, None)
+
+
+@pytest.mark.parametrize(
+    "call, what",
+    [
+        (lambda m: m.conntrack_files.module_options("a" * 150 + "!" + "z" * 150, {}), "is not a kernel module name"),
+        (lambda m: m.conntrack_files.persist_sysctl({"x" * 5000: 1}), "not a conntrack sysctl key"),
+        (lambda m: m.conntrack_files.persist_sysctl({"net.netfilter.nf_conntrack_max": 1}, path="x" * 5000), "characters long, at most 4096"),
+    ],
+)  # fmt: skip
+def test_message_says_what_is_wrong_then_the_value_cut_in_the_middle(host, call, what):
+    """Class: a long value never pushes the reason out of the message (cut in the middle, one helper)."""
+    with pytest.raises(ERRORS) as err:
+        call(host[1])
+    text = str(err.value)
+    assert what in text and text.index(what) < 120, text
+    assert "\u2026" in text and len(text) < 400, text
+
+
+# -- issue 18: what a local user can plant or log ----------------------------------------------
+
+
+@contextlib.contextmanager
+def no_hang(seconds=20):
+    """Fail (instead of blocking the run for ever) when the call waits on a FIFO."""
+
+    def hung(*_):
+        raise TimeoutError("blocked: a FIFO was opened without O_NONBLOCK")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_textfile_never_writes_through_a_link_another_user_planted(host):
+    """Class: written through a link. Before: success, and the link's target was overwritten."""
+    root, mods = host
+    os.makedirs(os.path.join(root, "var/lib/node"))
+    victim = os.path.join(root, "etc/shadow")
+    with open(victim, "w", encoding="utf-8") as fh:
+        fh.write("root:x:\n")
+    link = os.path.join(root, "var/lib/node/ct.prom")
+    os.symlink(victim, link)
+    os.lchown(link, 65534, 65534)  # the prometheus user's own link in its own textfile directory
+    with pytest.raises(CommandExecutionError, match="owned by uid 65534, not by root: refused"):
+        mods.conntrack.textfile(path="/var/lib/node/ct.prom", walk=False)
+    with open(victim, encoding="utf-8") as fh:
+        assert fh.read() == "root:x:\n"
+    assert os.path.islink(link)
+
+
+def test_textfile_refuses_a_fifo_and_a_directory_others_can_write(host):
+    """Class: not regular files. Before: the FIFO at the target was replaced."""
+    root, mods = host
+    node = os.path.join(root, "var/lib/node")
+    os.makedirs(node)
+    os.mkfifo(os.path.join(node, "ct.prom"))
+    with pytest.raises(CommandExecutionError, match="it is a FIFO, not a regular file"):
+        mods.conntrack.textfile(path="/var/lib/node/ct.prom", walk=False)
+    assert stat.S_ISFIFO(os.lstat(os.path.join(node, "ct.prom")).st_mode)
+    os.chmod(node, 0o777)
+    with pytest.raises(CommandExecutionError, match="can be written by users other than its owner"):
+        mods.conntrack.textfile(path="/var/lib/node/other.prom", walk=False)
+    assert os.listdir(node) == ["ct.prom"]
+
+
+def test_a_fifo_as_a_sysctl_or_iptables_config_file_never_hangs(host):
+    """Class: not regular files. Before: tuned/persist_sysctl and diagnose walk=False blocked for ever."""
+    root, mods = host
+    os.mkfifo(os.path.join(root, "etc/sysctl.d/90-conntrack.conf"))
+    os.makedirs(os.path.join(root, "etc/sysconfig"))
+    os.mkfifo(os.path.join(root, "etc/sysconfig/iptables-config"))
+    with no_hang():
+        with pytest.raises(CommandExecutionError, match="it is a FIFO, not a regular file"):
+            mods.conntrack_files.persist_sysctl({"net.netfilter.nf_conntrack_max": 2000})
+        found = mods.conntrack.diagnose(walk=False)
+        drift = mods.conntrack.drift()
+    assert isinstance(found["findings"], list) and isinstance(drift["differences"], list)
+    assert stat.S_ISFIFO(os.lstat(os.path.join(root, "etc/sysctl.d/90-conntrack.conf")).st_mode)
+
+
+def test_read_log_skips_a_huge_digit_run_and_counts_the_line_beside_it(host):
+    """Class: bounded parsers. Before: ValueError (Exceeds the limit (4300 digits)), nothing counted."""
+    root, mods = host
+    os.makedirs(os.path.join(root, "var/log"))
+    with open(os.path.join(root, "var/log/kern.log"), "w", encoding="ascii") as fh:
+        fh.write("Nov 25 10:00:01 vm kernel: nf_conntrack: table full in netns " + "9" * 5000 + ", dropping packet\n")
+        fh.write("Nov 25 10:00:02 vm kernel: nf_conntrack: table full, dropping packet\n")
+        fh.write("Nov 25 10:00:03 vm kernel: printk: " + "9" * 5000 + " messages suppressed\n")
+    ret = mods.conntrack_log.read_log("/var/log/kern.log")
+    assert ret["matched"] == 1 and ret["suppressed"] == 0 and ret["netns"] == {"null": 1}
+
+
+@pytest.mark.parametrize("text", ['{"last_reapply": "yesterday", "drops": 5}', "[" * 100000, "\xff"])
+def test_a_corrupt_remediation_state_is_set_aside_not_a_traceback(host, tmp_path, text):
+    """Class: own state. Before: a traceback or Salt's "Passed invalid arguments"."""
+    _, mods = host
+    state = tmp_path / "cache" / "conntrack" / "remediate.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(text, encoding="latin-1")
+    ret = mods.conntrack_remediate.status()
+    assert ret["baselines"] == {} and ret["last_remediation"] is None
+    assert not state.exists() and any(p.name.startswith("remediate.json.corrupt-") for p in state.parent.iterdir())
+
+
+def test_a_corrupt_drift_record_is_set_aside(host, tmp_path):
+    _, mods = host
+    record = tmp_path / "cache" / "conntrack" / "tuned.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"set_at": 1e300, "values": {"net.netfilter.nf_conntrack_max": 5}}')
+    ret = mods.conntrack.drift()  # before: OverflowError from time.gmtime(1e300)
+    assert ret["recorded_at"] is None
+    assert not record.exists()

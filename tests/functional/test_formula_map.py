@@ -151,7 +151,7 @@ def test_pillar_example_as_is_keeps_the_per_os_values(render, osfinger):
     pillar, and the per-OS values are there."""
     grains = FAMILIES[osfinger]
     example = _example()
-    assert len(SLS) == 8, SLS  # a new SLS: add its per-OS checks here
+    assert len(SLS) == 9, SLS  # a new SLS: add its per-OS checks here
     # One render of every SLS at once (the IDs are unique across them).
     rendered = render(grains, ",".join(SLS), example)
     assert isinstance(rendered, dict), rendered
@@ -161,6 +161,7 @@ def test_pillar_example_as_is_keeps_the_per_os_values(render, osfinger):
     }
     assert rendered == render(grains, ",".join(SLS)), osfinger
 
+    assert args_of(rendered, "conntrack-alert-rules")["name"] == example["conntrack"]["alert_rules"]["path"]
     modules, rules, token = PER_OS[osfinger]
     for sid in ("conntrack-blacklisted", "conntrack-disable-blacklisted"):
         assert args_of(rendered, sid)["names"] == modules, (osfinger, sid)

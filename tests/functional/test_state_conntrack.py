@@ -265,6 +265,7 @@ def test_blacklist_and_lift(host):
     # hard: false drops the install line it no longer wants
     soft = states.conntrack.blacklisted(name="x", names=["nf_conntrack"], hard=False)
     assert soft.changes == {"install nf_conntrack /bin/false": {"old": "present", "new": "absent"}}
+    assert soft.result is True and "a soft blacklist does not stop dependency loads" in soft.comment
     lift = states.conntrack.not_blacklisted(name="nf_conntrack", test=True)
     assert lift.result is None and "blacklist nf_conntrack" in read(root, "etc/modprobe.d/conntrack-blacklist.conf")
     lift = states.conntrack.not_blacklisted(name="nf_conntrack")
@@ -292,8 +293,8 @@ def test_unloaded_follows_refcounts(tmp_path, make_loaders, monkeypatch):
     plan = loaders.modules.conntrack_fw.unload_plan()
     order = plan["order"]
     assert order == ["iptable_nat", "nf_conntrack_ipv4", "nf_conntrack_netlink", "xt_CT", "xt_MASQUERADE",
-                     "xt_conntrack", "xt_state", "nf_nat", "nf_conntrack"]  # fmt: skip
-    assert "nf_defrag_ipv4" not in order and "x_tables" not in order  # dependencies, not consumers
+                     "xt_conntrack", "xt_state", "nf_nat", "nf_conntrack", "nf_defrag_ipv4"]  # fmt: skip
+    assert "x_tables" not in order  # held by modules outside the chain; nf_defrag_ipv4 only by nf_conntrack
     assert plan["in_use"] == []
     dry = loaders.states.conntrack.unloaded(name="ct", test=True)
     assert dry.result is None and not os.path.exists(log)
@@ -320,7 +321,7 @@ def test_unloaded_refuses_with_dependents_and_stops_on_rmmod_failure(tmp_path, m
     assert not os.path.exists(log)
     plan = make_loaders(root).modules.conntrack_fw.unload_plan()
     # rules hold xt_conntrack: it goes last among the consumers, and is flagged
-    assert plan["order"][-3:] == ["nf_nat", "xt_conntrack", "nf_conntrack"]
+    assert plan["order"][-4:] == ["nf_nat", "xt_conntrack", "nf_conntrack", "nf_defrag_ipv4"]
     assert plan["in_use"] == ["xt_conntrack"]
     # force passes the rule check, but rmmod would refuse xt_conntrack (rules hold it)
     # after unloading the consumers before it: refused before the first rmmod, in

@@ -36,3 +36,25 @@ def test_rules_are_valid():
 def test_rising_fires_before_full_and_flat_never():
     done = _run("test", "rules", os.path.basename(TESTS))
     assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.fixture
+def formula(make_loaders, file_roots, monkeypatch):
+    """Salt's real state system over the formula, with promtool on the PATH check_cmd searches."""
+    monkeypatch.setenv("PATH", os.path.dirname(promtool()) + ":" + os.environ.get("PATH", ""))
+    return make_loaders("/", file_roots=file_roots).modules.state
+
+
+def test_the_formula_installs_the_rules_checked_by_promtool(formula, tmp_path):
+    target = tmp_path / "prometheus" / "saltext-conntrack.rules.yml"
+    pillar = {"conntrack": {"alert_rules": {"path": str(target)}}}
+    (planned,) = formula.sls("conntrack.alert_rules", pillar=pillar, test=True)
+    assert planned.result is None and not target.exists(), planned
+    (ret,) = formula.sls("conntrack.alert_rules", pillar=pillar)
+    assert ret.result is True, ret
+    with open(RULES, encoding="utf-8") as fh:
+        assert target.read_text(encoding="utf-8") == fh.read()
+    (again,) = formula.sls("conntrack.alert_rules", pillar=pillar)
+    assert again.result is True and not again.changes, again
+    shown = formula.show_sls("conntrack.alert_rules", pillar=pillar)["conntrack-alert-rules"]["file"]
+    assert {"check_cmd": "promtool check rules"} in shown

@@ -46,3 +46,15 @@ def global_knobs():
     """Snapshot nf_conntrack_max and hashsize; restored after the test, even on failure."""
     with saved_globals() as saved:
         yield saved
+
+
+@pytest.fixture
+def real_root(tmp_path):
+    """A conntrack.root whose proc, sys, lib and run are this host's, with an empty etc/sysctl.d
+    of the test's own: the states act on the real kernel and write only under tmp_path."""
+    root = tmp_path / "host"
+    root.mkdir()
+    for name in ("proc", "sys", "lib", "run"):
+        os.symlink(f"/{name}", root / name)
+    (root / "etc" / "sysctl.d").mkdir(parents=True)
+    return root

@@ -128,10 +128,9 @@ def test_unreplied_udp_then_shorter_udp_timeout(loaders, netns):
         udp = by_id(loaders.modules.conntrack.diagnose())["unreplied_udp_port"]
     assert udp["evidence"]["udp_timeout"] == 600  # the namespace's udp timeout
     assert all(remaining(line) > 500 for line in table_lines(netns, "-p", "udp", "--dport", "53"))
-    # The commented alternative in the fix: the same snippet without the '# '.
-    alternative = "\n".join(
-        line[2:] for line in udp["fix"].splitlines() if line.startswith("# ") and not line.startswith("# or")
-    )
+    # The commented alternative after '# or': the same snippet without the '# '.
+    _, after_or = udp["fix"].split("# or, keeping them tracked but shorter-lived:\n")
+    alternative = "\n".join(line[2:] for line in after_or.splitlines())
     with netns.entered():
         ret = apply_fix(loaders, alternative)
     assert ret.changes["timeout udp"] == {"old": 600, "new": 10}

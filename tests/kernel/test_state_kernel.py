@@ -14,16 +14,6 @@ import pytest
 from tests.support.kernel import PROC_NF, read_int, write_int
 
 
-@pytest.fixture
-def real_root(tmp_path):
-    root = tmp_path / "host"
-    root.mkdir()
-    for name in ("proc", "sys", "lib", "run"):
-        os.symlink(f"/{name}", root / name)
-    (root / "etc" / "sysctl.d").mkdir(parents=True)
-    return root
-
-
 def test_notrack_in_namespace_exempts_only_its_flows(netns, real_root, make_loaders):
     loaders = make_loaders(real_root)
     flows = [{"proto": "udp", "ports": [20000, 20001, 20002]}]

@@ -115,3 +115,21 @@ def test_a_second_leg_of_one_salt_line_is_its_own(tmp_path, capsys):
     (tmp_path / "leg-3008py313-unit-functional.json").write_text(json.dumps(record), encoding="utf-8")
     assert checker.main(["x", str(tmp_path), *specs]) == 1
     assert "not 3.13" in capsys.readouterr().err
+
+
+def test_the_vm_leg_fails_the_run_when_its_tier_skipped(tmp_path, capsys):
+    """3008vm (the vm tier in a venv of its own, beside the unit legs): skipped is failed."""
+    _leg(tmp_path, "3006")
+    _leg(tmp_path, "3008")
+    checker = _checker()
+    specs = [*SPECS, "3008vm:3.11:vm"]
+    record = {"python": "3.11.7", "salt": "3008.4", "exitstatus": 0, "paths": ["tests/vm"]}
+    record.update(passed=0, failed=0, error=0, skipped=14)
+    (tmp_path / "leg-3008vm-vm.json").write_text(json.dumps(record), encoding="utf-8")
+    assert checker.main(["x", str(tmp_path), *specs]) == 1
+    assert "Salt 3008vm leg (leg-3008vm-vm.json) passed nothing, or skipped" in capsys.readouterr().err
+    record.update(passed=14, skipped=0)
+    (tmp_path / "leg-3008vm-vm.json").write_text(json.dumps(record), encoding="utf-8")
+    assert checker.main(["x", str(tmp_path), *specs]) == 0
+    # the vm record is not the 3008 leg's: that leg's tiers are unchanged
+    assert checker.main(["x", str(tmp_path), *SPECS]) == 0

@@ -99,15 +99,15 @@ def test_fsyncs_the_file_before_the_rename_and_the_directory_after(root, monkeyp
         events.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
         real_fsync(fd)
 
-    def rename(src, dst):
+    def rename(src, dst, **dir_fds):
         events.append(("rename", os.path.basename(src).startswith(".90.conf."), dst))
-        real_rename(src, dst)
+        real_rename(src, dst, **dir_fds)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
     joined = os.path.join(root, "etc/sysctl.d/90.conf")
     files.atomic_write(root, joined, "x\n")
-    assert events == [("fsync", "file"), ("rename", True, joined), ("fsync", "dir")]
+    assert events == [("fsync", "file"), ("rename", True, "90.conf"), ("fsync", "dir")]  # renameat in the dir fd
 
 
 def test_a_symlink_stays_a_symlink_and_its_target_is_written(root):
@@ -141,3 +141,91 @@ def test_a_failed_rename_leaves_no_temp_file(root):
         files.atomic_write(root, target, "x\n")
     assert sorted(os.listdir(os.path.dirname(target))) == ["90.conf"]
     assert os.path.isdir(target)
+
+
+@pytest.mark.parametrize("make", ["fifo", "socket"])
+def test_read_refuses_a_fifo_or_socket_without_blocking(root, make):
+    """Class: files that are not regular. O_NONBLOCK then fstat: refused before a byte is read."""
+    import socket
+
+    path = os.path.join(root, "etc/sysctl.d/90.conf")
+    if make == "fifo":
+        os.mkfifo(path)
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+    with pytest.raises(CommandExecutionError, match="not a regular file"):
+        files.read_text(path)
+    assert files.read_or_none(path) is None
+
+
+def test_read_refuses_a_device_and_a_file_over_the_limit(root):
+    with pytest.raises(CommandExecutionError, match="it is a character device, not a regular file"):
+        files.read_bytes("/dev/zero", follow=True)
+    path = os.path.join(root, "etc/big.conf")
+    with open(path, "wb") as fh:
+        fh.write(b"x" * 101)
+    with pytest.raises(CommandExecutionError, match="larger than 100 bytes"):
+        files.read_bytes(path, limit=100)
+    assert files.read_bytes(path, limit=101) == b"x" * 101
+
+
+def test_a_fifo_target_is_refused_not_replaced(root):
+    fifo = os.path.join(root, "etc/sysctl.d/90.conf")
+    os.mkfifo(fifo)
+    with pytest.raises(CommandExecutionError, match="it is a FIFO, not a regular file"):
+        files.atomic_write(root, fifo, "x\n")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(os.path.dirname(fifo)) == ["90.conf"]
+
+
+def test_a_planted_link_to_a_host_file_is_refused_and_its_target_kept(tmp_path):
+    """The battery's case: with conntrack.root "/" a .prom link to a host file is "contained"."""
+    victim = tmp_path / "shadow"
+    victim.write_text("root:x:\n")
+    textdir = tmp_path / "node-exporter"
+    textdir.mkdir()
+    link = textdir / "conntrack.prom"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(CommandExecutionError, match="owned by uid 65534, not by root: refused"):
+        files.atomic_write("/", str(link), "metric 1\n")
+    assert victim.read_text() == "root:x:\n" and link.is_symlink()
+
+
+def test_a_directory_swapped_for_a_link_after_the_plan_is_not_walked_through(root, tmp_path):
+    """openat with O_NOFOLLOW from the root: a link put in place of a directory stops the write."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    fd = files._open_dir(root, os.path.join(root, "etc/sysctl.d"))
+    os.close(fd)
+    os.rename(os.path.join(root, "etc/sysctl.d"), os.path.join(root, "etc/old.d"))
+    os.symlink(outside, os.path.join(root, "etc/sysctl.d"))
+    with pytest.raises(OSError):
+        files._open_dir(root, os.path.join(root, "etc/sysctl.d"))
+    assert os.listdir(outside) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"{not json", b"[" * 100000 + b"]" * 100000, b'{"a": 1}', b"\xff\xfe", b"1" * 5000],
+    ids=["garbled", "deep", "wrong-shape", "not-utf8", "huge-number"],
+)
+def test_load_own_sets_a_corrupt_file_aside_and_never_raises(tmp_path, text, caplog):
+    """Class: the extension's own files. Renamed aside with a warning; the caller rebuilds."""
+    path = tmp_path / "state.json"
+    path.write_bytes(text)
+
+    def check(data):
+        return data["wanted"]
+
+    assert files.load_own(str(path), check, "test state") is None
+    assert not path.exists()
+    assert [p.name.startswith("state.json.corrupt-") for p in tmp_path.iterdir()] == [True]
+    assert "test state" in caplog.text and "set aside" in caplog.text
+
+
+def test_load_own_sets_aside_a_fifo_without_blocking(tmp_path):
+    path = tmp_path / "state.json"
+    os.mkfifo(path)
+    assert files.load_own(str(path), dict, "test state") is None
+    assert not path.exists()

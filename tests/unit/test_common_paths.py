@@ -55,8 +55,8 @@ def test_host_refuses_a_path_longer_than_path_max():
     long = "/" + "a" * paths.PATH_MAX
     with pytest.raises(SaltInvocationError) as err:
         paths.host("/r", long, "file")
-    assert len(str(err.value)) == 300
-    assert str(err.value).startswith("file must be an absolute path, got '/aaa")
+    assert str(err.value).startswith(f"file is {len(long)} characters long, at most {paths.PATH_MAX}: '/aaa")
+    assert str(err.value).endswith("aaa'") and "\u2026" in str(err.value)
     assert paths.host("/r", long[:-1]) == "/r" + long[:-1]
 
 
@@ -114,3 +114,43 @@ def test_resolve_checks_then_contains(root):
         paths.resolve(root, "/etc/../etc/sysctl.conf")
     with pytest.raises(CommandExecutionError, match="outside"):
         paths.resolve(root, "/etc/sysctl.d/a.conf")
+
+
+def test_a_link_another_user_owns_is_never_followed(tmp_path):
+    """Class: written through a link. The prometheus user's link to /etc/shadow is refused."""
+    root = str(tmp_path / "root")
+    os.makedirs(os.path.join(root, "var/lib/node"))
+    link = os.path.join(root, "var/lib/node/x.prom")
+    os.symlink("/etc/shadow", link)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(CommandExecutionError, match="is a link owned by uid 65534, not by root: refused"):
+        paths.contained("/", link)  # with root "/", /etc/shadow would be "contained"
+    os.lchown(link, 0, 0)
+    assert paths.contained("/", link) == "/etc/shadow"  # root's own link (Debian's 99-sysctl.conf) is followed
+
+
+def test_a_directory_link_another_user_owns_is_refused_too(tmp_path):
+    root = str(tmp_path / "root")
+    os.makedirs(os.path.join(root, "var/lib"))
+    os.symlink("/etc", os.path.join(root, "var/lib/node"))
+    os.lchown(os.path.join(root, "var/lib/node"), 65534, 65534)
+    with pytest.raises(CommandExecutionError, match="owned by uid 65534"):
+        paths.contained("/", os.path.join(root, "var/lib/node/passwd"))
+
+
+def test_writable_refuses_non_regular_files_and_loose_directories(tmp_path):
+    root = str(tmp_path / "root")
+    os.makedirs(os.path.join(root, "etc/sysctl.d"))
+    fifo = os.path.join(root, "etc/sysctl.d/90.conf")
+    os.mkfifo(fifo)
+    with pytest.raises(CommandExecutionError, match="it is a FIFO, not a regular file"):
+        paths.writable(root, fifo)
+    os.unlink(fifo)
+    assert paths.writable(root, fifo) == fifo
+    os.chmod(os.path.join(root, "etc/sysctl.d"), 0o777)
+    with pytest.raises(
+        CommandExecutionError, match=r"sysctl.d can be written by users other than its owner \(mode 777"
+    ):
+        paths.writable(root, fifo)
+    os.chmod(os.path.join(root, "etc/sysctl.d"), 0o1777)  # sticky: only owners replace their entries
+    assert paths.writable(root, fifo) == fifo

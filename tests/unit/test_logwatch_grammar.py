@@ -139,3 +139,22 @@ def test_repeat_reduction_lines_count_their_n(env, label, text, lines, ns):
 
 def test_a_repeat_line_in_kmsg_is_no_hit():
     assert grammar.scan_message(b"last message repeated 3 times", 1.0) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"Nov 25 10:00:01 vm kernel: nf_conntrack: table full in netns " + b"9" * 5000 + b", dropping packet\n",
+        b"Nov 25 10:00:01 vm kernel: printk: " + b"9" * 5000 + b" messages suppressed\n",
+        b"Nov 25 10:00:01 vm kernel: net_ratelimit: " + b"9" * 5000 + b" callbacks suppressed\n",
+    ],
+    ids=["netns", "printk", "net_ratelimit"],
+)
+def test_a_huge_digit_run_is_skipped_and_the_real_line_beside_it_counts(bad):
+    """Class: bounded parsers. Before: ValueError (Exceeds the limit (4300 digits)) and the run was lost."""
+    real = b"Nov 25 10:00:02 vm kernel: nf_conntrack: table full, dropping packet\n"
+    hits = grammar.scan_text(bad + real + bad)
+    assert [h[:2] for h in hits] == [(None, None)]
+    assert grammar.scan_message(bad.split(b"kernel: ", 1)[1].rstrip(), 1.0) is None
+    widest = b"kernel: nf_conntrack: table full in netns " + b"1" * 20 + b", dropping packet\n"
+    assert grammar.scan_text(widest)[0][0] == int("1" * 20)

@@ -123,3 +123,21 @@ def test_the_four_machines_share_only_the_state_file():
         ("acc", "incident", "open_until", "level", "drop", "drop_pending", "drop_last_event", "filling")
     )
     assert (again.usage.level, again.drops.drop, again.burst.acc["matched"]) == ("critical", [10, 0, 1.0], 1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "tracker",
+    [{"open_until": "soon"}, {"drop": [1, 2]}, {"level": "purple"}, {"acc": {"matched": "x", "netns": []}},
+     {"acc": {"netns": [["a"]]}}, {"incident": {"start": [1]}}],
+)  # fmt: skip
+def test_a_corrupt_beacon_state_is_set_aside_and_a_fresh_start(tmp_path, tracker):
+    import json
+
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 2, "source": None, "tracker": tracker}))
+    source, fresh = incidents.load(str(path))
+    assert source is None and fresh.to_dict() == incidents.Tracker().to_dict()
+    assert [p.name.startswith("state.json.corrupt-") for p in tmp_path.iterdir()] == [True]

@@ -93,3 +93,48 @@ def test_options_are_typed_and_defaulted(tmp_path):
         False,
         "conntrack beacon: hysteresis (95) must be below the lowest usage threshold (75)",
     )
+
+
+@pytest.mark.parametrize("make", ["fifo", "socket"])
+def test_a_source_that_is_not_a_regular_file_is_refused(env, make):
+    """Class: files that are not regular. Before: a FIFO was accepted and the first run hung the main loop."""
+    import socket
+
+    if os.path.exists(env.log):
+        os.unlink(env.log)
+    if make == "fifo":
+        os.mkfifo(env.log)
+    else:
+        socket.socket(socket.AF_UNIX).bind(str(env.log))
+    ok, why = env.mod.validate([{"source": "/var/log/kern.log"}])
+    assert ok is False and "not a regular file" in why, why
+
+
+def test_a_fifo_swapped_in_after_validate_does_not_hang_a_run(env):
+    env.log.write_text("")
+    env.run()
+    os.unlink(env.log)
+    os.mkfifo(env.log)
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("the run blocked on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # before: open(O_RDONLY) of the FIFO blocked the run (the minion's main loop) for ever
+    try:
+        env.run()
+        env.run()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_device_source_is_refused(env):
+    import stat
+
+    dev = os.path.join(env.mod.__opts__["conntrack.root"], "dev")
+    os.makedirs(dev, exist_ok=True)
+    os.mknod(os.path.join(dev, "zero"), stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    ok, why = env.mod.validate([{"source": "/dev/zero"}])
+    assert ok is False and "a character device, not a regular file" in why, why

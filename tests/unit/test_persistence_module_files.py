@@ -76,7 +76,7 @@ def test_options_plan_unchanged_file_has_no_changes(root):
     ("module", "options", "kw", "words"),
     [
         ("nf_conntrack", {}, {}, "options must name at least one module parameter"),
-        ("nf_conntrack", {"Hash-Size": 1}, {}, "'Hash-Size' is not a module parameter name"),
+        ("nf_conntrack", {"Hash-Size": 1}, {}, "not a module parameter name: 'Hash-Size'"),
         ("nf_conntrack", {"hashsize": "1.5"}, {}, "hashsize must be a whole number from 0 to 2147483647, got '1.5'"),
         (
             "nf_conntrack",
@@ -207,3 +207,13 @@ def test_udev_plan_absent(root):
 def test_udev_plan_refuses_a_rules_file_elsewhere(root):
     with pytest.raises(SaltInvocationError, match="^a udev file must be /etc/udev/rules.d/"):
         module_files.udev_plan(root, path="/lib/udev/rules.d/90-x.rules")
+
+
+def test_soft_blacklist_of_the_core_alone_is_flagged():
+    # Debian 6.1 (vm tier): blacklist nf_conntrack alone, an nft ct rule still loads it via nft_ct.
+    gap = module_files.soft_blacklist_gap(["nf_conntrack"], hard=False)
+    assert "nft_ct, xt_conntrack, xt_state still loads nf_conntrack" in gap and "hard: true" in gap
+    assert "xt_state still" in module_files.soft_blacklist_gap(["nf_conntrack", "nft_ct", "xt_conntrack"], False)
+    assert module_files.soft_blacklist_gap(["nf_conntrack", "nft_ct", "xt_conntrack", "xt_state"], False) is None
+    assert module_files.soft_blacklist_gap(["nf_conntrack"], hard=True) is None
+    assert module_files.soft_blacklist_gap(["xt_state"], hard=False) is None

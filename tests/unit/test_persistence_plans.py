@@ -33,3 +33,11 @@ def test_allowed_paths(path, ok):
     else:
         with pytest.raises(SaltInvocationError):
             plans.allowed(path, "sysctl")
+
+
+def test_a_plan_has_the_file_plan_keys_and_nothing_to_do_when_equal():
+    same = plans.plan("/etc/x.conf", "/r/etc/x.conf", "a\n", "a\n", True, {"x": 1})
+    assert set(same) == set(plans.FilePlan.__annotations__)
+    assert same["changes"] == {} and not plans.pending(same)
+    gone = plans.plan("/etc/x.conf", "/r/etc/x.conf", "a\n", None, True, {"removed": True})
+    assert plans.pending(gone) and gone["changes"] == {"removed": True}

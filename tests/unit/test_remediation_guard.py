@@ -77,3 +77,19 @@ def test_unevaluated_calls_learn_only_new_namespaces():
         "netns:9": 2,
         "netns:1": 4,
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"last_reapply": "yesterday"}', '{"last_remediation": 1e308}', '{"drops": [1]}', '{"drops": {"x": "1"}}',
+     '{"drops": {"x": -1}}', "[" * 50000],
+)  # fmt: skip
+def test_a_corrupt_or_foreign_state_file_is_set_aside(tmp_path, text):
+    """Class: own state. Before: TypeError from decide.reapply(last='yesterday'); now set aside, {}."""
+    (tmp_path / "conntrack").mkdir()
+    (tmp_path / "conntrack" / "remediate.json").write_text(text)
+    assert guard.load(str(tmp_path)) == {}
+    names = sorted(p.name for p in (tmp_path / "conntrack").iterdir())
+    assert len(names) == 1 and names[0].startswith("remediate.json.corrupt-")
+    guard.save(str(tmp_path), {"last_reapply": 5.0})
+    assert guard.load(str(tmp_path)) == {"last_reapply": 5.0}

@@ -3,7 +3,7 @@
 
 import yaml
 
-from saltext_conntrack.report import diagnosis
+from saltext_conntrack.report import diagnosis, host_findings
 
 STATUS = {
     "flavour": "nf_conntrack",
@@ -60,6 +60,7 @@ def test_worst_first_and_every_field():
     assert "no_dependents" in {f["id"] for f in found}
     for f in found:
         assert f["why"].endswith(".") and f["fix"] and f["fix_type"] in ("sls", "nft", "command")
+        assert set(f) == set(host_findings.Finding.__annotations__), f["id"]
 
 
 def test_unreadable_dependents_is_no_verdict():

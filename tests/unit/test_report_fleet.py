@@ -45,3 +45,14 @@ def test_arguments_and_expansion():
         fleet.arguments("*", "nope", 75, 90, None, None)
     assert fleet.expand_type("pillar", live=False) == "pillar_exact"
     assert fleet.expand_type("pillar", live=True) == "pillar"
+
+
+def test_no_data_command_quotes_the_target_for_the_shell():
+    """Class: fix texts. Before: ``salt {tgt!r}``: a target with a quote came out in double quotes, $() live."""
+    import shlex
+
+    comment = fleet.no_data("web'$(reboot)*", "glob", ["a"], False, None)["comment"]
+    command = comment.rsplit("then run: ", 1)[1]
+    assert shlex.split(command) == ["salt", "web'$(reboot)*", "mine.update"]
+    listed = fleet.no_data(["a", "b;c"], "list", ["a"], False, None)["comment"].rsplit("then run: ", 1)[1]
+    assert shlex.split(listed) == ["salt", "-L", "a,b;c", "mine.update"]

@@ -29,3 +29,17 @@ def test_no_dependents_only_under_pressure():
     assert host_findings.dependents_finding(STATUS, [])[0]["fix_type"] == "nft"
     assert host_findings.dependents_finding({**STATUS, "usage": 10.0}, []) == []
     assert host_findings.dependents_finding(STATUS, None) == []
+
+
+def test_namespace_fix_quotes_the_name_for_the_shell():
+    """Class: fix texts. Before: ``ip netns exec blue;reboot salt-call ...`` ran reboot when pasted."""
+    import shlex
+
+    rows = [{"inode": 2, "names": ["/run/netns/blue;reboot $(id)"], "owner": None, "count": 95, "usage": 95.0}]
+    found = host_findings.namespace_findings({"max": 100}, {"namespaces": rows, "self_inode": 1})
+    command = found[0]["fix"].splitlines()[1]
+    assert shlex.split(command) == ["ip", "netns", "exec", "blue;reboot $(id)", "salt-call", "--local",
+                                    "conntrack.diagnose"]  # fmt: skip
+    rows = [{"inode": 3, "names": [], "owner": {"pid": "1;reboot"}, "count": 95, "usage": 95.0}]
+    command = host_findings.namespace_findings({"max": 100}, {"namespaces": rows, "self_inode": 1})[0]["fix"]
+    assert "'1;reboot'" in command

@@ -11,8 +11,9 @@ from tests.support.fixtures import _write
 from tests.support.hosts import MODULES, MODULES_IN_USE, modular_kernel
 
 RELEASE = "6.17.0-fixture"
-# The chain nf_conntrack heads in MODULES; x_tables and nf_defrag_ipv4 are not in it
-# (nf_conntrack holds nf_defrag_ipv4, not the other way round).
+# The chain nf_conntrack heads in MODULES; x_tables is not in it. nf_defrag_ipv4
+# is nf_conntrack's own dependency (nf_conntrack holds it): unloaded after it,
+# as modprobe -r does, since nothing else holds it.
 ORDER = [
     "iptable_nat",
     "nf_conntrack_ipv4",
@@ -24,6 +25,7 @@ ORDER = [
     "nf_nat",
     "nf_conntrack",
 ]
+DEPS = ["nf_defrag_ipv4"]
 
 
 def test_proc_modules_reads_refcounts_and_users(tmp_path):
@@ -53,8 +55,8 @@ def test_unload_plan_orders_every_module_after_its_holders(tmp_path):
         "loaded": True,
         "builtin": False,
         "reason": None,
-        "order": ORDER,
-        "refcnt": {name: MODULES[name][0] for name in ORDER},
+        "order": ORDER + DEPS,
+        "refcnt": {name: MODULES[name][0] for name in ORDER + DEPS},
         "in_use": [],
     }
     for name in ORDER:
@@ -78,6 +80,7 @@ def test_unload_plan_reports_a_module_held_by_more_than_its_module_holders(tmp_p
         "nf_nat",
         "xt_conntrack",
         "nf_conntrack",
+        "nf_defrag_ipv4",
     ]
 
 
@@ -175,3 +178,12 @@ def test_no_loadable_modules_and_no_conntrack(tmp_path):
     plan = module_chain.unload_plan(str(tmp_path), RELEASE)
     assert (plan["module"], plan["loaded"], plan["builtin"]) == ("nf_conntrack", False, False)
     assert plan["reason"] == "this kernel has no loadable modules and no conntrack"
+
+
+def test_a_dependency_held_outside_the_chain_stays(tmp_path):
+    # nf_defrag_ipv6 also held by a module outside the chain, nf_defrag_ipv4 by a socket (refcnt 2).
+    mods = {**MODULES, "nf_defrag_ipv4": (2, ["nf_conntrack"]), "nf_defrag_ipv6": (2, ["nf_conntrack", "nf_tproxy_ipv6"]),
+            "nf_tproxy_ipv6": (0, [])}  # fmt: skip
+    root = modular_kernel(str(tmp_path), mods)
+    plan = module_chain.unload_plan(root, RELEASE)
+    assert plan["order"] == ORDER and plan["in_use"] == []

@@ -21,7 +21,7 @@ def integer(value, name, low, high):
     if isinstance(value, str) and DIGITS.fullmatch(value.strip(" ")):
         value = int(value.strip(" "))
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SaltInvocationError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+        raise SaltInvocationError(f"{name} must be a whole number from {low} to {high}, got {_short(value)}")
     if not low <= value <= high:
         raise SaltInvocationError(f"{name} must be a whole number from {low} to {high}, got {value}")
     return value
@@ -33,7 +33,7 @@ def number(value, name, low, high):
         text = value.strip(" ")
         value = float(text) if "." in text else int(text)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SaltInvocationError(f"{name} must be a number from {low} to {high}, got {value!r}")
+        raise SaltInvocationError(f"{name} must be a number from {low} to {high}, got {_short(value)}")
     if not low <= value <= high:
         raise SaltInvocationError(f"{name} must be a number from {low} to {high}, got {value}")
     return value
@@ -43,7 +43,7 @@ def boolean(value, name):
     """A real bool; ``'ture'``, ``'false'`` or ``1`` are refused, not guessed."""
     if isinstance(value, bool):
         return value
-    raise SaltInvocationError(f"{name} must be true or false, got {value!r}")
+    raise SaltInvocationError(f"{name} must be true or false, got {_short(value)}")
 
 
 def text(value, name, max_len, pattern=None):
@@ -53,7 +53,7 @@ def text(value, name, max_len, pattern=None):
     if len(value) > max_len:
         raise SaltInvocationError(f"{name} is {len(value)} characters long; at most {max_len} are accepted")
     if pattern is not None and not pattern.fullmatch(value):
-        raise SaltInvocationError(f"{name} {_short(value)} is not accepted (expected {pattern.pattern})")
+        raise SaltInvocationError(f"{name} is not accepted (expected {pattern.pattern}): {_short(value)}")
     return value
 
 
@@ -67,7 +67,16 @@ def shown(value, limit=80):
             text = repr(value)
     else:
         text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(text, limit)
+
+
+def clip(text, limit=80):
+    """``text`` shortened in the middle to ``limit`` characters: both ends stay readable."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "\u2026" + text[len(text) - (limit - 1 - head) :]
 
 
 _short = shown

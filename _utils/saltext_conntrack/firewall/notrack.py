@@ -8,7 +8,7 @@ from typing import TypedDict
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from saltext_conntrack.common import commands, numbers, paths
-from saltext_conntrack.firewall import iptables_save
+from saltext_conntrack.firewall import iptables_save, preflight
 from saltext_conntrack.persistence import plans
 
 TABLE = "conntrack_notrack"
@@ -34,7 +34,7 @@ def flows(value):
             )
         proto = flow.get("proto", "tcp")
         if proto not in PROTOS:
-            raise SaltInvocationError(f"proto must be one of {', '.join(PROTOS)}, got {proto!r}"[:200])
+            raise SaltInvocationError(f"proto must be one of {', '.join(PROTOS)}, got {numbers.shown(proto)}")
         ports = flow.get("ports", [])
         ports = [ports] if not isinstance(ports, (list, tuple)) else list(ports)
         if "port" in flow:
@@ -54,7 +54,7 @@ def flows(value):
 
 def backend_name(value):
     if value not in ("nft", "iptables"):
-        raise SaltInvocationError(f"backend must be nft or iptables, got {value!r}"[:200])
+        raise SaltInvocationError(f"backend must be nft or iptables, got {numbers.shown(value)}")
     return value
 
 
@@ -106,7 +106,7 @@ def include_plans(root, include, path=None):
     config (``path``, or each of them that exists); none is created."""
     plans.allowed(include, "notrack")
     if not include.endswith(".nft"):
-        raise SaltInvocationError(f"only an nft file can be included, got {include!r}"[:300])
+        raise SaltInvocationError(f"only an nft file can be included, got {numbers.shown(include)}")
     line = f'include "{include}"'
     out = []
     for conf in plans.ALLOWED["nftables main"] if path is None else [path]:
@@ -238,17 +238,41 @@ def _persist_plans(root, value, chosen, persist_to):
     return [one]
 
 
-def plan(root, value, backend=None, persist=None) -> NotrackPlan:
+def _preflight(pairs, accept_untracked, rulesets=None):
+    """The ``ct state untracked`` accepts to load first, or CommandExecutionError naming the rules that
+    would drop the exempted flows (always for NAT; without ``accept_untracked`` for drops)."""
+    found = preflight.breaks(pairs, preflight.read_rulesets() if rulesets is None else rulesets)
+    nat = [f for f in found if f["nat"]]
+    if nat or (found and not accept_untracked):
+        said = "; ".join(preflight.sentence(f) for f in (nat or found))
+        hint = (
+            ""
+            if nat
+            else (
+                " Set accept_untracked: true to add 'ct state untracked' accepts for these ports first, "
+                "in the same change"
+            )
+        )
+        raise CommandExecutionError(f"refused: exempting these flows would cut them off. {said}.{hint}")
+    return preflight.accept_rules(found)
+
+
+def plan(root, value, backend=None, persist=None, accept_untracked=False, rulesets=None) -> NotrackPlan:
     """Plan exempting ``value`` (flows) live through ``backend`` (default: :func:`host_backend`)
-    and, with ``persist`` (``True``, a path or nothing), at boot: every check, nothing changed."""
-    flows(value)
+    and, with ``persist`` (``True``, a path or nothing), at boot: every check, nothing changed.
+
+    The host's rules are read first (``rulesets``: what :func:`preflight.read_rulesets` returns):
+    where they would drop the untracked flows, refused, or with ``accept_untracked`` the plan loads
+    the ``ct state untracked`` accepts before the exemption."""
+    pairs = flows(value)
     if backend is not None:
         backend_name(backend)
     if persist is not None and not isinstance(persist, (bool, str)):
-        raise SaltInvocationError(f"persist must be true, false or a path, got {persist!r}"[:200])
+        raise SaltInvocationError(f"persist must be true, false or a path, got {numbers.shown(persist)}")
+    accept_untracked = numbers.boolean(accept_untracked, "accept_untracked")
     chosen = backend or host_backend()
     files = _persist_plans(root, value, chosen, persist)
-    live = _live_plan(value, chosen)
+    live = _preflight(pairs, accept_untracked, rulesets) + _live_plan(value, chosen)
     changes = {key: change for key, change, _, _ in live}
     for one in files:
         changes.update(one["changes"])

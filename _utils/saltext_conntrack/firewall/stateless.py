@@ -84,7 +84,7 @@ def plan(root, path, mode="comment", force=False):
     """The rewrite of a saved rules file; refuses a lockout unless ``force``, and
     a result ``iptables-restore --test`` rejects. Adds ``checked_with``."""
     if mode not in ("comment", "remove"):
-        raise SaltInvocationError(f"mode must be comment or remove, got {mode!r}"[:200])
+        raise SaltInvocationError(f"mode must be comment or remove, got {numbers.shown(mode)}")
     force = numbers.boolean(force, "force")
     real, text, exists = plans.read(root, path, "saved rules")
     if not exists:

@@ -9,10 +9,13 @@ All of it survives a restart: ``state()`` is the whole cursor, held files
 included (found again by inode).
 """
 
+import logging
 import os
 import time
 
 from saltext_conntrack.logwatch import gaps, generations, lines, protocol, resume, truncation
+
+log = logging.getLogger(__name__)
 
 
 class FileSource(protocol.LogReader):
@@ -72,10 +75,15 @@ class FileSource(protocol.LogReader):
         self.cur = cur = lines.open_gen(self.path)
         st = os.fstat(cur.fd)
         saved, self.saved = self.saved, None
+        carried = None
         if saved:
-            if not resume.resume(self.rotation, self.gaps, cur, saved, st, now, chunks):
+            try:
+                carried = resume.resume(self.rotation, self.gaps, cur, saved, st, now, chunks)
+            except (TypeError, ValueError, AttributeError, KeyError) as err:  # a foreign or corrupt cursor
+                log.warning("conntrack beacon: saved cursor for %s unusable (%s): starting at its end", self.path, err)
+            if carried is False:
                 cur.offset, cur.tail, cur.head = 0, b"", None
-        elif first:
+        if carried is None and first:
             # The past is not news: start at the end of the last whole line; the
             # rotated copies beside it are the past too, never unseen generations.
             self.rotation.know_siblings()

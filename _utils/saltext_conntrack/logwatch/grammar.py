@@ -18,14 +18,18 @@ table-full line (they name the line before them, not its text).
 import datetime
 import re
 
+# A netns inode or a suppressed count has at most 20 digits (2**64): a longer run is
+# not a kernel line (anyone can `logger -t kernel`), never converted, and the line is
+# skipped while the lines beside it still count.
+DIGITS_MAX = 20
 # Every era's table-full line and the rate-limit lines that count a burst's rest,
 # alone (kmsg, journal, dmesg) or after a syslog header ending in "kernel:".
 EVENT = re.compile(
-    rb"(?:^|kernel: )(?:\[[^\]\n]{1,40}\] ?)?(?:message repeated (\d+) times: \[ ?(?:\[[^\]\n]{1,40}\] ?)?)?(?:"
-    rb"(?:(?:nf|ip)_conntrack: ){1,2}table full(?: in netns (\d+))?, dropping packet"
-    rb"|printk: (\d+) messages suppressed"
-    rb"|net_ratelimit: (\d+) callbacks suppressed)"
-    rb"|[Ll]ast message (?:'(?:nf|ip)_conntrack: [^'\n]{0,20}' )?repeated (\d+) times",
+    rb"(?:^|kernel: )(?:\[[^\]\n]{1,40}\] ?)?(?:message repeated (\d{1,%d}) times: \[ ?(?:\[[^\]\n]{1,40}\] ?)?)?(?:"
+    rb"(?:(?:nf|ip)_conntrack: ){1,2}table full(?: in netns (\d{1,%d}))?, dropping packet"
+    rb"|printk: (\d{1,%d}) messages suppressed"
+    rb"|net_ratelimit: (\d{1,%d}) callbacks suppressed)"
+    rb"|[Ll]ast message (?:'(?:nf|ip)_conntrack: [^'\n]{0,20}' )?repeated (\d{1,%d}) times" % ((DIGITS_MAX,) * 5),
     re.M,
 )
 # RFC 3339 / ISO 8601 syslog stamps (rsyslog's high precision format, journald's

@@ -309,16 +309,57 @@ class Tracker:
 
 def load(path):
     """``(source cursor, Tracker)`` from the state file; a missing or garbled file is a fresh start."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None, Tracker()
+    loaded = files.load_own(path, _checked, "beacon state")
+    return loaded if loaded is not None else (None, Tracker())
+
+
+def _checked(data):
     if not isinstance(data, dict):
-        return None, Tracker()
+        raise ValueError(f"not a mapping but {type(data).__name__}")
     if "kind" in data:  # the first format: the cursor alone
         return data, Tracker()
-    return data.get("source"), Tracker.from_dict(data.get("tracker"))
+    source = data.get("source")
+    if source is not None and not isinstance(source, dict):
+        raise ValueError("source is not a mapping")
+    tracker = data.get("tracker")
+    if tracker is not None:
+        _check_tracker(tracker)
+    return source, Tracker.from_dict(tracker)
+
+
+def _num(value, what, none=True):
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -(2**63) < value < 2**63:
+        raise ValueError(f"{what} is not a number")
+
+
+def _check_tracker(data):
+    """ValueError unless every field a machine loads has the shape the machine writes."""
+    if not isinstance(data, dict):
+        raise ValueError("tracker is not a mapping")
+    _num(data.get("open_until", 0), "open_until", none=False)
+    _num(data.get("drop_last_event"), "drop_last_event")
+    if data.get("level") not in (None, "ok", "warning", "critical"):
+        raise ValueError("level is not ok, warning or critical")
+    for key in ("drop", "drop_pending"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, list) or len(value) != 3):
+            raise ValueError(f"{key} is not a list of three numbers")
+        for item in value or []:
+            _num(item, key, none=False)
+    for key in ("acc", "incident"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{key} is not a mapping")
+        for name, item in (value or {}).items():
+            if name != "netns":
+                _num(item, f"{key} {name}")
+    netns = (data.get("acc") or {}).get("netns") or []
+    if not isinstance(netns, list) or not all(isinstance(p, list) and len(p) == 2 for p in netns):
+        raise ValueError("acc netns is not a list of pairs")
+    for _, count in netns:
+        _num(count, "acc netns count", none=False)
 
 
 def save(path, source_state, tracker):

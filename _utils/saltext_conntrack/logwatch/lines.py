@@ -13,8 +13,10 @@ and counts every move of a cursor, which is what the beacon's state file is
 saved on.
 """
 
+import errno
 import hashlib
 import os
+import stat
 from typing import NamedTuple
 
 from saltext_conntrack.logwatch import grammar
@@ -110,8 +112,15 @@ def saved_cursor(entry):
     win = _pair(entry.get("win"))
     if tail is None and win is None:
         tail = b""
-    offset = int(entry.get("offset") or 0)
-    return Cursor(offset, tail, win, _pair(entry.get("head")), int(entry.get("seen") or offset))
+    offset = _count(entry.get("offset") or 0, "offset")
+    return Cursor(offset, tail, win, _pair(entry.get("head")), _count(entry.get("seen") or offset, "seen"))
+
+
+def _count(value, what):
+    """A saved offset or count; ValueError when the state file holds something else (a corrupt cursor)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise ValueError(f"saved {what} {value!r:.40} is not a byte count")
+    return value
 
 
 def take_cursor(gen, cursor):
@@ -122,8 +131,13 @@ def take_cursor(gen, cursor):
 
 
 def open_gen(path, **cursor):
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    return Gen(fd, ident(os.fstat(fd)), **cursor)
+    """A generation of a log file; OSError for anything but a regular file (a FIFO swapped in cannot block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return Gen(fd, ident(st), **cursor)
 
 
 def tail_ok(fd, offset, tail):

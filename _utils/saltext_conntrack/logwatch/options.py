@@ -9,6 +9,7 @@ on; ``validate`` says the same as ``(ok, message)``.
 import dataclasses
 import os
 import re
+import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -76,10 +77,17 @@ def _source(value, root):
     if value in ("auto", "kmsg", "journal"):
         return value
     if not value.startswith("/"):
-        raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {value!r}")
+        raise ValueError(f"source must be auto, kmsg, journal or an absolute log file path, got {numbers.shown(value)}")
     real = paths.resolve(root, value, "source")
-    if os.path.isdir(real):
-        raise ValueError(f"source {value} is a directory: give a log file such as /var/log/kern.log")
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real  # a log file that is not there yet: the beacon waits for it
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(
+            f"source {numbers.shown(value)} is {paths.kind(st)}, not a regular file: give a log file such as "
+            "/var/log/kern.log, or kmsg or journal"
+        )
     return real
 
 
@@ -139,12 +147,13 @@ def parse(config, root, default_name):
     given = {}
     for item in config:
         if not isinstance(item, dict):
-            raise ValueError(f"every item of the conntrack beacon config must be a dict, got {item!r}"[:300])
+            raise ValueError(f"every item of the conntrack beacon config must be a dict, got {numbers.shown(item)}")
         given.update(item)
     unknown = sorted(map(str, set(given) - set(DEFAULTS) - SALT_KEYS))
     if unknown:
         raise ValueError(
-            f"unknown option(s) {', '.join(unknown)}"[:300] + f"; known: {', '.join(sorted(DEFAULTS))} "
+            f"unknown option(s) {', '.join(numbers.clip(u, 60) for u in unknown)}"
+            + f"; known: {', '.join(sorted(DEFAULTS))} "
             f"and Salt's {', '.join(sorted(SALT_KEYS - {'_beacon_name'}))}"
         )
     return _options(given, root, default_name)

@@ -13,6 +13,11 @@ import os
 from saltext_conntrack.logwatch import generations, lines, truncation
 
 
+def _time(value, default):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 2**40
+    return float(value) if ok else default
+
+
 def reopen(rotation, gaps, entry, now, chunks, held):
     """Open the generation ``entry`` names again: as held (``held``), or as one just rotated away."""
     ident = lines.saved_ident(entry)
@@ -26,7 +31,7 @@ def reopen(rotation, gaps, entry, now, chunks, held):
             continue
         lines.take_cursor(gen, cursor)
         if held:
-            gen.grown, gen.since = float(entry.get("grown") or now), float(entry.get("since") or now)
+            gen.grown, gen.since = _time(entry.get("grown"), now), _time(entry.get("since"), now)
             rotation.reader.read(gen, chunks)
             rotation.held.append(gen)
         else:

@@ -11,7 +11,7 @@ import json
 import os
 import time
 
-from saltext_conntrack.common import files, paths
+from saltext_conntrack.common import files, numbers, paths
 from saltext_conntrack.persistence import sysctl_boot
 from saltext_conntrack.runtime import kernel
 
@@ -46,15 +46,25 @@ def record(cachedir, values, now=None):
     files.atomic_write(os.path.dirname(path), path, json.dumps(data, sort_keys=True) + "\n", 0o600)
 
 
+def _checked(data):
+    """``(values, set_at)`` from a record of the right shape, or ValueError (the file is then set aside)."""
+    set_at = data["set_at"]
+    if isinstance(set_at, bool) or not isinstance(set_at, (int, float)) or not 0 <= set_at < 2**40:
+        raise ValueError("set_at is not a time")
+    values = data["values"]
+    if not isinstance(values, dict) or len(values) > 256:
+        raise ValueError("values is not a mapping of at most 256 knobs")
+    for key, value in values.items():
+        if not str(key).startswith("net.") or isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{numbers.shown(key, 60)} is not a recorded sysctl")
+        if not 0 <= value < 2**63:
+            raise ValueError(f"{numbers.shown(key, 60)} is out of range")
+    return values, float(set_at)
+
+
 def recorded(cachedir):
-    """``(values, set_at)`` last recorded, or ``({}, None)``."""
-    try:
-        with open(record_path(cachedir), encoding="utf-8") as fh:
-            data = json.load(fh)
-        values = {str(k): int(v) for k, v in data["values"].items()}
-        return values, float(data["set_at"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}, None
+    """``(values, set_at)`` last recorded, or ``({}, None)``; a corrupt record is set aside, never raises."""
+    return files.load_own(record_path(cachedir), _checked, "drift record") or ({}, None)
 
 
 def _suffix(key):
@@ -65,18 +75,38 @@ def _kube_proxy_max(cpus):
     return max(32768 * cpus, 131072)
 
 
-def likely_cause(key, runtime, boot, tuned, cpus):
+KERNEL_DEFAULT = (
+    "the kernel default: the module was reloaded (an iptables restart with "
+    "IPTABLES_MODULES_UNLOAD=yes) or the value was never applied after boot"
+)
+
+
+def is_kernel_default(key, value, buckets=None):
+    """Whether ``value`` is what nf_conntrack sets ``key`` to when it loads.
+
+    Timeouts have fixed defaults. The max is derived from the hash table at
+    load: one entry per bucket (5.15 and later, hashsize from RAM) or eight
+    (older kernels, or ``hashsize=`` given in modprobe.d), so a max of 1 or 8
+    times the runtime buckets is what a load gives. Buckets depend on RAM
+    and options: never called a default.
+    """
+    knob = _suffix(key)
+    if knob in DEFAULT_TIMEOUTS:
+        return DEFAULT_TIMEOUTS[knob] == value
+    return knob == "max" and bool(buckets) and value in (buckets, 8 * buckets)
+
+
+def likely_cause(key, runtime, boot, tuned, cpus, buckets=None):
     """One sentence on why ``runtime`` differs from what was wanted."""
     knob = _suffix(key)
-    if DEFAULT_TIMEOUTS.get(knob) == runtime:
-        return (
-            "the kernel default: the module was reloaded (an iptables restart with "
-            "IPTABLES_MODULES_UNLOAD=yes) or the value was never applied after boot"
-        )
+    if knob in DEFAULT_TIMEOUTS and is_kernel_default(key, runtime):
+        return KERNEL_DEFAULT
     if (knob == "tcp_timeout_established" and runtime == KUBE_PROXY_ESTABLISHED) or (
         knob == "max" and cpus and runtime == _kube_proxy_max(cpus)
     ):
         return "kube-proxy's value: kube-proxy sets this knob when it starts"
+    if is_kernel_default(key, runtime, buckets):
+        return KERNEL_DEFAULT
     if boot is not None and str(runtime) == str(boot["value"]):
         return f"what boot sets ({boot['file']}): re-applied after {tuned} was set, e.g. by sysctl --system"
     return "written at runtime by another agent or by hand (sysctl -w)"
@@ -92,6 +122,7 @@ def compare(runtime, boot, tuned, cpus=None):
     found = []
     for key in sorted(runtime):
         now = runtime[key]
+        buckets = runtime.get(key.rsplit("conntrack_", 1)[0] + "conntrack_buckets")
         at_boot = boot.get(key)
         wanted = tuned.get(key)
         differs = []
@@ -102,7 +133,9 @@ def compare(runtime, boot, tuned, cpus=None):
         if not differs:
             continue
         if wanted is not None and now != wanted:
-            cause = likely_cause(key, now, at_boot, wanted, cpus)
+            cause = likely_cause(key, now, at_boot, wanted, cpus, buckets)
+        elif is_kernel_default(key, now, buckets):
+            cause = f"{KERNEL_DEFAULT}; boot sets {at_boot['value']} ({at_boot['file']})"
         else:
             cause = f"set at runtime; boot will set {at_boot['value']} ({at_boot['file']}) instead"
         found.append(

@@ -27,11 +27,13 @@ _KEY = re.compile(r"IP6?TABLES_([A-Z_]{1,40})")
 
 def kind_of(key):
     if not isinstance(key, str):
-        raise SaltInvocationError(f"iptables-config key must be a string, got {key!r}"[:200])
+        raise SaltInvocationError(f"iptables-config key must be a string, got {numbers.shown(key)}")
     match = _KEY.fullmatch(key)
     if not match or match.group(1) not in KEYS:
         known = ", ".join(f"IPTABLES_{k}" for k in KEYS)
-        raise SaltInvocationError(f"unknown iptables-config key {key!r}; known: {known} (and IP6TABLES_ twins)"[:600])
+        raise SaltInvocationError(
+            f"unknown iptables-config key {numbers.shown(key)}; known: {known} (and IP6TABLES_ twins)"
+        )
     return KEYS[match.group(1)]
 
 
@@ -40,7 +42,7 @@ def _tokens(key, value):
         numbers.text(value, key, MAX_VALUE)
         value = value.split(" ")
     if not isinstance(value, (list, tuple)):
-        raise SaltInvocationError(f"{key} takes a space-separated list, got {value!r}"[:300])
+        raise SaltInvocationError(f"{key} takes a space-separated list, got {numbers.shown(value)}")
     if len(value) > plans.MAX_ITEMS:
         raise SaltInvocationError(f"{key}: at most {plans.MAX_ITEMS} items are accepted, got {len(value)}")
     return [t for t in value if t != ""]
@@ -54,19 +56,19 @@ def valid_value(key, value):
             return "yes" if value else "no"
         if value in ("yes", "no"):
             return value
-        raise SaltInvocationError(f"{key} takes only yes or no, got {value!r}"[:300])
+        raise SaltInvocationError(f"{key} takes only yes or no, got {numbers.shown(value)}")
     if kind == "digits":
         if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
-            raise SaltInvocationError(f"{key} takes only digits, got {value!r}"[:300])
+            raise SaltInvocationError(f"{key} takes only digits, got {numbers.shown(value)}")
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise SaltInvocationError(f"{key} takes only digits, got {value!r}"[:300])
+            raise SaltInvocationError(f"{key} takes only digits, got {numbers.shown(value)}")
         return str(numbers.integer(value, key, 0, 10**9 - 1))
     tokens = _tokens(key, value)
     pattern = plans.MODULE_NAME if kind == "modules" else _SYSCTL_TOKEN
     for token in tokens:
         if not isinstance(token, str) or not pattern.fullmatch(token):
             what = "module names" if kind == "modules" else "sysctl name parts (letters, digits, '_' and '.')"
-            raise SaltInvocationError(f"{key} takes only {what}, got {token!r} in {value!r}"[:300])
+            raise SaltInvocationError(f"{key} takes only {what}, got {numbers.shown(token)} in {numbers.shown(value)}")
     return numbers.text(" ".join(tokens), key, MAX_VALUE)
 
 

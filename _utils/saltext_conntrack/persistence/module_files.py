@@ -65,7 +65,7 @@ def options_plan(root, module, options, path=MODPROBE_FILE, lower=True):
     wanted = {}
     for key, value in options.items():
         if not isinstance(key, str) or not _PARAM.fullmatch(key):
-            raise SaltInvocationError(f"{key!r} is not a module parameter name"[:200])
+            raise SaltInvocationError(f"not a module parameter name: {numbers.shown(key)}")
         wanted[key] = numbers.integer(value, key, 0, kernel.INT_MAX)
     real, text, exists = plans.read(root, path, "modprobe")
     rx = re.compile(rf"options\s+{re.escape(module)}(\s.*)?")
@@ -105,6 +105,30 @@ def blacklist_plan(root, names, hard=False, present=True, path=BLACKLIST_FILE):
             unwanted += [listed, install]
     new, changes = _edit(text, wanted, unwanted)
     return plans.plan(path, real, text, new, exists, changes)
+
+
+# What a rule load asks modprobe for, by alias (nft-expr-ct, ipt_conntrack, ...):
+# each pulls nf_conntrack in as a plain dependency, which no blacklist line stops.
+RULE_ENTRY_POINTS = ("nft_ct", "xt_conntrack", "xt_state")
+
+
+def soft_blacklist_gap(names, hard):
+    """A sentence when a soft blacklist of nf_conntrack would not keep it out, else None.
+
+    Seen on Debian 12's 6.1 (the vm tier): with ``blacklist nf_conntrack``
+    alone, loading an nft ``ct state`` rule loads nft_ct and nf_conntrack
+    with it; blacklisting nft_ct as well makes that rule load fail instead.
+    """
+    names = set(names)
+    if hard or "nf_conntrack" not in names:
+        return None
+    missing = [m for m in RULE_ENTRY_POINTS if m not in names]
+    if not missing:
+        return None
+    return (
+        f"a soft blacklist does not stop dependency loads: a firewall rule that loads "
+        f"{', '.join(missing)} still loads nf_conntrack with it; blacklist those too, or use hard: true"
+    )
 
 
 def blacklisted_elsewhere(root, names, path):

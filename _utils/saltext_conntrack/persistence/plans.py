@@ -14,10 +14,11 @@ A plan is a plain dict (JSON-able): ``path`` (host path), ``real`` (resolved),
 
 import os
 import re
+from typing import TypedDict
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from saltext_conntrack.common import files, paths
+from saltext_conntrack.common import files, numbers, paths
 
 HEADER = "# Managed by Salt (saltext-conntrack): lines below are kept by a state.\n"
 # A module name never starts with "-": init scripts run `modprobe $mod`.
@@ -52,12 +53,13 @@ def allowed(path, kind):
     paths.host("/", path, f"a {kind} file")
     if not os.path.basename(path).startswith(".") and any(rx.fullmatch(path) for rx in _ALLOWED_RX[kind]):
         return path
-    raise SaltInvocationError(f"a {kind} file must be {' or '.join(ALLOWED[kind])}, got {path!r}"[:400])
+    raise SaltInvocationError(f"a {kind} file must be {' or '.join(ALLOWED[kind])}, got {numbers.shown(path)}")
 
 
 def target(root, path, kind):
     """The resolved real path of an allowed ``kind`` file, contained under ``root``."""
-    return paths.contained(root, paths.host(root, allowed(path, kind), f"a {kind} file"))
+    real = paths.contained(root, paths.host(root, allowed(path, kind), f"a {kind} file"))
+    return paths.writable(root, real, f"{kind} file")
 
 
 def read(root, path, kind):
@@ -71,14 +73,24 @@ def read_contained(root, path):
     """The text of a file the code only reads (``/etc/modprobe.d/x.conf``), or None
     when it is missing, unreadable or resolves outside ``root``."""
     try:
-        real = paths.contained(root, paths.join(root, path))
-        text, exists = files.read_text(real)
-        return text if exists else None
+        return files.read_or_none(paths.contained(root, paths.join(root, path)))
     except (CommandExecutionError, SaltInvocationError):
         return None
 
 
-def plan(path, real, old, new, exists, changes, mode=0o644):
+class FilePlan(TypedDict):
+    """What :py:func:`apply` will do to one file (see the module docstring)."""
+
+    path: str
+    real: str
+    old: str | None
+    new: str | None  # None removes the file
+    exists: bool
+    mode: int
+    changes: dict
+
+
+def plan(path, real, old, new, exists, changes, mode=0o644) -> FilePlan:
     """A plan; ``changes`` empty means the file stays as it is."""
     if new == old and (exists or not new):
         changes = {}
@@ -138,13 +150,15 @@ def modules(names, what="module names"):
     if isinstance(names, str):
         names = [names]
     if not isinstance(names, (list, tuple)) or not names:
-        raise SaltInvocationError(f"{what} must be a name or a non-empty list, got {names!r}"[:300])
+        raise SaltInvocationError(f"{what} must be a name or a non-empty list, got {numbers.shown(names)}")
     if len(names) > MAX_ITEMS:
         raise SaltInvocationError(f"{what}: at most {MAX_ITEMS} names are accepted, got {len(names)}")
     out = []
     for name in names:
         if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
-            raise SaltInvocationError(f"{name!r} is not a kernel module name (letters, digits, '_' and '-' only)"[:300])
+            raise SaltInvocationError(
+                f"{what}: a name is not a kernel module name (letters, digits, '_' and '-' only): {numbers.shown(name)}"
+            )
         if name not in out:
             out.append(name)
     return out
@@ -153,7 +167,7 @@ def modules(names, what="module names"):
 def mapping(value, name, what):
     """A dict of at most MAX_ITEMS entries, or SaltInvocationError."""
     if not isinstance(value, dict):
-        raise SaltInvocationError(f"{name} must be a mapping of {what}, got {value!r}"[:300])
+        raise SaltInvocationError(f"{name} must be a mapping of {what}, got {numbers.shown(value)}")
     if len(value) > MAX_ITEMS:
         raise SaltInvocationError(f"{name}: at most {MAX_ITEMS} entries are accepted, got {len(value)}")
     return value

@@ -10,7 +10,7 @@ import re
 
 from salt.exceptions import CommandExecutionError
 
-from saltext_conntrack.common import paths
+from saltext_conntrack.common import files, paths
 
 LINE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*=\s*(.*?)\s*$")
 # Two names for one knob: the kernel keeps a short alias of the table limit.
@@ -71,10 +71,12 @@ def boot_values(root, prefix=""):
     values = {}
     for host_path in boot_files(root):
         try:
-            # A link out of the root is not this host's boot (a fixture tree, a chroot).
-            with open(paths.contained(root, paths.join(root, host_path)), encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except (OSError, CommandExecutionError):
+            # A link out of the root is not this host's boot (a fixture tree, a chroot); a FIFO is refused
+            # before it can block.
+            text = files.read_or_none(paths.contained(root, paths.join(root, host_path)))
+        except CommandExecutionError:
+            continue
+        if text is None:
             continue
         for _, _, key, value in assignments(text):
             key = canonical(key)

@@ -58,8 +58,8 @@ KNOWN_TIMEOUTS_IP_CONNTRACK = (
 def valid_key(key):
     if not isinstance(key, str) or not KEY.fullmatch(key):
         raise SaltInvocationError(
-            f"{key!r} is not a conntrack sysctl key (net.netfilter.nf_conntrack_*, "
-            "net.ipv4.netfilter.ip_conntrack_*, net.nf_conntrack_max)"[:300]
+            "not a conntrack sysctl key (net.netfilter.nf_conntrack_*, "
+            f"net.ipv4.netfilter.ip_conntrack_*, net.nf_conntrack_max): {numbers.shown(key)}"
         )
     return key
 

@@ -85,7 +85,9 @@ def _timeouts(timeouts, names, flavour, loaded):
     out = {}
     for short, seconds in timeouts.items():
         if short not in known:
-            raise SaltInvocationError(f"unknown conntrack timeout {short!r}; known: {', '.join(sorted(known))}"[:1000])
+            raise SaltInvocationError(
+                f"unknown conntrack timeout {numbers.shown(short)}; known: {', '.join(sorted(known))}"
+            )
         out[short] = numbers.integer(seconds, f"timeout {short}", 1, kernel.TIMEOUT_MAX)
     return out
 

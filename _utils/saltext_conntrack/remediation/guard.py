@@ -7,18 +7,20 @@ import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 
 from salt.exceptions import CommandExecutionError
 
-from saltext_conntrack.common import files
+from saltext_conntrack.common import files, numbers
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "remediate.json"
 LOCK_FILE = "remediate.lock"
 LOCK_TIMEOUT = 30
+MAX_BASELINES = 4096
 
 
 def state_dir(cachedir):
@@ -30,7 +32,8 @@ def state_dir(cachedir):
 @contextlib.contextmanager
 def locked(cachedir, timeout=LOCK_TIMEOUT):
     """One decision at a time on this host, across job processes."""
-    fd = os.open(os.path.join(state_dir(cachedir), LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(os.path.join(state_dir(cachedir), LOCK_FILE), flags, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -46,16 +49,29 @@ def locked(cachedir, timeout=LOCK_TIMEOUT):
         os.close(fd)
 
 
+def _checked(data):
+    """The state file's content with the right shape, or ValueError (the file is then set aside)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"not a mapping but {type(data).__name__}")
+    for key in ("last_remediation", "last_reapply"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or not 0 <= value < 2**40):  # fmt: skip
+            raise ValueError(f"{key} is not a time")
+    drops = data.get("drops", {})
+    if not isinstance(drops, dict) or len(drops) > MAX_BASELINES:
+        raise ValueError(f"drops is not a mapping of at most {MAX_BASELINES} baselines")
+    for key, value in drops.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+            raise ValueError(f"drop baseline {numbers.shown(key, 60)} is not a counter")
+    return data
+
+
 def load(cachedir):
-    """The recorded state; an unreadable or malformed file counts as none recorded."""
-    try:
-        with open(os.path.join(state_dir(cachedir), STATE_FILE), encoding="utf-8") as fh:
-            data = json.load(fh)
-        if isinstance(data, dict):
-            return data
-    except (OSError, ValueError):
-        pass
-    return {}
+    """The recorded state, ``{}`` when none is; a corrupt or foreign file is set aside (renamed, with
+    a warning) and counts as none recorded: it never raises and never decides anything."""
+    path = os.path.join(state_dir(cachedir), STATE_FILE)
+    return files.load_own(path, _checked, "remediation state") or {}
 
 
 def save(cachedir, data):

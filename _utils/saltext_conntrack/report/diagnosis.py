@@ -10,7 +10,7 @@ import time
 
 from salt.exceptions import CommandExecutionError
 
-from saltext_conntrack.common import paths
+from saltext_conntrack.common import files, paths
 from saltext_conntrack.persistence import sysctl_boot
 from saltext_conntrack.report import host_findings, trend_findings, walk_findings
 from saltext_conntrack.runtime import namespaces, table
@@ -56,10 +56,11 @@ def host_facts(root):
     configs = {}
     for host_path in IPTABLES_CONFIGS:
         try:
-            with open(paths.contained(root, paths.join(root, host_path)), encoding="utf-8", errors="replace") as fh:
-                configs[host_path] = fh.read()
-        except (OSError, CommandExecutionError):
+            text = files.read_or_none(paths.contained(root, paths.join(root, host_path)))
+        except CommandExecutionError:
             continue
+        if text is not None:
+            configs[host_path] = text
     return {"boot": sysctl_boot.boot_values(root), "iptables_configs": configs}
 
 

@@ -5,6 +5,7 @@ passes it in; everything decided about it is here.
 """
 
 import re
+import shlex
 
 import salt.utils.mine
 from salt.exceptions import SaltInvocationError
@@ -27,6 +28,8 @@ TGT_TYPES = (
     "nodegroup",
     "range",
 )
+_CLI_FLAGS = {"pcre": "-E ", "list": "-L ", "grain": "-G ", "grain_pcre": "-P ", "pillar": "-I ", "pillar_pcre": "-J ",
+              "compound": "-C ", "ipcidr": "-S ", "nodegroup": "-N ", "range": "-R "}  # fmt: skip
 MINE_SETUP = "mine_functions:\n  conntrack.status: []\nmine_interval: 5\n"
 
 
@@ -40,13 +43,13 @@ def arguments(tgt, tgt_type, warning, critical, verdict_, limit):
     else:
         numbers.text(tgt, "tgt", 4096)
     if not isinstance(tgt_type, str) or tgt_type not in TGT_TYPES:
-        raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {tgt_type!r}"[:300])
+        raise SaltInvocationError(f"tgt_type must be one of {', '.join(TGT_TYPES)}, got {numbers.shown(tgt_type)}")
     warning = numbers.number(warning, "warning", 0, 100)
     critical = numbers.number(critical, "critical", 0, 100)
     if warning > critical:
         raise SaltInvocationError(f"warning ({warning}%) must not be above critical ({critical}%)")
     if verdict_ is not None and (not isinstance(verdict_, str) or verdict_ not in verdict.RANK):
-        raise SaltInvocationError(f"verdict must be one of {', '.join(verdict.RANK)}, got {verdict_!r}"[:300])
+        raise SaltInvocationError(f"verdict must be one of {', '.join(verdict.RANK)}, got {numbers.shown(verdict_)}")
     if limit is not None:
         limit = numbers.integer(limit, "limit", 0, 10**9)
     return warning, critical, limit
@@ -81,7 +84,7 @@ def row(minion, status, warning, critical, source):
         "source": source,
     }
     if not isinstance(status, dict):
-        ret["reasons"].append(f"no usable conntrack.status ({str(status)[:200]})")
+        ret["reasons"].append(f"no usable conntrack.status ({numbers.shown(status, 200)})")
         return _with_reason(ret)
     try:
         clean = verdict.validated(status)
@@ -142,17 +145,26 @@ def from_mine(targeted, fetch, targets_master):
     return found
 
 
+def _salt_command(tgt, tgt_type):
+    """``salt TGT mine.update`` to paste into a shell: the target shell-quoted, a list joined by commas."""
+    target = ",".join(map(str, tgt)) if isinstance(tgt, (list, tuple)) else str(tgt)
+    if tgt_type == "pillar_exact":
+        target, tgt_type = f"P@{target}", "compound"  # no flag of its own: the compound form
+    flag = _CLI_FLAGS.get(tgt_type, "")
+    return f"salt {flag}{shlex.quote(target)} mine.update"
+
+
 def no_data(tgt, tgt_type, targeted, live, timeout):
     """Why there is nothing to show, and the setup that fixes it (a failed result)."""
     if not targeted:
-        comment = f"no minion matches tgt={tgt!r} tgt_type={tgt_type}"
+        comment = f"no minion matches tgt={numbers.shown(tgt)} tgt_type={tgt_type}"
     elif live:
         comment = f"none of the {len(targeted)} targeted minions answered {FUNCTION} within {timeout} s"
     else:
         comment = (
             f"none of the {len(targeted)} targeted minions has {FUNCTION} in the mine: the mine is "
             f"not set up for it, or not updated yet. Add these lines to the minions' config (or "
-            f"pillar), then run: salt {tgt!r} mine.update"
+            f"pillar), then run: {_salt_command(tgt, tgt_type)}"
         )
     ret = {"result": False, "retcode": 1, "comment": comment, "targeted": len(targeted)}
     if not live:

@@ -8,6 +8,8 @@ that fix. None of these needs the table walk (see ``walk_findings``).
 
 import os
 import re
+import shlex
+from typing import TypedDict
 
 import yaml
 
@@ -19,7 +21,9 @@ _LOAD_LIST = re.compile(r"^\s*IP6?TABLES_SYSCTL_LOAD_LIST\s*=\s*(.*?)\s*$", re.M
 NOTRACK_EFFECT = (
     "notrack: these flows bypass conntrack, so NAT (masquerade, DNAT) and state rules "
     "(ct state, -m state/conntrack) no longer apply to them; accept their replies by port, "
-    "and check conntrack.dependents first"
+    "and check conntrack.dependents first. conntrack.notrack reads the rules and refuses where a chain "
+    "would drop them (policy drop, only a ct state established accept): accept_untracked: true then adds "
+    "the 'ct state untracked' accepts in the same change"
 )
 
 
@@ -29,7 +33,19 @@ def sls(state_id, function, **args):
     return yaml.dump(body, Dumper=_DUMPER, default_flow_style=False, sort_keys=False)
 
 
-def finding(ident, severity, evidence, why, fix=None, fix_type="sls", side_effects=()):
+class Finding(TypedDict):
+    """One finding of ``conntrack.diagnose``, as every producer builds it (through :py:func:`finding`)."""
+
+    id: str
+    severity: str  # critical, warning, info
+    evidence: dict
+    why: str
+    fix: str | None  # text to review, never applied here
+    fix_type: str | None  # sls, nft, command, snippet; None without a fix
+    side_effects: list[str]
+
+
+def finding(ident, severity, evidence, why, fix=None, fix_type="sls", side_effects=()) -> Finding:
     return {
         "id": ident,
         "severity": severity,
@@ -271,6 +287,16 @@ def dependents_finding(status, dependents):
     ]
 
 
+def _enter(row, where, owner):
+    """The shell prefix that runs a command in the namespace; every name shell-quoted (a netns
+    name is whatever its creator chose: ``blue;reboot`` stays one word)."""
+    if row["names"]:
+        return f"ip netns exec {shlex.quote(os.path.basename(where))} "
+    pid = owner.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else shlex.quote(str(pid))
+    return f"nsenter -t {pid} -n "
+
+
 def namespace_findings(status, facts):
     """Another namespace (a container, a router) near the global limit: its drops never
     show in this namespace's counters, and its own table holds entries against the one max."""
@@ -289,11 +315,7 @@ def namespace_findings(status, facts):
                 f"network namespace {who} holds {row['count']} entries, {row['usage']}% of the global max "
                 f"{status['max']}: new flows there are dropped once it reaches it.",
                 "# look inside it, then fix what fills it or raise the one global max:\n"
-                + (
-                    f"ip netns exec {os.path.basename(where)} "
-                    if row["names"]
-                    else f"nsenter -t {owner.get('pid')} -n "
-                )
+                + _enter(row, where, owner)
                 + "salt-call --local conntrack.diagnose\n",
                 fix_type="command",
             )

@@ -11,7 +11,7 @@ import os
 
 from salt.exceptions import SaltInvocationError
 
-from saltext_conntrack.common import files, paths
+from saltext_conntrack.common import files, numbers, paths
 from saltext_conntrack.report import diagnosis
 
 PREFIX = "saltext_conntrack_"
@@ -39,7 +39,7 @@ def target(root, path):
     joined = paths.host(root, path, "path")
     if not path.endswith(".prom") or path.endswith("/.prom"):
         raise SaltInvocationError(
-            f"path must name a file ending in .prom (node_exporter reads only those), got {path!r}"
+            f"path must name a file ending in .prom (node_exporter reads only those), got {numbers.shown(path)}"
         )
     real = paths.contained(root, joined)
     if not os.path.isdir(os.path.dirname(real)):
@@ -48,7 +48,7 @@ def target(root, path):
         )
     if os.path.isdir(real):
         raise SaltInvocationError(f"{path} is a directory")
-    return real
+    return paths.writable(root, real, "textfile")
 
 
 def _escape(value):

@@ -32,7 +32,7 @@ def worst(levels):
 
 def _count(value, what):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} is not a count: {value!r}"[:200])
+        raise ValueError(f"{what} is not a count: {numbers.shown(value)}")
     return value
 
 
@@ -43,7 +43,7 @@ def validated(status):
     have the right shape.
     """
     if not isinstance(status, dict):
-        raise ValueError(f"not a conntrack.status: {status!r}"[:200])
+        raise ValueError(f"not a conntrack.status: {numbers.shown(status)}")
     stats = status.get("stats") or {}
     if not isinstance(stats, dict):
         raise ValueError("stats is not a mapping")
@@ -57,7 +57,7 @@ def validated(status):
     if recent is not None:
         seconds = recent.get("seconds") if isinstance(recent, dict) else None
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-            raise ValueError(f"recent is malformed: {recent!r}"[:200])
+            raise ValueError(f"recent is malformed: {numbers.shown(recent)}")
         clean["recent"] = {name: _count(recent.get(name, 0), f"recent {name}") for name in COUNTERS}
         clean["recent"]["seconds"] = seconds
     clean["trend"] = _trend(status.get("trend"))

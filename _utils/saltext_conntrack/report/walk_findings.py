@@ -1,6 +1,8 @@
 """Findings from one walk of the table: unreplied UDP to one port, TIME_WAIT churn,
 idle ESTABLISHED entries, one source or destination holding most entries."""
 
+import ipaddress
+
 from saltext_conntrack.report import host_findings
 from saltext_conntrack.runtime import table
 
@@ -36,6 +38,12 @@ def udp_finding(counted, status, timeouts, dependents):
     fix = host_findings.sls(
         f"conntrack-udp-{port}-untracked", "conntrack.notrack", flows=[{"proto": "udp", "port": port}], persist=True
     )
+    if dependents is None or dependents:
+        # Rules here read ct state: the state refuses where they would drop the untracked replies.
+        fix += (
+            "#   - accept_untracked: true  # needed where a chain accepts these flows only as ct state\n"
+            "#                             # established,related (conntrack.notrack names the rule)\n"
+        )
     fix += "# or, keeping them tracked but shorter-lived:\n" + "".join(
         "# " + line + "\n"
         for line in host_findings.sls("conntrack-udp-timeout", "conntrack.tuned", timeouts={"udp": 10}).splitlines()
@@ -131,7 +139,11 @@ def talker_findings(counted, status):
         top = counted.talkers[key].top(1)
         if not top:
             continue
-        address, n = top[0][0].decode(), top[0][1]
+        address, n = top[0][0].decode("ascii", "replace"), top[0][1]
+        try:
+            address = str(ipaddress.ip_address(address))  # goes into an nft rule: an address, nothing else
+        except ValueError:
+            continue
         share = _share(n, counted.total)
         if n < MIN_ENTRIES or share < TALKER_SHARE:
             continue

@@ -70,9 +70,8 @@ def _load(path):
     """
     boot, samples = None, []
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read(1 << 20).splitlines()
-    except OSError:
+        lines = files.read_bytes(path, 1 << 21).decode("utf-8", "replace").splitlines()
+    except (OSError, CommandExecutionError):  # missing, not a regular file, or over 2 MiB: a new history
         return None, []
     try:
         header = json.loads(lines[0]) if lines else None
@@ -127,7 +126,7 @@ def _rewrite(cachedir, path, boot, samples):
 
 def _append(path, sample):
     """One sample appended: a rename over the file costs a data flush on ext4, an append does not."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         os.write(fd, _line(sample).encode())
     finally:

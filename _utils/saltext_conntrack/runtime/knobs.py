@@ -87,7 +87,7 @@ def plan_timeout(host, name, seconds, test):
     flavour, _ = snapshot.loaded(host)
     files = kernel.timeout_files(host.root, flavour)
     if name not in files:
-        raise SaltInvocationError(f"unknown conntrack timeout {name!r}; known: {', '.join(sorted(files))}")
+        raise SaltInvocationError(f"unknown conntrack timeout {numbers.shown(name)}; known: {', '.join(sorted(files))}")
     seconds = numbers.integer(seconds, "seconds", 1, kernel.TIMEOUT_MAX)
     return _plan(host, files[name], seconds, test, f"timeout {name}")
 

@@ -82,8 +82,30 @@ def _order(chain, holders, refcnt):
     return removed
 
 
+# Modules nf_conntrack itself loads (it holds them): unloaded after it when
+# nothing outside the chain holds them, as ``modprobe -r nf_conntrack`` does.
+DEPENDENCY_PREFIXES = ("nf_defrag_",)
+
+
+def _dependencies(root, proc, chain):
+    """The chain's own dependencies that only the chain holds, with their refcnt."""
+    found = {}
+    for name in sorted(proc):
+        if name in chain or not name.startswith(DEPENDENCY_PREFIXES):
+            continue
+        holders = _holders(root, name, proc)
+        refcnt = _sys_refcnt(root, name, proc[name]["refcnt"])
+        if holders and set(holders) <= chain and refcnt == len(holders):
+            found[name] = refcnt
+    return found
+
+
 def unload_plan(root, release):
-    """``{module, loaded, builtin, reason, order, refcnt, in_use}`` of the conntrack chain."""
+    """``{module, loaded, builtin, reason, order, refcnt, in_use}`` of the conntrack chain.
+
+    ``order``: every consumer after the modules holding it, then the core,
+    then the core's own dependencies (``nf_defrag_ipv4``, ``nf_defrag_ipv6``)
+    that nothing but the chain holds."""
     proc = proc_modules(root)
     ret = {"module": None, "loaded": False, "builtin": False, "reason": None,
            "order": [], "refcnt": {}, "in_use": []}  # fmt: skip
@@ -107,6 +129,8 @@ def unload_plan(root, release):
     holders = {name: [h for h in _holders(root, name, proc) if h in chain] for name in chain}
     refcnt = {name: _sys_refcnt(root, name, proc.get(name, {}).get("refcnt", 0)) for name in chain}
     ret["order"] = _order(chain, holders, refcnt)
-    ret["refcnt"] = refcnt
     ret["in_use"] = [n for n in ret["order"] if refcnt[n] > len(holders[n])]
+    deps = _dependencies(root, proc, chain)
+    ret["order"] += list(deps)
+    ret["refcnt"] = {**refcnt, **deps}
     return ret

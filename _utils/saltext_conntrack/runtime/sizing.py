@@ -9,7 +9,7 @@ import struct
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from saltext_conntrack.common import paths
+from saltext_conntrack.common import numbers, paths
 
 MAX_RULE = "RAMSIZE / 16384 / (ARCH / 32) (Eychenne, 'Netfilter conntrack performance tweaking')"
 
@@ -33,16 +33,16 @@ _RELEASE = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})")
 def parse_ram(ram):
     """Bytes from an int or a size like ``64G``/``512MiB``; at least 1 MiB."""
     if isinstance(ram, bool):
-        raise SaltInvocationError(f"ram must be bytes or a size like 64G, got {ram!r}")
+        raise SaltInvocationError(f"ram must be bytes or a size like 64G, got {numbers.shown(ram)}")
     if isinstance(ram, int):
         value = ram
     else:
         match = _RAM.fullmatch(ram) if isinstance(ram, str) else None
         if not match:
-            raise SaltInvocationError(f"ram must be bytes or a size like 64G, got {ram!r}"[:200])
+            raise SaltInvocationError(f"ram must be bytes or a size like 64G, got {numbers.shown(ram)}")
         value = int(match.group(1)) * _UNITS[match.group(2).lower()]
     if not 2**20 <= value <= 2**60:
-        raise SaltInvocationError(f"ram must be from 1M to 1E bytes, got {ram!r}")
+        raise SaltInvocationError(f"ram must be from 1M to 1E bytes, got {numbers.shown(ram)}")
     return value
 
 
