@@ -62,3 +62,12 @@ def test_a_window_tells_look_alike_lines_apart(tmp_path):
         assert not lines.tail_ok(gen.fd, gen.offset, gen.tail)
     finally:
         os.close(gen.fd)
+
+
+def test_a_saved_cursor_that_is_not_byte_counts_is_refused():
+    import pytest
+
+    for bad in ({"offset": -1}, {"offset": True}, {"offset": "12"}, {"offset": 2**63}, {"offset": 4, "seen": 1.5}):
+        with pytest.raises(ValueError, match="is not a byte count"):
+            lines.saved_cursor(bad)
+    assert lines.saved_cursor({"offset": 4}).seen == 4
