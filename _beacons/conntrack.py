@@ -58,9 +58,12 @@ Event data
                            # records overwritten (exact count), plus files rotated or
                            # truncated away with bytes the beacon had seen but not read
     lost_bytes: 0          # those bytes (files)
-    unverified: 0          # content gone where nobody can know whether any of it was
-                           # unread: a truncation with no copy when everything seen had
-                           # been read, a journal cursor journalctl refused
+    unverified: 0          # pieces that may hold unread lines and cannot be read, one
+                           # per piece: a truncation with no copy when everything seen
+                           # had been read, a generation rotated out of sight while the
+                           # minion was down (olddir, deleted), a zstd/lz4 copy, a
+                           # journal cursor journalctl refused
+    unverified_bytes: 0    # of those, the bytes known unread (0 where unknown)
     errors: 0              # runs whose read of the log failed since the last event
                            # (logged; the counters are still read and reported)
     netns:                 # namespaces named in the lines; inode null: the line names
@@ -79,7 +82,11 @@ Event data
     incident: {start: '2025-11-25T11:00:00.123456+00:00', events: 1}
     status: {count: 262144, max: 262144, usage: 100.0, drop: 5123}
     findings: [...]        # conntrack.diagnose(walk=False)'s findings, where that
-                           # function exists; absent when it does not or fails
+                           # function exists; absent when it does not or fails.
+                           # Computed on an incident's first event from this run's
+                           # status, reused for 10 minutes; the firewall rules are read
+                           # again only when their fingerprint changes (see docs/beacon.md)
+    findings_at: '2025-11-25T11:00:00.200000+00:00'   # when they were computed
 
 ``usage_high``: ``level`` (``warning``/``critical``), ``threshold``,
 ``usage``, ``count``, ``max``, ``status``. ``usage_ok``: ``previous`` (the
@@ -115,7 +122,13 @@ Options
     (the old file is held open and read until it has been quiet for 10 s and
     the new file has content, at most an hour and 4 files; generations rotated
     away between two runs are found by inode and mtime) and ``copytruncate``
-    (the rest read from the copy), without losing or repeating lines.
+    (the rest read from the newest copy, plain or gzip/bzip2/xz, that holds
+    what was read: its head and the 1 KiB before the offset), without losing
+    or repeating lines. A syslog daemon's repeat lines count as the lines they
+    stand for: rsyslog's ``message repeated N times: [...]`` (written only when
+    a different message arrives, so those N lines are counted late),
+    ``last message repeated N times`` and syslog-ng's ``Last message '...'
+    repeated N times`` right after a table-full line.
     ``auto``: kmsg where a record can be read, else the journal, else the first of
     ``/var/log/kern.log``, ``/var/log/messages``, ``/var/log/syslog`` that
     exists (kmsg and these files are looked up under ``conntrack.root``).
@@ -144,6 +157,14 @@ Options
     loses, repeats nor splits an incident.
 ``max_read`` (default 16777216)
     Bytes read per run at most; the rest is read on the next runs.
+``olddir`` (default none)
+    The directory logrotate's ``olddir`` moves a file source's rotated copies
+    to (resolved under ``conntrack.root``): they are looked for there too.
+    Without it, the beacon reads logrotate's config (``/etc/logrotate.conf``,
+    ``/etc/logrotate.d/*`` and their includes, under ``conntrack.root``) for
+    the stanza naming the file and takes its ``olddir`` (or the global one).
+    With neither, a generation moved there while the minion was down counts
+    in ``unverified``, and one created and moved there while down is not seen.
 ``drift_interval`` (default 300)
     Seconds between two ``conntrack.drift`` checks; 0 turns the ``drift``
     event off. A check reads a few sysctl files and knobs.
@@ -259,6 +280,7 @@ def _probes():
         status=lambda: __salt__["conntrack.status"](),
         drift=__salt__.get("conntrack.drift"),
         diagnose=__salt__.get("conntrack.diagnose"),
+        readers=__salt__,
     )
 
 

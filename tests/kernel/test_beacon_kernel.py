@@ -1,5 +1,6 @@
 """The beacon on this machine's /dev/kmsg while a namespace the test owns overflows for real."""
 
+import os
 import re
 import threading
 import time
@@ -60,11 +61,15 @@ class Traffic(threading.Thread):
         super().__init__(daemon=True)
         self.netns, self.per_tick = netns, max(1, rate // 100)
         self.stopping = threading.Event()
+        self.paused = threading.Event()
         self.sent = self.refused = 0
 
     def run(self):
         port = 30000
         while not self.stopping.is_set():
+            if self.paused.is_set():
+                time.sleep(0.01)
+                continue
             self.refused += self.per_tick - self.netns.udp_flows(self.per_tick, first_port=port)
             self.sent += self.per_tick
             port = 30000 + (port + self.per_tick - 30000) % 30000
@@ -239,3 +244,238 @@ def test_every_kernel_line_counted_once_through_rsyslog(
     assert harness.counted == len(in_files) == printed - len(missing), (never_read, read_twice, truth.marks)
     assert (harness.lost, harness.unverified) == (0, 0)
     assert len(harness.incidents) == 1, harness.incidents  # one burst, one incident, restarts or not
+
+
+# ---------------------------------------------------------------------------
+# Compressed copies, repeat reduction, reused inodes and olddir (issue 19)
+
+
+def _phased(harness, rotate, traffic, cycles=8):
+    """copytruncate with the cursor at 0 on even cycles (the file last seen just truncated), mid-file on odd ones.
+
+    Traffic pauses around each logrotate run, so no line falls into its copy-truncate window.
+    """
+    for cycle in range(cycles):
+        traffic.paused.clear()
+        time.sleep(0.25)
+        if cycle % 2:
+            harness.run()  # the cursor inside the lines about to be copied
+        time.sleep(0.25)
+        traffic.paused.set()
+        time.sleep(0.2)  # rsyslogd writes what it has
+        rotate.rotate()
+        harness.run()  # the file just truncated: the cursor at 0 for the next copy
+
+
+def _down(harness, rotate, rotations, inodes):
+    """Runs for 2 s, the beacon stopped (close()), ``rotations`` rotations 1.2 s apart, runs again."""
+    for _ in range(4):
+        harness.run()
+        time.sleep(0.5)
+    inodes.append(os.stat(rotate.syslog.log).st_ino)
+    harness.restart(kill=False)
+    for _ in range(rotations):
+        time.sleep(1.2)
+        rotate.rotate()
+    time.sleep(0.8)
+    for _ in range(4):
+        harness.run()
+        time.sleep(0.5)
+
+
+ROTATIONS = {
+    "copytruncate_gzip": {"mode": "copytruncate", "compress": "gzip"},
+    "copytruncate_xz": {"mode": "copytruncate", "compress": "xz"},
+    "copytruncate_bzip2": {"mode": "copytruncate", "compress": "bzip2"},
+    # Three dateext + delaycompress rotations while the beacon is stopped (ext4 may hand a
+    # deleted generation's inode to the next file).
+    "dateext_delaycompress_down": {
+        "mode": "create",
+        "hup": True,
+        "compress": "gzip",
+        "extra": ("dateext", "dateformat -%Y%m%d-%s", "delaycompress"),
+        "down": 3,
+    },
+    # Two rotations into an olddir while stopped: out of the beacon's sight ...
+    "olddir_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2},
+    # ... unless the beacon's olddir option names it ...
+    "olddir_option_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2, "option": True},
+    # ... or the beacon finds it in logrotate's config (here the test's own, in place of /etc/logrotate.d).
+    "olddir_found_down": {"mode": "create", "hup": True, "extra": ("olddir {dir}/old",), "down": 2, "found": True},
+}
+
+
+def _in_all_files(syslog, inode, olddir=None):
+    """``stamps_in_files`` over the log's copies, compressed ones read through what the beacon uses."""
+    from saltext_conntrack.logwatch import copies
+
+    directory = os.path.join(syslog.dir, "unpacked")
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.basename(syslog.log)
+    for where in (syslog.dir, olddir):
+        for path, _ in copies.siblings(os.path.join(where, base), compressed=True) if where else ():
+            kind = copies.kind(path)
+            if kind == "compressed":
+                with copies.Compressed(path) as copy:
+                    data = copy.rest(0)
+            elif kind == "plain":
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            else:
+                raise AssertionError(f"cannot read {path} to count its lines")
+            with open(os.path.join(directory, f"{base}.{len(os.listdir(directory))}"), "wb") as fh:
+                fh.write(data)
+    with open(syslog.log, "rb") as src, open(os.path.join(directory, base), "wb") as fh:
+        fh.write(src.read())
+    return stamps_in_files(os.path.join(directory, base), inode)
+
+
+@pytest.mark.parametrize("name", list(ROTATIONS))
+def test_compressed_copies_reused_inodes_and_olddir(
+    name, make_loaders, global_knobs, unlimited_kernel_log, tmp_path, capsys, monkeypatch
+):
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"install rsyslog and logrotate (scripts/system-deps): {missing} missing")
+    scenario = ROTATIONS[name]
+    olddir = str(tmp_path / "old") if "olddir" in name else None
+    if olddir:
+        os.mkdir(olddir)
+    syslog = Rsyslog(str(tmp_path))
+    inodes = []
+    try:
+        syslog.start()
+        with Netns("ctb") as netns:
+            assert netns.udp_flows(20, first_port=40000) == 20
+            write_int(f"{PROC_NF}/nf_conntrack_max", 20)
+            extra = [line.format(dir=str(tmp_path)) for line in scenario.get("extra", ())]
+            rotate = Logrotate(syslog, scenario["mode"], scenario.get("hup", False), scenario.get("compress"), extra)
+            if scenario.get("found"):
+                from saltext_conntrack.logwatch import logrotate  # the copy the loaders use
+
+                monkeypatch.setattr(logrotate, "CONFS", (rotate.conf,))
+            loaders = make_loaders("/")
+            config = [
+                {"source": syslog.log},
+                {"min_interval": 2},
+                {"status_interval": 3600},
+                {"usage_warning": None},
+                {"usage_critical": None},
+                {"drops": False},
+                *([{"olddir": olddir}] if scenario.get("option") else []),
+            ]
+            harness = Harness(loaders, config, netns.inode, monkeypatch)
+            harness.run()
+            truth = KmsgCounter(netns.inode)
+            truth.start()
+            traffic = Traffic(netns, 100)
+            traffic.start()
+            try:
+                if "down" in scenario:
+                    _down(harness, rotate, scenario["down"], inodes)
+                    inodes.append(os.stat(syslog.log).st_ino)
+                else:
+                    _phased(harness, rotate, traffic)
+            finally:
+                traffic.stop()
+            time.sleep(0.3)
+            printed = truth.finish()
+            settle = time.monotonic() + generations.QUIET + 3
+            while time.monotonic() < settle:
+                harness.run()
+                time.sleep(0.5)
+            loaders.restart()
+    finally:
+        syslog.stop()
+    in_files = [usec for usec in _in_all_files(syslog, netns.inode, olddir) if usec > truth.start_usec]
+    read = [usec for usec in harness.read if usec > truth.start_usec]
+    never_read = sorted(set(in_files) - set(read))
+    read_twice = sorted(usec for usec, n in Counter(read).items() if n > 1)
+    reused = len(inodes) == 2 and inodes[0] in _inodes_after(syslog.log)
+    with capsys.disabled():
+        print(
+            f"\n[{name}] kernel printed {printed} table-full lines, {len(in_files)} in the files, beacon counted "
+            f"{harness.counted} in {harness.events} events over {rotate.runs} rotations; lost {harness.lost}, "
+            f"unverified {harness.unverified}; never read {len(never_read)}, read twice {len(read_twice)}; "
+            f"files {_listing(syslog.log)}, inodes {inodes}"
+            f"{' (the inode read before the stop was given to a later file)' if reused else ''}"
+        )
+    assert truth.overruns == 0, "the test's own kmsg reader was overrun: no truth to compare with"
+    assert printed > 100 and len(in_files) == len(set(in_files)) == printed
+    assert not read_twice, read_twice
+    assert len(harness.incidents) == 1, harness.incidents
+    if olddir and not (scenario.get("option") or scenario.get("found")):
+        # Out of sight: never counted twice, and what was not counted is flagged.
+        assert harness.counted < printed and harness.unverified >= 1
+    else:
+        assert harness.counted == printed, never_read[:5]
+        assert (harness.lost, harness.unverified) == (0, 0)
+
+
+def _listing(log):
+    directory, base = os.path.split(log)
+    return sorted((n, os.stat(os.path.join(directory, n)).st_ino) for n in os.listdir(directory) if n.startswith(base))
+
+
+def _inodes_after(log):
+    directory, base = os.path.split(log)
+    return {os.stat(os.path.join(directory, n)).st_ino for n in os.listdir(directory) if n.startswith(base)}
+
+
+def test_rsyslog_repeat_reduction_counts_every_line(make_loaders, global_knobs, unlimited_kernel_log, tmp_path, capsys):
+    """$RepeatedMsgReduction on: identical kernel lines become 'message repeated N times: [...]'."""
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"install rsyslog and logrotate (scripts/system-deps): {missing} missing")
+    syslog = Rsyslog(str(tmp_path), reduce=True)
+    counted = events = unverified = 0
+    try:
+        syslog.start()
+        with Netns("ctb") as netns:
+            assert netns.udp_flows(20, first_port=40000) == 20
+            write_int(f"{PROC_NF}/nf_conntrack_max", 20)
+            loaders = make_loaders("/")
+            config = [{"source": syslog.log}, {"min_interval": 1}, {"status_interval": 3600}, {"drops": False}]
+            config += [{"usage_warning": None}, {"usage_critical": None}]
+
+            def run():
+                nonlocal counted, events, unverified
+                for event in loaders.beacons["conntrack.beacon"](config):
+                    if event["tag"] == "table_full":
+                        events += 1
+                        unverified += event["unverified"]
+                        counted += sum(n["matched"] for n in event["netns"] if n["inode"] == netns.inode)
+
+            run()
+            truth = KmsgCounter(netns.inode)
+            truth.start()
+            traffic = Traffic(netns, 100)
+            traffic.start()
+            try:
+                for _ in range(8):
+                    time.sleep(0.5)
+                    run()
+            finally:
+                traffic.stop()
+            time.sleep(0.3)
+            printed = truth.finish()
+            # A different kernel message (another namespace's table-full line): rsyslogd writes
+            # the repeat line it held back.
+            with Netns("ctc") as other:
+                other.udp_flows(22, first_port=40000)
+            for _ in range(6):
+                time.sleep(0.5)
+                run()
+            loaders.restart()
+    finally:
+        syslog.stop()
+    with open(syslog.log, "rb") as fh:
+        text = fh.read()
+    repeats = re.findall(rb"message repeated (\d+) times: \[ ?nf_conntrack", text)
+    with capsys.disabled():
+        print(
+            f"\n[repeat_reduction] kernel printed {printed}, the file has {len(repeats)} repeat lines "
+            f"({sum(map(int, repeats))} lines), beacon counted {counted} in {events} events"
+        )
+    assert printed > 100 and repeats, "rsyslogd reduced nothing: no repeat line to count"
+    assert counted == printed and unverified == 0

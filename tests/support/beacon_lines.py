@@ -60,3 +60,48 @@ KMSG_SUPPRESSED = "4,{seq},{usec},-;net_ratelimit: {n} callbacks suppressed\n"
 KMSG_OTHER = "6,{seq},{usec},-;e1000e: eth0 NIC Link is Up 1000 Mbps Full Duplex\n SUBSYSTEM=net\n DEVICE=n2\n"
 # What user space writing to /dev/kmsg gets: facility user (1), never kernel (0).
 KMSG_SPOOF = "12,{seq},{usec},-;nf_conntrack: nf_conntrack: table full, dropping packet\n"
+
+# Syslog daemons' repeat reduction: (label, lines, table-full lines they stand for, netns of them).
+REPEATS = [
+    # rsyslog $RepeatedMsgReduction on (RHEL family): the first line, then the count of its repeats.
+    (
+        "rsyslog-repeated",
+        "Dec  3 07:00:00 web1 kernel: nf_conntrack: nf_conntrack: table full, dropping packet\n"
+        "Dec  3 07:00:05 web1 kernel: message repeated 310 times: [ nf_conntrack: nf_conntrack: table full, dropping packet]\n",
+        311,
+        None,
+    ),
+    (
+        "rsyslog-repeated-printk-time",
+        "2026-12-03T07:00:00.1+00:00 vm kernel: message repeated 4 times: "
+        "[ [ 123.456789] nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet]\n",
+        4,
+        4026532177,
+    ),
+    # sysklogd, busybox syslogd, rsyslog's legacy form: names the line before it.
+    (
+        "sysklogd-last-message",
+        "Mar  3 04:12:01 web1 kernel: ip_conntrack: table full, dropping packet.\n"
+        "Mar  3 04:12:31 web1 last message repeated 42 times\n",
+        43,
+        None,
+    ),
+    # syslog-ng: the first 20 characters of the message it suppressed.
+    (
+        "syslog-ng-last-message",
+        "Dec  3 07:00:00 lb1 kernel: nf_conntrack: nf_conntrack: table full in netns 4026532199, dropping packet\n"
+        "Dec  3 07:00:10 lb1 syslog-ng[812]: Last message 'nf_conntrack: nf_con' repeated 9 times, "
+        "suppressed by syslog-ng on lb1\n",
+        10,
+        4026532199,
+    ),
+    # A repeat of another message is not a table-full line.
+    (
+        "last-message-of-another",
+        "Dec  3 07:00:00 web1 kernel: nf_conntrack: nf_conntrack: table full, dropping packet\n"
+        "Dec  3 07:00:01 web1 kernel: e1000e: eth0 NIC Link is Up\n"
+        "Dec  3 07:00:31 web1 last message repeated 5 times\n",
+        1,
+        None,
+    ),
+]

@@ -23,20 +23,33 @@ def missing_tools():
 
 
 class Rsyslog:
-    def __init__(self, workdir):
+    """``reduce``: ``$RepeatedMsgReduction on`` (RHEL's configs), with the kernel's stamps parsed out of
+    the message (imklog ``KeepKernelTimestamp off``), else no two kernel lines are alike; the test's
+    own markers (user facility) go to the file too, so a held-back repeat line is written."""
+
+    def __init__(self, workdir, reduce=False):
         self.dir = workdir
         self.log = os.path.join(workdir, "kern.log")
         self.pidfile = os.path.join(workdir, "rsyslogd.pid")
         self.conf = os.path.join(workdir, "rsyslog.conf")
         self.proc = None
+        self.reduce = reduce
 
     def start(self, timeout=20):
+        klog = 'module(load="imklog")\n'
+        rules = "kern.*"
+        if self.reduce:
+            klog = (
+                'module(load="imklog" ParseKernelTimestamp="on" KeepKernelTimestamp="off" '
+                'PermitNonKernelFacility="on")\n$RepeatedMsgReduction on\n'
+            )
+            rules = "kern.*;user.*"
         with open(self.conf, "w", encoding="ascii") as fh:
             fh.write(
                 f'global(workDirectory="{self.dir}")\n'
-                'module(load="imklog")\n'
-                'module(load="builtin:omfile" template="RSYSLOG_FileFormat")\n'
-                f'kern.* action(type="omfile" file="{self.log}")\n'
+                + klog
+                + 'module(load="builtin:omfile" template="RSYSLOG_FileFormat")\n'
+                f'{rules} action(type="omfile" file="{self.log}")\n'
             )
         self.proc = subprocess.Popen(
             [RSYSLOGD, "-n", "-f", self.conf, "-i", self.pidfile],
@@ -74,16 +87,35 @@ class Rsyslog:
         self.proc = None
 
 
-class Logrotate:
-    """``logrotate -f`` on the rsyslog file: ``create`` or ``copytruncate``, optionally HUP in postrotate."""
+# compress: logrotate's compresscmd and compressext for each compression the beacon reads.
+COMPRESSORS = {
+    "gzip": ("/usr/bin/gzip", ".gz"),
+    "xz": ("/usr/bin/xz", ".xz"),
+    "bzip2": ("/usr/bin/bzip2", ".bz2"),
+    "zstd": ("/usr/bin/zstd", ".zst"),
+}
 
-    def __init__(self, syslog, mode="create", hup=False):
+
+class Logrotate:
+    """``logrotate -f`` on the rsyslog file: ``create`` or ``copytruncate``, optionally HUP in postrotate.
+
+    ``compress``: a ``COMPRESSORS`` name (else nocompress); ``extra``: more directives
+    (``delaycompress``, ``dateext``, ``olddir DIR``...).
+    """
+
+    def __init__(self, syslog, mode="create", hup=False, compress=None, extra=()):
         self.syslog = syslog
         self.conf = os.path.join(syslog.dir, f"logrotate-{mode}.conf")
         self.state = os.path.join(syslog.dir, "logrotate.state")
         post = f"    postrotate\n        kill -HUP $(cat {syslog.pidfile})\n    endscript\n" if hup else ""
+        if compress:
+            cmd, ext = COMPRESSORS[compress]
+            packing = f"    compress\n    compresscmd {cmd}\n    compressext {ext}\n    compressoptions -1\n"
+        else:
+            packing = "    nocompress\n"
+        more = "".join(f"    {line}\n" for line in extra)
         with open(self.conf, "w", encoding="ascii") as fh:
-            fh.write(f"{syslog.log} {{\n    {mode}\n    rotate 200\n    nocompress\n    missingok\n{post}}}\n")
+            fh.write(f"{syslog.log} {{\n    {mode}\n    rotate 200\n{packing}{more}    missingok\n{post}}}\n")
         os.chmod(self.conf, 0o644)
         self.runs = 0
 

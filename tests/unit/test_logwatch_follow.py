@@ -202,3 +202,14 @@ def test_a_file_that_appears_and_is_rotated_before_the_next_run_is_read(env):
     env.log.write_text(full(2))
     events = [*env.run(conf), *env.run(conf, tick=generations.QUIET + 1)]
     assert counted(events) == {1: 1, 2: 1}
+
+
+def test_the_saved_cursor_knows_the_heads_read_not_only_inodes(env):
+    """A file first seen missing, then read: its inode is saved with the head read, so an inode
+    ext4 later gives to another generation is not taken for it after a restart."""
+    env.run({"min_interval": 0})  # no file yet
+    env.log.write_text(full(1))
+    env.run({"min_interval": 0})
+    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())["source"]
+    ident = [saved["cur"]["dev"], saved["cur"]["ino"]]
+    assert [entry[2:] for entry in saved["known"] if entry[:2] == ident] == [saved["cur"]["head"]]

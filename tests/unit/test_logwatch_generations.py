@@ -6,7 +6,7 @@ Moved from tests/unit/test_beacon_parsing.py (its sections); ``env`` is
 
 import os
 
-from saltext_conntrack.logwatch import generations
+from saltext_conntrack.logwatch import generations, lines
 from tests.support.beacon_env import counted, full, only_full, seen
 
 
@@ -95,5 +95,64 @@ def test_rotated_links_out_of_the_root_are_never_read(tmp_path):
     (logs / "kern.log.1").symlink_to(outside)
     (logs / "kern.log.2.gz").symlink_to(outside)
     path = str(logs / "kern.log")
-    assert [sibling for sibling, _ in generations.siblings(path)] == []
-    assert truncation.from_compressed(path, 10, b"x" * 5, []) is False
+    assert [sibling for sibling, _ in generations.siblings(path, compressed=True)] == []
+    rotation = generations.Rotation(path, lines.Reader(4096))
+    cursor = lines.Cursor(10, b"x" * 5, None, None, 10)
+    assert truncation.from_copy(rotation, cursor, []) == (False, 0)
+
+
+def test_a_reused_inode_is_not_a_known_generation(tmp_path):
+    """ext4 gives a deleted file's inode to the next one: the inode alone is not the content."""
+    path = tmp_path / "kern.log"
+    path.write_text("")
+    sibling = tmp_path / "kern.log-2"
+    sibling.write_text(full(2))
+    rotation = generations.Rotation(str(path), lines.Reader(4096))
+    st = sibling.stat()
+    rotation.know(lines.ident(st), lines.mark(full(1).encode()))  # what was read of that inode
+    rotation.looked = st.st_mtime
+    chunks = []
+    rotation.unseen(st.st_mtime, chunks)
+    try:
+        assert [h[0] for h in lines.hits(chunks)] == [2]
+    finally:
+        rotation.close()
+
+
+def test_a_compressed_copy_of_a_generation_read_is_not_new(tmp_path):
+    import gzip
+
+    path = tmp_path / "kern.log"
+    path.write_text("")
+    with gzip.open(tmp_path / "kern.log.1.gz", "wb") as fh:
+        fh.write((full(1) + full(2)).encode())
+    with gzip.open(tmp_path / "kern.log.2.gz", "wb") as fh:
+        fh.write(full(3).encode())
+    rotation = generations.Rotation(str(path), lines.Reader(4096))
+    rotation.know((1, 1), lines.mark(full(1).encode()))  # a generation read, its first line the copy's
+    rotation.looked = (tmp_path / "kern.log.1.gz").stat().st_mtime
+    chunks = []
+    rotation.unseen(rotation.looked, chunks)
+    assert [h[0] for h in lines.hits(chunks)] == [3]
+    rotation.unseen(rotation.looked, chunks)  # both known now
+    assert [h[0] for h in lines.hits(chunks)] == [3]
+
+
+def test_olddir_copies_are_found_where_logrotate_moved_them(env, tmp_path):
+    """logrotate olddir: a generation rotated away while the minion was down is read from there."""
+    old = env.log.parent / "old"
+    old.mkdir()
+    conf = ({"min_interval": 0}, {"olddir": "/var/log/old"})
+    env.log.write_text("")
+    env.run(*conf)
+    env.append(full(1))
+    assert seen(only_full(env.run(*conf))) == {1: 1}
+    env.restart()
+    env.append(full(2))  # unread when the minion stopped
+    os.rename(env.log, old / "kern.log.1")
+    env.log.write_text(full(3))
+    os.rename(env.log, old / "kern.log.2")  # a whole generation while down
+    env.log.write_text(full(4))
+    events = [*env.run(*conf), *env.run(*conf, tick=generations.QUIET + 1)]
+    assert counted(events) == {2: 1, 3: 1, 4: 1}
+    assert all(e["unverified"] == 0 for e in events if e["tag"] == "table_full")

@@ -17,6 +17,7 @@ from tests.conftest import REPO
 from tests.support.beacon_env import full, only_full, seen
 from tests.support.beacon_lines import (
     NOT_TABLE_FULL,
+    REPEATS,
     SUPPRESSED,
     TABLE_FULL,
 )
@@ -123,6 +124,23 @@ def test_timestamps_parse_on_every_python(python):
     assert got == pytest.approx(TIMESTAMPS)
 
 
+@pytest.mark.parametrize("label,text,lines,ns", REPEATS, ids=[s[0] for s in REPEATS])
+def test_repeat_reduction_lines_count_their_n(env, label, text, lines, ns):
+    from saltext_conntrack.logwatch import incidents
+
+    acc = incidents.new_acc()
+    assert incidents.coalesce(acc, grammar.scan_text(text.encode()), 1.0, False) == lines
+    assert acc["netns"] == {ns: lines}
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    env.append(text)
+    assert seen(only_full(env.run({"min_interval": 0}))) == {ns: lines}
+
+
+def test_a_repeat_line_in_kmsg_is_no_hit():
+    assert grammar.scan_message(b"last message repeated 3 times", 1.0) is None
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -140,3 +158,17 @@ def test_a_huge_digit_run_is_skipped_and_the_real_line_beside_it_counts(bad):
     assert grammar.scan_message(bad.split(b"kernel: ", 1)[1].rstrip(), 1.0) is None
     widest = b"kernel: nf_conntrack: table full in netns " + b"1" * 20 + b", dropping packet\n"
     assert grammar.scan_text(widest)[0][0] == int("1" * 20)
+
+
+def test_a_huge_repeat_count_is_skipped_and_the_real_line_beside_it_counts():
+    """The repeat counts have main's DIGITS_MAX bound too."""
+    real = b"Nov 25 10:00:02 vm kernel: nf_conntrack: table full, dropping packet\n"
+    bad = (
+        b"Nov 25 10:00:03 vm kernel: message repeated " + b"9" * 5000 + b" times: [ nf_conntrack: table full, "
+        b"dropping packet]\n"
+    )
+    hits = grammar.scan_text(real + bad)
+    assert sum(h[3] if len(h) == 4 else 1 for h in hits if h[1] is None) <= 2  # never a 5000-digit count
+    assert all(len(h) < 4 or h[3] < 10**20 for h in hits)
+    last = b"Nov 25 10:00:04 vm rsyslogd: last message repeated " + b"9" * 5000 + b" times\n"
+    assert [h[:2] for h in grammar.scan_text(real + last)] == [(None, None)]

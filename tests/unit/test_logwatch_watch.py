@@ -60,11 +60,38 @@ def test_table_full_carries_the_cheap_findings(env):
 
     env.mod.__salt__["conntrack.diagnose"] = broken
     env.append(full(2))
-    event = only_full(env.run({"min_interval": 0}))  # the event goes out anyway
+    event = only_full(env.run({"min_interval": 0}, tick=200))  # a new incident; the event goes out anyway
     assert seen(event) == {2: 1} and "findings" not in event
     del env.mod.__salt__["conntrack.diagnose"]
     env.append(full(3))
-    assert "findings" not in only_full(env.run({"min_interval": 0}))
+    assert "findings" not in only_full(env.run({"min_interval": 0}, tick=200))
+
+
+def test_findings_are_computed_once_per_incident(env):
+    """diagnose(walk=False) runs nft and surveys namespaces: once per incident, again when stale."""
+    from saltext_conntrack.logwatch import watch
+
+    calls = []
+
+    def diagnose(walk=True):
+        calls.append(env.clock())
+        return {"findings": [{"id": f"f{len(calls)}"}]}
+
+    env.mod.__salt__["conntrack.diagnose"] = diagnose
+    env.log.write_text("")
+    env.run({"min_interval": 0})
+    events = []
+    for i in range(5):  # one incident, five events
+        env.append(full(i))
+        events.append(only_full(env.run({"min_interval": 0}, tick=10)))
+    assert len(calls) == 1 and all(e["findings"] == [{"id": "f1"}] for e in events)
+    assert len({e["findings_at"] for e in events}) == 1
+    for i in range(int(watch.FINDINGS_TTL // 100)):  # the same incident, lines 100 s apart, past the TTL
+        env.append(full(20 + i))
+        last = only_full(env.run({"min_interval": 0}, tick=100))
+    assert len(calls) == 2 and last["findings"] == [{"id": "f2"}] and last["incident"]["events"] == 11
+    env.append(full(10))
+    assert only_full(env.run({"min_interval": 0}, tick=300))["findings"] == [{"id": "f3"}]  # a new incident
 
 
 def test_idle_runs_write_nothing(env):

@@ -4,6 +4,7 @@ options and its runs, and the one-off count of a log file."""
 
 from saltext_conntrack.logwatch import (
     census,
+    copies,
     follow,
     gaps,
     generations,
@@ -20,6 +21,7 @@ from saltext_conntrack.logwatch import (
 
 __all__ = [
     "census",
+    "copies",
     "follow",
     "gaps",
     "generations",

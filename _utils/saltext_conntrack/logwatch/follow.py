@@ -24,12 +24,12 @@ class FileSource(protocol.LogReader):
     kind = "file"
     chunk = 1 << 20  # bytes per read when finishing a rotated or truncated file
 
-    def __init__(self, path, saved=None):
+    def __init__(self, path, saved=None, olddir=None):
         self.path = path
         self.name = path
         self.cur = None
         self.reader = lines.Reader(self.chunk)
-        self.rotation = generations.Rotation(path, self.reader)
+        self.rotation = generations.Rotation(path, self.reader, olddir)
         self.gaps = gaps.Gaps(path)
         self.sig = None  # (size, mtime) of the current file at the last read: the idle test
         self.started = False
@@ -53,12 +53,15 @@ class FileSource(protocol.LogReader):
     def state(self):
         if self.cur is None and not self.held:
             return None
+        for gen in (self.cur, *self.held):
+            if gen is not None and gen.head:
+                self.rotation.know(gen.ident, gen.head)  # the head read so far: an inode alone names no content
         return {
             "kind": "file",
             "path": self.path,
             "cur": self.cur.to_dict() if self.cur else None,
             "held": [gen.to_dict() for gen in self.held],
-            "known": [list(ident) for ident in self.rotation.known],
+            "known": self.rotation.known_state(),
             "looked": self.rotation.looked,
         }
 
@@ -79,7 +82,7 @@ class FileSource(protocol.LogReader):
             except (TypeError, ValueError, AttributeError, KeyError) as err:  # a foreign or corrupt cursor
                 log.warning("conntrack beacon: saved cursor for %s unusable (%s): starting at its end", self.path, err)
             if carried is False:
-                cur.offset, cur.tail = 0, b""
+                cur.offset, cur.tail, cur.head = 0, b"", None
         if carried is None and first:
             # The past is not news: start at the end of the last whole line; the
             # rotated copies beside it are the past too, never unseen generations.
@@ -87,8 +90,9 @@ class FileSource(protocol.LogReader):
             tail = os.pread(cur.fd, lines.TAIL, max(0, st.st_size - lines.TAIL))
             cut = tail.rfind(b"\n") + 1
             cur.offset, cur.tail = st.st_size - (len(tail) - cut), tail[:cut]
+            cur.head = lines.mark(os.pread(cur.fd, min(cur.offset, lines.HEAD), 0)) if cur.offset else None
         cur.seen = max(cur.offset, 0)
-        self.rotation.know(cur.ident)
+        self.rotation.know(cur.ident, cur.head)
         self.reader.moved += 1
 
     def _missing(self, chunks):
@@ -124,9 +128,15 @@ class FileSource(protocol.LogReader):
             self.rotation.unseen(now, chunks)  # it appeared and was rotated away before this run
             self._attach(now, chunks)
         elif st.st_size < self.cur.offset or not lines.tail_ok(self.cur.fd, self.cur.offset, self.cur.tail):
-            truncation.recover(self.rotation, self.gaps, self.cur.offset, self.cur.tail, self.cur.seen, chunks)
+            cur = self.cur
+            self.rotation.know(cur.ident, cur.head)  # its copies are not new content
+            truncation.recover(self.rotation, self.gaps, cur.cursor(), chunks)
             self.rotation.unseen(now, chunks)
-            self.cur.offset, self.cur.tail, self.cur.seen = 0, b"", 0
+            cur.offset, cur.tail, cur.seen, cur.head = 0, b"", 0, None
+        elif self.cur.offset == 0:
+            # Nothing read from it yet, and it changed: a copytruncate leaves no trace in the
+            # file itself at offset 0, only the copy beside it (new content, read whole).
+            self.rotation.unseen(now, chunks)
         self.rotation.looked = time.time()
         self._read_current(budget, chunks)
         return lines.hits(chunks)

@@ -1,17 +1,21 @@
-"""What a file reader found destroyed before it was read, until the beacon takes it.
+"""What a file reader found destroyed, or could not read, before it was read, until the beacon takes it.
 
 ``lost``: places where bytes known to be unread are gone (``lost_bytes`` of
-them); ``unverified``: content gone with no way to know whether any of it was
-unread (a truncation without a copy when everything seen had been read).
+them); ``unverified``: pieces that may hold unread lines and cannot be read
+(a truncation without a copy when everything seen had been read, a
+generation rotated out of sight while the minion was down: ``olddir``,
+deleted, compressed with zstd or lz4), one per piece, with
+``unverified_bytes`` where the unread size is known.
 """
 
 import logging
 
 log = logging.getLogger(__name__)
+KEYS = ("lost", "lost_bytes", "unverified", "unverified_bytes")
 
 
 def empty():
-    return {"lost": 0, "lost_bytes": 0, "unverified": 0}
+    return dict.fromkeys(KEYS, 0)
 
 
 class Gaps:
@@ -28,8 +32,18 @@ class Gaps:
             self.counts["lost_bytes"] += seen - offset
             log.warning("conntrack beacon: %s: %s; %d unread bytes are gone", self.path, what, seen - offset)
         else:
-            self.counts["unverified"] += 1
-            log.info("conntrack beacon: %s: %s; whether anything unread was in it cannot be known", self.path, what)
+            self.doubt(0, what)
+
+    def doubt(self, nbytes, what):
+        """One piece that may hold unread lines cannot be read (``nbytes`` of it known unread)."""
+        self.counts["unverified"] += 1
+        self.counts["unverified_bytes"] += max(0, nbytes)
+        log.info(
+            "conntrack beacon: %s: %s; whether anything unread was in it cannot be known (%d bytes known unread)",
+            self.path,
+            what,
+            max(0, nbytes),
+        )
 
     def take(self):
         """The counts since the last call, or None when nothing was destroyed."""

@@ -5,56 +5,39 @@ renamed file until it reopens (its HUP), so the old file is *held*: kept open
 and read on every run until it has been quiet for ``QUIET`` seconds and the
 new file has content, at most ``HOLD_MAX`` seconds and ``HELD_MAX`` files.
 Generations that were created and rotated away between two runs (a storm of
-rotations) are found among the siblings by an inode never seen and a recent
-mtime, and read whole.
+rotations, a ``copytruncate`` while nothing had been read, three rotations
+while the minion was down) are found among the siblings, compressed ones
+included, by a recent mtime and content never read: an inode not known, or
+a known inode whose head is not the one read (ext4 reuses inodes), and a head
+that is no known generation's (a compressed copy of one already read is not
+new), and read whole.
 """
 
 import logging
 import os
-import stat
 
-from saltext_conntrack.logwatch import lines
+from saltext_conntrack.logwatch import copies, lines
 
 log = logging.getLogger(__name__)
 
 QUIET = 10.0  # seconds a rotated-away file must stay unchanged before it is let go
 HOLD_MAX = 3600.0  # ... and at most this long after the rotation
 HELD_MAX = 4  # rotated-away files kept open at most
-KNOWN_MAX = 32  # identities of files already read, so none is read twice
+KNOWN_MAX = 32  # identities (and heads) of files already read, so none is read twice
 SLACK = 2.0  # seconds of mtime before the last look that still count as "written since"
-COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
-
-
-def siblings(path):
-    """``(path, stat)`` of the rotated copies beside the file, oldest first; compressed ones left out."""
-    directory, base = os.path.split(path)
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        if name == base or not name.startswith(base) or name.endswith(COMPRESSED):
-            continue
-        sibling = os.path.join(directory, name)
-        try:
-            st = os.lstat(sibling)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):  # a rotated copy is a file; a link may lead out of the root
-            found.append((sibling, st))
-    found.sort(key=lambda item: item[1].st_mtime_ns)
-    return found
+COMPRESSED = copies.COMPRESSED
+siblings = copies.siblings
 
 
 class Rotation:
     """The held generations of one path, the identities already read, and the time of the last look."""
 
-    def __init__(self, path, reader):
+    def __init__(self, path, reader, olddir=None):
         self.path = path
+        self.olddir = olddir  # where logrotate's olddir puts the rotated copies, if set
         self.reader = reader
         self.held = []
-        self.known = []
+        self.known = {}  # (dev, ino) -> the head read of it ([length, hash], None: not known)
         self.looked = None  # wall time of the last look at the path
 
     def close(self):
@@ -62,20 +45,49 @@ class Rotation:
             os.close(gen.fd)
         self.held = []
 
-    def know(self, ident):
-        if ident not in self.known:
-            self.known.append(ident)
-            del self.known[:-KNOWN_MAX]
+    def know(self, ident, head=None):
+        ident = tuple(ident)
+        if head is None and self.known.get(ident):
+            return
+        self.known.pop(ident, None)
+        self.known[ident] = head
+        while len(self.known) > KNOWN_MAX:
+            del self.known[next(iter(self.known))]
+
+    def known_state(self):
+        return [[*ident, *(head or [])] for ident, head in self.known.items()]
+
+    def load(self, saved):
+        """``known`` and ``looked`` from a saved cursor (entries ``[dev, ino]`` or ``[dev, ino, n, hash]``)."""
+        self.known = {}
+        for entry in (saved.get("known") or [])[-KNOWN_MAX:]:
+            self.know(entry[:2], [int(entry[2]), str(entry[3])] if len(entry) == 4 else None)
+        self.looked = saved.get("looked")
+
+    def heads(self):
+        return [*self.known.values(), *(gen.head for gen in self.held)]
+
+    def is_known(self, ident, read):
+        """Whether the file with ``ident`` (read by ``read``) is one already read: the inode and its head."""
+        return ident in self.known and lines.head_is(self.known[ident], read)
 
     def know_siblings(self):
-        for _, st in siblings(self.path):
-            self.know(lines.ident(st))
+        """The copies beside the file now are the past: never read as unseen generations."""
+        for path, st in siblings(self.path, compressed=True, olddir=self.olddir)[-KNOWN_MAX:]:
+            head = None
+            if copies.kind(path) == "plain":
+                try:
+                    with open(path, "rb") as fh:
+                        head = lines.mark(fh.read(lines.HEAD))
+                except OSError:
+                    continue
+            self.know(lines.ident(st), head)
 
     def hold(self, gen, now, chunks):
         """Keep a rotated-away generation open: its writer may not have reopened yet."""
         gen.since = gen.grown = now
-        self.know(gen.ident)
         self.reader.read(gen, chunks)
+        self.know(gen.ident, gen.head)
         self.held.append(gen)
         self.reader.moved += 1
         while len(self.held) > HELD_MAX:
@@ -86,6 +98,7 @@ class Rotation:
 
     def release(self, gen, chunks, why):
         self.reader.read(gen, chunks, finish=True)
+        self.know(gen.ident, gen.head)
         os.close(gen.fd)
         log.debug("conntrack beacon: let go of rotated %s (%s): %s", self.path, gen.ident, why)
 
@@ -117,17 +130,35 @@ class Rotation:
             self.reader.moved += 1
 
     def unseen(self, now, chunks):
-        """Generations created and rotated away since the last look: read whole, then held."""
+        """Generations created and rotated away since the last look: read whole (plain ones then held)."""
         if self.looked is None:
             return
         mine = {gen.ident for gen in self.held}
-        for path, st in siblings(self.path):
+        for path, st in siblings(self.path, compressed=True, olddir=self.olddir):
             ident = lines.ident(st)
-            if ident in self.known or ident in mine or st.st_mtime < self.looked - SLACK:
+            if ident in mine or st.st_mtime < self.looked - SLACK or copies.kind(path) == "unreadable":
                 continue
             try:
-                gen = lines.open_gen(path)
-            except OSError:
-                continue
-            log.debug("conntrack beacon: %s: reading %s, rotated away between two runs", self.path, path)
-            self.hold(gen, now, chunks)
+                self._unseen(path, ident, now, chunks)
+            except copies.ERRORS as err:
+                log.debug("conntrack beacon: %s: cannot read %s: %s", self.path, path, err)
+
+    def _unseen(self, path, ident, now, chunks):
+        if copies.kind(path) == "compressed":
+            with copies.Compressed(path) as copy:
+                if self.is_known(ident, copy.read) or copies.copy_of(copy.read, self.heads()):
+                    self.know(ident, copies.head_mark(copy.read))
+                    return
+                data = copy.rest(0)
+            log.debug("conntrack beacon: %s: reading %s, compressed since the last look", self.path, path)
+            if data:
+                chunks.append(data if data.endswith(b"\n") else data + b"\n")
+            self.know(ident, lines.mark(data[: lines.HEAD]))
+            return
+        gen = lines.open_gen(path)
+        if self.is_known(ident, gen.pread) or copies.copy_of(gen.pread, self.heads()):
+            self.know(ident, copies.head_mark(gen.pread))
+            os.close(gen.fd)
+            return
+        log.debug("conntrack beacon: %s: reading %s, rotated away between two runs", self.path, path)
+        self.hold(gen, now, chunks)

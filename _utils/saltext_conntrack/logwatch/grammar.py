@@ -5,7 +5,14 @@ supports; the beacon and ``conntrack_log.read_log`` both read logs through it.
 
 A hit is ``(netns, suppressed, time)``: a table-full line has ``suppressed``
 None and names its netns inode (None when the line names none); a
-rate-limit line has the count of messages the kernel suppressed.
+rate-limit line has the count of messages the kernel suppressed. A syslog
+daemon's repeat line stands for ``n`` table-full lines and is the hit
+``(netns, None, time, n)``: rsyslog's ``message repeated N times: [ ... ]``
+(``$RepeatedMsgReduction on``; the line is written only when a different
+message arrives, so its N lines are counted late), and ``last message
+repeated N times`` (sysklogd, busybox, rsyslog's legacy form) or syslog-ng's
+``Last message 'nf_conntrack: nf_co' repeated N times`` right after a
+table-full line (they name the line before them, not its text).
 """
 
 import datetime
@@ -18,10 +25,11 @@ DIGITS_MAX = 20
 # Every era's table-full line and the rate-limit lines that count a burst's rest,
 # alone (kmsg, journal, dmesg) or after a syslog header ending in "kernel:".
 EVENT = re.compile(
-    rb"(?:^|kernel: )(?:\[[^\]\n]{1,40}\] ?)?(?:"
+    rb"(?:^|kernel: )(?:\[[^\]\n]{1,40}\] ?)?(?:message repeated (\d{1,%d}) times: \[ ?(?:\[[^\]\n]{1,40}\] ?)?)?(?:"
     rb"(?:(?:nf|ip)_conntrack: ){1,2}table full(?: in netns (\d{1,%d}))?, dropping packet"
     rb"|printk: (\d{1,%d}) messages suppressed"
-    rb"|net_ratelimit: (\d{1,%d}) callbacks suppressed)" % (DIGITS_MAX, DIGITS_MAX, DIGITS_MAX),
+    rb"|net_ratelimit: (\d{1,%d}) callbacks suppressed)"
+    rb"|[Ll]ast message (?:'(?:nf|ip)_conntrack: [^'\n]{0,20}' )?repeated (\d{1,%d}) times" % ((DIGITS_MAX,) * 5),
     re.M,
 )
 # RFC 3339 / ISO 8601 syslog stamps (rsyslog's high precision format, journald's
@@ -96,17 +104,27 @@ def scan_text(buf):
     """
     hits = []
     first = last = None
+    after = -1  # where the line after the last table-full line starts
     for match in EVENT.finditer(buf):
-        ns, printk, netrl = match.groups()
+        repeated, ns, printk, netrl, again = match.groups()
+        if again is not None:
+            if buf.rfind(b"\n", 0, match.start()) + 1 == after:  # it names the table-full line before it
+                hits.append((hits[-1][0], None, None, int(again)))
+                after = buf.find(b"\n", match.end()) + 1
+            continue
+        times = int(repeated) if repeated else 1
         if printk is not None or netrl is not None:
-            hits.append((None, int(printk or netrl), None))
+            hits.append((None, int(printk or netrl) * times, None))
+            after = -1
             continue
         if first is None:
             first = (len(hits), match.start())
         last = (len(hits), match.start())
-        hits.append((int(ns) if ns else None, None, None))
+        hit = (int(ns) if ns else None, None, None)
+        hits.append(hit if times == 1 else (*hit, times))
+        after = buf.find(b"\n", match.end()) + 1
     for index, pos in {first, last} - {None}:
-        hits[index] = (hits[index][0], None, line_time(buf, pos))
+        hits[index] = (hits[index][0], None, line_time(buf, pos), *hits[index][3:])
     return hits
 
 
@@ -117,7 +135,9 @@ def scan_message(msg, ts):
     match = EVENT.match(msg)
     if not match:
         return None
-    ns, printk, netrl = match.groups()
+    _, ns, printk, netrl, again = match.groups()
+    if again is not None:
+        return None  # only a syslog daemon writes repeat lines, never into kmsg or the kernel's journal
     if printk is not None or netrl is not None:
         return (None, int(printk or netrl), None)
     return (int(ns) if ns else None, None, ts)

@@ -24,7 +24,7 @@ from saltext_conntrack.report import verdict
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 2
-GAP_KEYS = ("lost", "lost_bytes", "unverified")
+GAP_KEYS = ("lost", "lost_bytes", "unverified", "unverified_bytes")
 
 
 def new_acc():
@@ -37,6 +37,7 @@ def new_acc():
         "lost": 0,
         "lost_bytes": 0,
         "unverified": 0,
+        "unverified_bytes": 0,
         "errors": 0,
     }
 
@@ -52,10 +53,12 @@ def coalesce(acc, hits, now, open_now):
     waiting = 0
     matched = 0
     netns = acc["netns"]
-    for ns, count, ts in hits:
+    for hit in hits:
+        ns, count, ts = hit[:3]
         if count is None:
-            matched += 1
-            netns[ns] = netns.get(ns, 0) + 1
+            lines = hit[3] if len(hit) > 3 else 1  # a syslog daemon's repeat line stands for several
+            matched += lines
+            netns[ns] = netns.get(ns, 0) + lines
             if ts is not None:
                 if acc["first"] is None or ts < acc["first"]:
                     acc["first"] = ts

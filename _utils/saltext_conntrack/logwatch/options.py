@@ -27,6 +27,7 @@ DEFAULTS = {
     "persist": True,
     "max_read": 16 * 2**20,
     "drift_interval": 300,
+    "olddir": None,
     "full_in_warning": 900,
     "full_in_critical": 120,
 }
@@ -55,6 +56,7 @@ class Options:
     persist: bool
     max_read: int
     drift_interval: float
+    olddir: str | None
     full_in_warning: float | None
     full_in_critical: float | None
     name: str
@@ -89,6 +91,21 @@ def _source(value, root):
     return real
 
 
+def _olddir(value, root, source):
+    """The directory logrotate's ``olddir`` moves a file source's copies to, resolved under conntrack.root."""
+    if value is None:
+        return None
+    numbers.text(value, "olddir", paths.PATH_MAX)
+    if source in ("auto", "kmsg", "journal"):
+        raise ValueError(f"olddir is for a log file source, not source {source}")
+    if not value.startswith("/"):
+        raise ValueError(f"olddir must be an absolute directory path, got {value!r}")
+    real = paths.resolve(root, value, "olddir")
+    if os.path.exists(real) and not os.path.isdir(real):
+        raise ValueError(f"olddir {value} is not a directory")
+    return real
+
+
 def _thresholds_in_order(conf):
     warning, critical, hysteresis = conf["usage_warning"], conf["usage_critical"], conf["hysteresis"]
     if warning is not None and critical is not None and warning > critical:
@@ -104,6 +121,7 @@ def _thresholds_in_order(conf):
 def _options(given, root, default_name):
     conf = {**DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS}}
     conf["source"] = _source(conf["source"], root)
+    conf["olddir"] = _olddir(conf["olddir"], root, conf["source"])
     for key, zero in SECONDS.items():
         conf[key] = numbers.number(conf[key], key, 0, 86400) if zero else _above_zero(conf[key], key, 86400)
     for key in PERCENT:

@@ -1,18 +1,16 @@
 """After a restart: carry a file's saved cursor on, whatever happened while the minion was down.
 
 The saved cursor (``FileSource.state()``) names the current generation and the
-held ones by identity; each is found again among the siblings by inode. One
-rotated away and gone is read from a compressed copy where one holds it, else
-counted as a gap.
+held ones by identity and content (``lines.Cursor``): each is found again
+among the siblings by inode *and* head and window, so an inode ext4 gave to a
+newer file is never taken for it. One rotated away and gone is read from the
+newest copy that holds it (plain or compressed), else counted ``unverified``
+(it may be in an ``olddir``, deleted, or compressed with zstd or lz4).
 """
 
+import os
+
 from saltext_conntrack.logwatch import generations, lines, truncation
-
-
-def _count(value, default=0):
-    """A saved offset or count, or ``default`` when the state file holds something else."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
-    return value if ok else default
 
 
 def _time(value, default):
@@ -20,22 +18,18 @@ def _time(value, default):
     return float(value) if ok else default
 
 
-def _cursor(entry):
-    try:
-        tail = bytes.fromhex(entry.get("tail") or "")[-4096:]
-    except (TypeError, ValueError):
-        tail = b""
-    return {"offset": _count(entry.get("offset")), "tail": tail, "seen": _count(entry.get("seen"))}
-
-
 def reopen(rotation, gaps, entry, now, chunks, held):
     """Open the generation ``entry`` names again: as held (``held``), or as one just rotated away."""
     ident = lines.saved_ident(entry)
-    cursor = _cursor(entry)
-    for path, st in generations.siblings(rotation.path):
+    cursor = lines.saved_cursor(entry)
+    for path, st in generations.siblings(rotation.path, olddir=rotation.olddir):
         if lines.ident(st) != ident:
             continue
-        gen = lines.open_gen(path, **cursor)
+        gen = lines.open_gen(path)
+        if not cursor.held_by(gen.pread, os.fstat(gen.fd).st_size):
+            os.close(gen.fd)  # the inode now names other content
+            continue
+        lines.take_cursor(gen, cursor)
         if held:
             gen.grown, gen.since = _time(entry.get("grown"), now), _time(entry.get("since"), now)
             rotation.reader.read(gen, chunks)
@@ -43,8 +37,13 @@ def reopen(rotation, gaps, entry, now, chunks, held):
         else:
             rotation.hold(gen, now, chunks)
         return
-    if not truncation.from_compressed(rotation.path, cursor["offset"], cursor["tail"], chunks):
-        gaps.note(cursor["seen"], cursor["offset"], "rotated away while the minion was down and no longer found")
+    found, _ = truncation.from_copy(rotation, cursor, chunks)
+    if not found:
+        gaps.doubt(
+            cursor.seen - cursor.offset,
+            "rotated away while the minion was down and no copy beside it holds the rest "
+            "(moved to an olddir, deleted, or compressed with zstd or lz4)",
+        )
 
 
 def resume(rotation, gaps, cur, saved, st, now, chunks):
@@ -52,22 +51,21 @@ def resume(rotation, gaps, cur, saved, st, now, chunks):
 
     False: read ``cur`` from its start (it is new since, or was truncated).
     """
-    rotation.known = [tuple(ident) for ident in saved.get("known") or []][-generations.KNOWN_MAX :]
-    rotation.looked = saved.get("looked")
+    rotation.load(saved)
     for entry in saved.get("held") or []:
         reopen(rotation, gaps, entry, now, chunks, held=True)
     entry = saved.get("cur")
     if not entry:
         return False
+    cursor = lines.saved_cursor(entry)
     if lines.saved_ident(entry) != lines.ident(st):
         reopen(rotation, gaps, entry, now, chunks, held=False)  # rotated while down: finish and hold the old one
         rotation.unseen(now, chunks)
         return False
-    cursor = _cursor(entry)
-    offset, tail = cursor["offset"], cursor["tail"]
-    if st.st_size >= offset and lines.tail_ok(cur.fd, offset, tail):
-        cur.offset, cur.tail, cur.seen = offset, tail, _count(entry.get("seen"), offset)
+    if cursor.held_by(cur.pread, st.st_size):
+        lines.take_cursor(cur, cursor)
         return True
-    truncation.recover(rotation, gaps, offset, tail, cursor["seen"], chunks)
+    # Truncated in place, or the inode given to a new file: the rest from the copy that holds it.
+    truncation.recover(rotation, gaps, cursor, chunks)
     rotation.unseen(now, chunks)
     return False

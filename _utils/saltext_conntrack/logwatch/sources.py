@@ -278,12 +278,15 @@ def boot_id():
         return None
 
 
-def make_source(source, root, saved, kmsg_class=None):
-    """The reader for a ``source`` option: ``kmsg``, ``journal``, ``auto`` or a resolved file path."""
+def make_source(source, root, saved, kmsg_class=None, olddir=None):
+    """The reader for a ``source`` option: ``kmsg``, ``journal``, ``auto`` or a resolved file path.
+
+    ``olddir``: the resolved directory logrotate moves a file source's rotated copies to.
+    """
     if source == "journal":
         return JournalSource(saved)
     if source not in ("auto", "kmsg"):
-        return FileSource(source, saved)
+        return FileSource(source, saved, olddir)
     kmsg = (kmsg_class or KmsgSource)(paths.join(root, KMSG), saved, boot_id())
     err = kmsg.probe()
     if err is None:

@@ -1,82 +1,76 @@
 """After ``copytruncate``: the unread rest of a file, read from the copy that holds it.
 
-The copy is the sibling whose bytes before the saved offset are the ones read
-(the cursor's tail); a compressed copy (logrotate's ``compress`` without
-``delaycompress``) counts only where the tail identifies the content.
+The copy is the newest sibling, plain or compressed (logrotate's
+``compress`` without ``delaycompress``), that holds what was read: at least
+the offset's bytes, the same head and the same window before the offset
+(``lines.Cursor.held_by``). Every copy holds the same table-full text, so a
+short tail alone would take an older copy for it and count its lines again.
+Where no copy holds it and an unreadable one (zstd, lz4) is recent, that
+one piece is ``unverified``; with no copy at all the unread bytes are lost.
 """
 
-import bz2
-import gzip
 import logging
-import lzma
 import os
 
-from saltext_conntrack.logwatch import generations, lines
+from saltext_conntrack.logwatch import copies, generations, lines
 
 log = logging.getLogger(__name__)
 
-# Compressed copies Python can read.
-OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
-
-def from_copy(rotation, offset, tail, chunks):
-    """Read the rest from a plain copy whose bytes before ``offset`` are ours; True when found."""
-    for path, st in reversed(generations.siblings(rotation.path)):
-        if st.st_size < offset or lines.ident(st) in rotation.known:
-            continue
-        try:
-            gen = lines.open_gen(path, offset=offset, tail=tail)
-        except OSError:
-            continue
-        try:
-            if lines.tail_ok(gen.fd, offset, tail):
-                log.debug("conntrack beacon: %s was truncated; reading the rest from %s", rotation.path, path)
-                rotation.know(gen.ident)
-                rotation.reader.read(gen, chunks, finish=True)
-                return True
-        finally:
-            os.close(gen.fd)
-    return False
-
-
-def from_compressed(path, offset, tail, chunks):
-    """The unread rest from a compressed copy whose bytes before ``offset`` are ours; True when found.
-
-    Only where the tail identifies the content: without one, any copy would match.
-    """
-    if not tail or offset < len(tail):
+def _plain(rotation, path, st, cursor, chunks):
+    if st.st_size < cursor.offset:
         return False
-    directory, base = os.path.split(path)
+    gen = lines.open_gen(path)
     try:
-        names = sorted(os.listdir(directory or "."), reverse=True)
-    except OSError:
-        return False
-    for name in names:
-        opener = OPENERS.get(os.path.splitext(name)[1])
-        if opener is None or not name.startswith(base):
+        if not cursor.held_by(gen.pread, os.fstat(gen.fd).st_size):
+            return False
+        lines.take_cursor(gen, cursor)
+        rotation.reader.read(gen, chunks, finish=True)
+        rotation.know(gen.ident, copies.head_mark(gen.pread))
+    finally:
+        os.close(gen.fd)
+    return True
+
+
+def _compressed(rotation, path, st, cursor, chunks):
+    with copies.Compressed(path) as copy:
+        if not cursor.held_by(copy.read):
+            return False
+        rest = copy.rest(cursor.offset)
+        rotation.know(lines.ident(st), copies.head_mark(copy.read))
+    if rest:
+        chunks.append(rest if rest.endswith(b"\n") else rest + b"\n")
+    return True
+
+
+def from_copy(rotation, cursor, chunks):
+    """Read the rest from the newest copy that holds ``cursor``; ``(found, unreadable recent copies)``."""
+    unreadable = 0
+    since = (rotation.looked or 0) - generations.SLACK
+    for path, st in reversed(copies.siblings(rotation.path, compressed=True, olddir=rotation.olddir)):
+        kind = copies.kind(path)
+        if kind == "unreadable":
+            unreadable += st.st_mtime >= since
             continue
-        copy = os.path.join(directory, name)
-        if os.path.islink(copy):
-            continue  # a rotated copy is a file; a link may lead out of the root
         try:
-            with opener(copy, "rb") as fh:
-                fh.seek(offset - len(tail))
-                if fh.read(len(tail)) != tail:
-                    continue
-                rest = fh.read()
-        except (OSError, EOFError, ValueError, lzma.LZMAError):
+            found = (_plain if kind == "plain" else _compressed)(rotation, path, st, cursor, chunks)
+        except copies.ERRORS as err:
+            log.debug("conntrack beacon: %s: cannot read %s: %s", rotation.path, path, err)
             continue
-        log.debug("conntrack beacon: %s: reading its unread rest from the compressed copy %s", path, copy)
-        if rest:
-            chunks.append(rest if rest.endswith(b"\n") else rest + b"\n")
-        return True
-    return False
+        if found:
+            log.debug("conntrack beacon: %s: reading its unread rest from %s", rotation.path, path)
+            return True, 0
+    return False, unreadable
 
 
-def recover(rotation, gaps, offset, tail, seen, chunks):
-    """The file was truncated at ``offset``: its rest from a copy, else counted as a gap."""
-    if offset == 0:
+def recover(rotation, gaps, cursor, chunks):
+    """The file was truncated at ``cursor.offset``: its rest from a copy, else counted as a gap."""
+    if cursor.offset == 0:
+        return  # nothing was read: a copy is new content, read whole by ``Rotation.unseen``
+    found, unreadable = from_copy(rotation, cursor, chunks)
+    if found:
         return
-    if from_copy(rotation, offset, tail, chunks) or from_compressed(rotation.path, offset, tail, chunks):
-        return
-    gaps.note(seen, offset, "truncated, and no copy holds its unread rest")
+    if unreadable:
+        gaps.doubt(cursor.seen - cursor.offset, "truncated, and its copy may be one Python cannot decompress")
+    else:
+        gaps.note(cursor.seen, cursor.offset, "truncated, and no copy holds its unread rest")

@@ -42,6 +42,14 @@ IDS = (
 )
 # The findings judged on the stat counters: unknown (not absent) where no source could read them.
 COUNTER_IDS = ("drops_rising", "early_drop_rising", "insert_failed_rising", "hash_chains_long", "drops_since_boot")
+# What ``gather`` asks its readers for.
+READERS = (
+    "conntrack.recommend",
+    "conntrack.timeouts",
+    "conntrack.sysctl_names",
+    "conntrack_fw.dependents",
+    "conntrack.namespaces",
+)
 IPTABLES_CONFIGS = ("/etc/sysconfig/iptables-config", "/etc/sysconfig/ip6tables-config")
 
 

@@ -211,26 +211,30 @@ def label(row):
     return f"inode {row['inode']}"
 
 
-def describe(root, inodes):
-    """``{inode: {"name", "owner"}}`` for the namespaces among ``inodes`` that exist (no counters read)."""
+def describe(root, inodes, known=None):
+    """``{inode: {"name", "owner"}}`` for the namespaces among ``inodes`` that exist (no counters read).
+
+    ``known``: a ``discover`` answer to reuse.
+    """
     wanted = {ino for ino in inodes if ino is not None}
     if not wanted:
         return {}
     found = {}
-    for inode, ns in discover(root).items():
+    for inode, ns in (discover(root) if known is None else known).items():
         if inode in wanted:
             row = {**ns, "owner": owner_of(root, ns["pid"]) if ns["pid"] is not None else None}
             found[inode] = {"name": label(row), "owner": row["owner"]}
     return found
 
 
-def survey(root, flavour, maximum, netlink_ok=False):
+def survey(root, flavour, maximum, netlink_ok=False, found=None):
     """Every namespace with its count, usage of ``maximum``, drops and owner; worst usage first.
 
-    ``source`` says what answered for each (``procfs``, ``netlink``, None with ``error``).
+    ``source`` says what answered for each (``procfs``, ``netlink``, None with ``error``);
+    ``found``: a ``discover`` answer to reuse (the walk of /proc is most of the cost).
     """
     rows = []
-    for ns in discover(root).values():
+    for ns in (discover(root) if found is None else found).values():
         stats, error = counters(root, ns, flavour, netlink_ok)
         row = {
             "inode": ns["inode"],
