@@ -1,7 +1,6 @@
 """ctnetlink messages: built as the kernel sends them, parsed into the proc walk's rows."""
 
 import errno
-import os
 import socket
 import struct
 
@@ -121,13 +120,12 @@ def test_delete_sends_the_tuple_zone_and_id_and_counts_expired_entries():
     assert entry.orig in sock.sent[0] and b"\xde\xad\xbe\xef" in sock.sent[0]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="ctnetlink needs CAP_NET_ADMIN")
-def test_the_live_kernel_answers_with_the_same_names():
-    sock = netlink.open_socket()
+def test_a_kernel_that_never_answers_times_out_instead_of_hanging(monkeypatch):
+    """A bound socket that was asked nothing gets nothing: the recv gives up after RECV_TIMEOUT."""
+    monkeypatch.setattr(netlink, "RECV_TIMEOUT", 0.05)
+    sock = netlink._new_socket()
     try:
-        found = netlink.global_stats(sock)
-        stats = netlink.cpu_stats(sock)
+        with pytest.raises(TimeoutError):
+            list(netlink.messages(sock, 1))
     finally:
         sock.close()
-    assert found["max"] == int(open("/proc/sys/net/netfilter/nf_conntrack_max").read())
-    assert set(stats) == set(netlink.CPU_COUNTERS.values())

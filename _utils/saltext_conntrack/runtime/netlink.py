@@ -72,6 +72,9 @@ TCP_STATES = (
     b"SYN_SENT2",
 )
 RCVBUF = 1 << 22
+# The kernel answers a request or fills the next dump buffer in microseconds:
+# a recv that waits this long will not be answered, and a minion must not hang on it.
+RECV_TIMEOUT = 10.0
 _HDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
 _BE16, _BE32 = struct.Struct(">H"), struct.Struct(">I")
@@ -202,6 +205,7 @@ def _new_socket():
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         sock.bind((0, 0))
+        sock.settimeout(RECV_TIMEOUT)
     except OSError:
         sock.close()
         raise
