@@ -97,7 +97,7 @@ def test_timeout_stops_the_walk_with_what_it_read(make_loaders, tmp_path, monkey
     mods = make_loaders(build_root(tmp_path, count=4000, table=table)).modules
     clock = iter(range(0, 10**6, 3))
     monkeypatch.setattr(core_table, "CHUNK", 4096)
-    monkeypatch.setattr(core_table.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(core_table, "monotonic", lambda: float(next(clock)))
     result = mods.conntrack.diagnose(timeout=1)
     walk = result["walk"]
     assert walk["complete"] is False and walk["stopped"] == "timeout" and 0 < walk["entries"] < 4000

@@ -132,7 +132,7 @@ class _FakeClock:
 
 def test_timeout_stops_between_chunks_and_logs_progress(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(table, "CHUNK", 4096)
-    monkeypatch.setattr(table.time, "monotonic", _FakeClock(2.0))
+    monkeypatch.setattr(table, "monotonic", _FakeClock(2.0))
     lines = TABLE_LINES * 2000  # 12000 entries, about 270 chunks
     with caplog.at_level("INFO", logger=table.__name__):
         counted = walk_of(tmp_path, lines, timeout=9, expected=len(lines))

@@ -54,6 +54,10 @@ DEFAULT_TIMEOUT = 5
 TEXTFILE_TIMEOUT = 2
 
 log = logging.getLogger(__name__)
+# The walk's clock. Tests replace this name, never time.monotonic itself: every
+# thread's asyncio loop reads that one, and a loop that computed its next
+# timeout from a fake clock sleeps for hours.
+monotonic = time.monotonic
 
 # Few distinct (protocol, lifetime/1000, state) triples: counted exactly.
 _FAMILY = itemgetter(0)
@@ -230,7 +234,7 @@ class _Clock:
     """The walk's time budget and its progress lines."""
 
     def __init__(self, timeout, expected):
-        self.started = self.told = time.monotonic()
+        self.started = self.told = monotonic()
         self.deadline = None if not timeout else self.started + timeout
         self.expected = expected
 
@@ -240,14 +244,14 @@ class _Clock:
         return f"{total} of about {self.expected} entries ({round(100.0 * total / self.expected, 1)}%)"
 
     def expired(self, total):
-        now = time.monotonic()
+        now = monotonic()
         if now - self.told >= PROGRESS_EVERY:
             self.told = now
             log.info("conntrack: walking the table: %s in %.1f s", self._of(total), now - self.started)
         return self.deadline is not None and now >= self.deadline
 
     def done(self, counted):
-        seconds = time.monotonic() - self.started
+        seconds = monotonic() - self.started
         if counted.stopped == "timeout":
             log.info("conntrack: table walk stopped at its %.1f s budget: %s", seconds, self._of(counted.total))
         elif seconds >= PROGRESS_EVERY:
