@@ -66,13 +66,8 @@ def host_facts(root):
     return {"boot": sysctl_boot.boot_values(root), "iptables_configs": configs}
 
 
-def gather(root, status, readers):
-    """What the findings are judged on: ``status``, then what ``readers`` (``__salt__``) answer.
-
-    A fact that cannot be read is a note, not a failure: its reader's
-    CommandExecutionError goes to ``notes`` under the reader's name.
-    """
-    notes = []
+def asker(readers, notes):
+    """``ask(fun)``: ``readers[fun]()``, or None with the reader's CommandExecutionError in ``notes``."""
 
     def ask(fun):
         try:
@@ -81,6 +76,17 @@ def gather(root, status, readers):
             notes.append(f"{fun}: {err}")
             return None
 
+    return ask
+
+
+def gather(root, status, readers):
+    """What the findings are judged on: ``status``, then what ``readers`` (``__salt__``) answer.
+
+    A fact that cannot be read is a note, not a failure: its reader's
+    CommandExecutionError goes to ``notes`` under the reader's name.
+    """
+    notes = []
+    ask = asker(readers, notes)
     return {
         "status": status,
         "recommend": ask("conntrack.recommend"),

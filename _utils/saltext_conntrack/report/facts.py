@@ -59,14 +59,7 @@ class Facts:
     def gather(self, root, status, readers, now, wanted=()):
         """``diagnosis.gather``'s dict for ``status``; ``readers``: ``__salt__`` (see ``diagnosis.READERS``)."""
         notes = []
-
-        def ask(fun):
-            try:
-                return readers[fun]()
-            except CommandExecutionError as err:
-                notes.append(f"{fun}: {err}")
-                return None
-
+        ask = diagnosis.asker(readers, notes)
         key = (status.get("flavour"), status.get("max"), status.get("buckets"))
         slow = {}
         for fun in SLOW:
