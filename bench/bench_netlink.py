@@ -22,7 +22,6 @@ bench/timing.py): 20,000 entries, one repetition.
     BENCH_ENTRIES=200000 .venv-3008/bin/python bench/bench_netlink.py
 """
 
-import fcntl
 import os
 import socket
 import sys
@@ -31,11 +30,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.bench_table import LOCK, dns_queries, peak_growth_mb, shell
+from bench.bench_table import dns_queries, peak_growth_mb, shell, under_kernel_lock
 from bench.timing import size, target, timed, verdict
 from saltext_conntrack.runtime import netlink, table
 from tests.support.hostroot import build_procfs_less_root
-from tests.support.kernel import GLOBAL_KNOBS, Netns, kernel_unavailable_reason, saved_globals, write_int
+from tests.support.kernel import GLOBAL_KNOBS, Netns, saved_globals, write_int
 from tests.support.loaderfile import execution_modules
 
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", size(1_000_000, 20_000)))
@@ -75,13 +74,7 @@ def counters():
 
 
 def main():
-    reason = kernel_unavailable_reason()
-    if reason:
-        print(f"skipped: {reason}")
-        return 0
-    with open(LOCK, "w", encoding="ascii") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return measure()
+    return under_kernel_lock(measure)
 
 
 def fill(ns):

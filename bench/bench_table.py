@@ -139,7 +139,8 @@ def sample_report(t_cat, full):
     ]
 
 
-def main():
+def under_kernel_lock(measure):
+    """``measure()`` holding the kernel tier's lock (it changes the global max), or a skip line."""
     reason = kernel_unavailable_reason()
     if reason:
         print(f"skipped: {reason}")
@@ -147,6 +148,10 @@ def main():
     with open(LOCK, "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return measure()
+
+
+def main():
+    return under_kernel_lock(measure)
 
 
 def measure():
