@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from saltext_conntrack.runtime import kernel, netlink
+from tests.support.netlink_replies import Replies
 
 A = netlink.attr
 
@@ -40,20 +41,6 @@ def ct_message(src, dst, proto=17, sport=5353, dport=53, status=0, timeout=29, t
 
 def done(seq, kind=netlink.NLMSG_DONE, code=0):
     return struct.pack("=IHHII", 20, kind, 0, seq, 0) + struct.pack("=i", code)
-
-
-class Replies:
-    """A socket that answers each send with the buffers given (what the kernel would send)."""
-
-    def __init__(self, *buffers):
-        self.buffers = list(buffers)
-        self.sent = []
-
-    def send(self, data):
-        self.sent.append(data)
-
-    def recv(self, size):
-        return self.buffers.pop(0)
 
 
 def test_a_udp_entry_reads_as_the_proc_walk_row():

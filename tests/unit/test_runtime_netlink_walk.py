@@ -6,6 +6,7 @@ import struct
 import pytest
 
 from saltext_conntrack.runtime import netlink, netlink_walk, table
+from tests.support.netlink_replies import Replies
 from tests.unit.test_runtime_netlink import ct_message, done
 
 # Three messages of a real dump (kernel 6.18): an ESTABLISHED TCP entry and
@@ -27,23 +28,9 @@ REAL = [
 REAL = [m[:8] + struct.pack("=I", 3) + m[12:] for m in REAL]  # as the reply to request 3
 
 
-class Dump:
-    """A socket that answers the dump request with the buffers given, then blocks nowhere."""
-
-    def __init__(self, *buffers):
-        self.buffers = list(buffers)
-        self.sent = []
-
-    def send(self, data):
-        self.sent.append(data)
-
-    def recv(self, size):
-        return self.buffers.pop(0)
-
-
 def both_ways(*buffers, top=10):
     """(fast walk, attribute-by-attribute walk) of the same buffers, as breakdowns with lifetimes."""
-    fast = table.walk_netlink(Dump(*buffers), top=top)
+    fast = table.walk_netlink(Replies(*buffers), top=top)
     slow = table.Walk(top)
     for data in buffers:
         netlink_walk._slow(slow, netlink.entries(data, 3))
@@ -98,14 +85,14 @@ def test_a_buffer_the_pattern_does_not_cover_is_parsed_attribute_by_attribute():
 
 def test_a_sample_stops_early_and_says_so():
     data = b"".join(kernel_layout("10.0.0.1", "10.0.0.2", dport=n) for n in range(30))
-    counted = table.walk_netlink(Dump(data, data, done(3)), sample=45)
+    counted = table.walk_netlink(Replies(data, data, done(3)), sample=45)
     assert counted.total == 45 and not counted.complete
 
 
 def test_the_kernels_error_is_raised():
     with pytest.raises(OSError) as err:
-        table.walk_netlink(Dump(done(3, netlink.NLMSG_ERROR, -errno.EPERM)))
+        table.walk_netlink(Replies(done(3, netlink.NLMSG_ERROR, -errno.EPERM)))
     assert err.value.errno == errno.EPERM
     mid = kernel_layout("10.0.0.1", "10.0.0.2") + done(3, code=-errno.EINTR)
     with pytest.raises(OSError, match="dump stopped"):
-        table.walk_netlink(Dump(mid))
+        table.walk_netlink(Replies(mid))
