@@ -11,7 +11,7 @@ import socket
 import pytest
 from salt.exceptions import SaltInvocationError
 
-from saltext_conntrack.runtime import flush, kernel, netlink, snapshot, table
+from saltext_conntrack.runtime import flush, kernel, netlink, netlink_walk, snapshot, table
 from tests.support.hostroot import build_host_root, build_procfs_less_root
 from tests.support.kernel import PROC_NF, Netns, write_int
 
@@ -90,9 +90,12 @@ def test_a_namespace_socket_answers_for_that_namespace(netns):
         sock.close()
 
 
-def test_dump_gives_the_same_summary_and_findings_as_the_proc_walk(netns, make_loaders, hidden, tmp_path):
+def test_dump_gives_the_same_summary_and_findings_as_the_proc_walk(netns, make_loaders, hidden, tmp_path, monkeypatch):
     udp_queries(netns, 300)
     held = tcp_pairs(netns, 20)
+    children = []
+    real_start = netlink_walk._start_pump
+    monkeypatch.setattr(netlink_walk, "_start_pump", lambda sock: children.append(real_start(sock)) or children[-1])
     try:
         proc_loaders = make_loaders(build_host_root(tmp_path / "host"))
         nl_loaders = make_loaders(hidden, **{"conntrack.netlink": True})
@@ -104,11 +107,16 @@ def test_dump_gives_the_same_summary_and_findings_as_the_proc_walk(netns, make_l
             sock = netlink.open_socket()
             dumped = table.breakdown(table.walk_netlink(sock, top=5), 5)
             sock.close()
+            # As a table of PUMP_FROM entries is walked: received by the netlink_pump child.
+            sock = netlink.open_socket()
+            pumped = table.breakdown(table.walk_netlink(sock, top=5, expected=netlink_walk.PUMP_FROM), 5)
+            sock.close()
     finally:
         for sock in held:
             sock.close()
     assert by_proc["walk"]["source"] == "procfs" and by_netlink["walk"]["source"] == "netlink"
     assert {**dumped, "source": None} == walked and walked["total"] == 320
+    assert pumped == dumped and len(children) == 1 and children[0].returncode == 0
     assert {**by_netlink["summary"], "source": "procfs"} == by_proc["summary"]
     ids = [f["id"] for f in by_netlink["findings"]]
     assert ids == [f["id"] for f in by_proc["findings"]] and "unreplied_udp_port" in ids

@@ -60,7 +60,7 @@ def test_the_fast_pattern_reads_the_kernels_layout():
     assert table.breakdown(fast) == table.breakdown(slow)
     assert fast.total == 50 and fast.unreplied == 40 and fast.assured == 10
     # Lifetimes in 256 s steps, counted at the end of their step: never idler than they are.
-    assert fast.kinds[(b"tcp", b"431", b"ESTABLISHED")] == 10
+    assert fast.kinds[(b"4", b"tcp", b"431", b"ESTABLISHED")] == 10
 
 
 def test_a_real_dump_reads_the_same_both_ways():

@@ -5,6 +5,7 @@ still find iptables-save, nft, rmmod and friends, or a check that "no rule
 needs conntrack" would pass for the wrong reason.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ import subprocess
 from salt.exceptions import CommandExecutionError
 
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20
 
 
 def search_path():
@@ -44,3 +47,16 @@ def run(args, stdin=None, check=True, timeout=60):
             f"{' '.join(args)} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[:2000]}"
         )
     return proc
+
+
+def widen_pipe(fd):
+    """Let the writer of pipe ``fd`` run up to PIPE_SIZE ahead of its reader (the default is 64 KiB).
+
+    A child that walks the kernel's table for a parser then keeps walking
+    while the parser catches up, instead of stopping every 64 KiB. Where
+    the system's limit (``fs.pipe-max-size``) is lower, the pipe stays as it is.
+    """
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass

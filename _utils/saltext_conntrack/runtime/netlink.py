@@ -24,11 +24,14 @@ import socket
 import struct
 import threading
 
+# The pump child (standard library only) holds what it needs of the protocol; shared, not copied.
+from saltext_conntrack.runtime.netlink_pump import NLMSG_DONE, NLMSG_ERROR
+from saltext_conntrack.runtime.netlink_pump import dump_ended as dump_ended
+
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1
 MSG_NEW, MSG_GET, MSG_DELETE, MSG_STATS_CPU, MSG_STATS = 0, 1, 2, 4, 5
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 NFNETLINK_V0 = 0
 NLA_TYPE_MASK = 0x3FFF
 CLONE_NEWNET = 0x40000000
@@ -269,13 +272,6 @@ def entries(data, seq):
             if entry is not None:
                 found.append(entry)
     return found
-
-
-def dump_ended(data):
-    """Whether this buffer ends a dump: NLMSG_DONE last (20 bytes), or an NLMSG_ERROR first."""
-    if len(data) >= 20 and data[-20] == 20 and not any(data[-19:-16]) and data[-16] == NLMSG_DONE:
-        return True
-    return len(data) >= 16 and _HDR.unpack_from(data, 0)[1] in (NLMSG_ERROR, NLMSG_DONE)
 
 
 def check_end(data, seq):

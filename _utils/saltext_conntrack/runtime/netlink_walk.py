@@ -11,28 +11,38 @@ once, at the end. A buffer the pattern does not fully account for (IPv6,
 ICMP, zones, accounting on, another kernel's attribute order) is parsed
 attribute by attribute (``netlink.parse_entry``), so the result is the same.
 
-The kernel fills each buffer (32 KiB at most) inside ``recv``, so the dump
-and the parse take turns: a reader thread would wait for the GIL the parse
-holds, and gained nothing when measured.
+The kernel fills each buffer (32 KiB at most) inside ``recv``, so in one
+process the dump and the parse take turns (a reader thread waits for the
+GIL the parse holds, and gained nothing when measured). A walk of a large
+table therefore receives in a child (``netlink_pump``), the way the proc
+walk reads through ``cat``: the dump on one CPU, the parse on another.
 
 Lifetimes are kept in steps of 256 s (the timeout's upper three bytes) and
 counted at the end of their step, so ``idle_established`` stays a lower bound.
 """
 
+import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 from collections import Counter
 from operator import itemgetter
 
+from saltext_conntrack.common import commands
 from saltext_conntrack.runtime import netlink
 
-# One IPCTNL_MSG_CT_NEW of an IPv4 entry with ports, from its nlmsghdr on:
+log = logging.getLogger(__name__)
+
+# One IPCTNL_MSG_CT_NEW of an IPv4 entry with ports, from the third byte of
+# its nlmsghdr on (a literal first lets findall skip to each message):
 # length < 64 KiB, type 0x0100, NLM_F_MULTI; nfgenmsg AF_INET; the original
 # tuple (src, dst, proto, sport, dport); the reply tuple skipped; status (its
 # low byte: SEEN_REPLY, ASSURED); up to 6 attributes of 8 bytes (mark, id,
 # use); the timeout; the TCP state where protoinfo follows.
 FAST = re.compile(
-    rb"(?s)..\x00\x00\x00\x01\x02\x00.{8}\x02\x00..\x34\x00\x01\x80\x14\x00\x01\x80"
+    rb"(?s)\x00\x00\x00\x01\x02\x00.{8}\x02\x00..\x34\x00\x01\x80\x14\x00\x01\x80"
     rb"\x08\x00\x01\x00(.{4})\x08\x00\x02\x00(.{4})\x1c\x00\x02\x80\x05\x00\x01\x00(.)\x00\x00\x00"
     rb"\x06\x00\x02\x00..\x00\x00\x06\x00\x03\x00(..)\x00\x00\x34\x00\x02\x80.{48}"
     rb"\x08\x00\x03\x00...(.)(?:\x08\x00[^\x07]\x00.{4}){0,6}?\x08\x00\x07\x00(...).(?:..\x04\x80..\x01\x80\x05\x00\x01\x00(.))?"
@@ -41,6 +51,9 @@ FAST = re.compile(
 HEADER = b"\x00\x00\x00\x01\x02\x00"
 TCP_PROTO = b"\x1c\x00\x02\x80\x05\x00\x01\x00\x06\x00\x00\x00"  # the proto nest of a TCP tuple
 STEP = 256
+# Entries from which a walk receives in a child: below, its start (about
+# 20 ms) costs more than the overlap saves (the dump takes about 2 us an entry).
+PUMP_FROM = 20_000
 _KIND = itemgetter(2, 5, 6, 4)  # proto, timeout // 256, tcp state, status low byte
 _SRC, _DST = itemgetter(0), itemgetter(1)
 _PORT = itemgetter(2, 3, 4)
@@ -67,9 +80,8 @@ class RawCounts:
             thousands = str(seconds // 1000).encode() if seconds >= 1000 else b""
             tcp = proto == b"\x06"
             name = netlink.TCP_STATES[state[0]] if tcp and state and state[0] < len(netlink.TCP_STATES) else b""
-            walk.kinds[(netlink.PROTO_NAMES.get(proto[0], b"unknown"), thousands, name)] += n
             # The fast path matches IPv4 entries without a zone attribute (zone 0) only.
-            walk.families[b"4"] += n
+            walk.kinds[(b"4", netlink.PROTO_NAMES.get(proto[0], b"unknown"), thousands, name)] += n
             walk.zones[b"0"] += n
             walk.total += n
             walk.assured += n if low[0] & netlink.IPS_ASSURED else 0
@@ -106,9 +118,17 @@ def rows_of(data):
     return rows
 
 
-def buffers(sock, seq=3):
-    """The raw buffers of a table dump (the kernel fills each inside ``recv``); OSError as the kernel sent it."""
+def buffers(sock, seq=3, pump=False):
+    """The raw buffers of a table dump (the kernel fills each inside ``recv``); OSError as the kernel sent it.
+
+    With ``pump``, a child receives them (``netlink_pump``) where one can be
+    started; otherwise, and where not, this process does.
+    """
     sock.send(netlink.request(netlink.MSG_GET, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, seq))
+    child = _start_pump(sock) if pump else None
+    if child is not None:
+        yield from _pumped(child, seq)
+        return
     while True:
         data = sock.recv(netlink.RCVBUF)
         if netlink.dump_ended(data):
@@ -118,16 +138,83 @@ def buffers(sock, seq=3):
         yield data
 
 
-def walk(sock, counted, heavy_hitters, sample=None, expired=None, seq=3):
+def _start_pump(sock):
+    """The ``netlink_pump`` child receiving on ``sock``, or None where no Python can run it."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netlink_pump.py")
+    if getattr(sys, "frozen", False) or not sys.executable or not os.path.isfile(script):
+        return None
+    fd = sock.fileno()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-S", script, str(fd), str(netlink.RECV_TIMEOUT)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(fd,),
+            bufsize=0,
+        )
+    except OSError as err:
+        log.debug("conntrack: no netlink_pump child (%s): the dump is received in this process", err)
+        return None
+    commands.widen_pipe(child.stdout.fileno())
+    return child
+
+
+def _read(stream, size):
+    """Exactly ``size`` bytes of ``stream``, or fewer at its end."""
+    parts, left = [], size
+    while left:
+        part = stream.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def _pumped(child, seq):
+    """The buffers ``child`` passes on (see ``netlink_pump``); OSError when it stops before the dump ends."""
+    try:
+        while True:
+            head = _read(child.stdout, 4)
+            if len(head) < 4:
+                break
+            batch = _read(child.stdout, int.from_bytes(head, sys.byteorder))
+            offset = 0
+            while offset + 4 <= len(batch):
+                end = offset + 4 + int.from_bytes(batch[offset : offset + 4], sys.byteorder)
+                data = batch[offset + 4 : end]
+                offset = end
+                if netlink.dump_ended(data):
+                    netlink.check_end(data, seq)
+                    yield data
+                    child.wait(netlink.RECV_TIMEOUT)  # it exits once the last batch is written
+                    return
+                yield data
+        error = child.stderr.read().decode(errors="replace").strip()
+        raise OSError(f"ctnetlink: the dump stopped early: {error or f'netlink_pump exited with {child.wait()}'}")
+    except subprocess.TimeoutExpired:
+        log.debug("conntrack: netlink_pump did not exit after the end of the dump")
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+        child.stderr.close()
+        child.wait()
+
+
+def walk(sock, counted, heavy_hitters, sample=None, expired=None, seq=3, expected=None):
     """One pass over a dump into ``counted`` (a fresh ``table.Walk``); ``counted``.
 
     ``sample`` stops after that many entries, ``expired(total)`` (the proc
     walk's clock) when it says so, checked after each buffer; ``complete`` is
-    then False when entries were left and ``stopped`` says which.
+    then False when entries were left and ``stopped`` says which. Where
+    ``expected`` (the count) reaches PUMP_FROM, a child receives the dump.
     """
     raw = RawCounts(counted.talkers["src"].capacity, heavy_hitters)
     seen = 0
-    stream = buffers(sock, seq)
+    large = (expected or 0) >= PUMP_FROM and (sample is None or sample >= PUMP_FROM)
+    stream = buffers(sock, seq, pump=large)
     try:
         for data in stream:
             rows = rows_of(data) if sample is None else None
