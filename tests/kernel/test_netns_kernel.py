@@ -6,9 +6,9 @@ import subprocess
 import sys
 import time
 
-from saltext_conntrack.runtime import namespaces
+from saltext_conntrack.runtime import kernel, namespaces
 from tests.support.hostroot import build_host_root
-from tests.support.kernel import PROC_NF, read_int, write_int
+from tests.support.kernel import PROC_NF, Netns, read_int, write_int
 
 # Inside a fresh namespace: loopback up, tracking on, N UDP flows, then wait to be killed.
 _INSIDE = """
@@ -73,6 +73,20 @@ def test_bind_mounted_namespace_read_through_setns(netns):
     row = rows[netns.inode]
     assert row["names"] == [netns.path] and row["owner"] is None
     assert row["count"] == 11 and row["error"] is None
+
+
+def test_one_thread_enters_each_bind_mount_and_a_failed_entry_reads_nothing(netns, tmp_path):
+    not_a_namespace = tmp_path / "plain-file"
+    not_a_namespace.write_text("")
+    with Netns("ctt2") as other:
+        assert netns.udp_flows(5) == 5 and other.udp_flows(9) == 9
+        read = namespaces._through_setns("/", [netns.path, str(not_a_namespace), other.path], "nf_conntrack")
+        rows = {r["inode"]: r for r in namespaces.survey("/", "nf_conntrack", 262144)}
+    counts = {path: text and kernel.parse_stat(text)["entries"] for path, (text, _) in read.items()}
+    # The failed setns left the thread in the first namespace: nothing was read there for the file.
+    assert counts == {netns.path: 5, str(not_a_namespace): None, other.path: 9}
+    assert "Errno" in read[str(not_a_namespace)][1]
+    assert rows[netns.inode]["count"] == 5 and rows[other.inode]["count"] == 9
 
 
 def _send(proc, flows):
