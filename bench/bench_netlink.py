@@ -8,8 +8,10 @@ prints, side by side in one run:
 - the raw netlink dump (the floor): the same ``IPCTNL_MSG_CT_GET`` dump over
   the same kind of socket, a bare ``recv_into`` loop, nothing parsed;
 - ``table.walk_netlink`` (what ``summary``/``diagnose`` run where the proc
-  table is missing) as a ratio to that floor, and ``summary()`` through the
-  execution module on a root without ``proc/net`` (``conntrack.netlink: true``);
+  table is missing, given the count: the dump received by the pump child)
+  as a ratio to that floor, the same walk receiving in-process, and
+  ``summary()`` through the execution module on a root without ``proc/net``
+  (``conntrack.netlink: true``);
 - ``cat`` of the proc table and ``conntrack -L`` (which reads over netlink too);
 - the netlink counters (``IPCTNL_MSG_CT_GET_STATS_CPU`` + ``_GET_STATS``)
   and ``status()`` answered from them, against ``conntrack -S``;
@@ -26,13 +28,14 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.bench_table import dns_queries, peak_growth_mb, shell, under_kernel_lock
 from bench.timing import size, target, timed, verdict
-from saltext_conntrack.runtime import netlink, table
+from saltext_conntrack.runtime import netlink, netlink_walk, table
 from tests.support.hostroot import build_procfs_less_root
 from tests.support.kernel import GLOBAL_KNOBS, Netns, saved_globals, write_int
 from tests.support.loaderfile import execution_modules
@@ -58,11 +61,56 @@ def raw_dump():
 
 
 def walked():
+    """The walk as summary and diagnose call it: with the count, so a large table is received by the pump child."""
+    sock = netlink.open_socket()
+    try:
+        return table.walk_netlink(sock, top=10, expected=netlink.global_stats(sock)["count"])
+    finally:
+        sock.close()
+
+
+def walked_in_process():
+    """The same walk receiving in this process (what a table under PUMP_FROM entries gets)."""
     sock = netlink.open_socket()
     try:
         return table.walk_netlink(sock, top=10)
     finally:
         sock.close()
+
+
+def pump_peak_mb():
+    """The pump child's own peak RSS during one walk, in MB (its VmHWM, read while it runs).
+
+    Not the children's ru_maxrss: that counts the parent's pages a child had
+    between fork and exec.
+    """
+    peak = [0]
+    real_start = netlink_walk._start_pump
+
+    def watch(pid):
+        while True:
+            try:
+                with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+                    hwm = next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), None)
+            except OSError:
+                return
+            if hwm is None:  # exited, a zombie
+                return
+            peak[0] = max(peak[0], hwm)
+            time.sleep(0.01)
+
+    def start(sock):
+        child = real_start(sock)
+        if child is not None:
+            threading.Thread(target=watch, args=(child.pid,), daemon=True).start()
+        return child
+
+    netlink_walk._start_pump = start
+    try:
+        walked()
+    finally:
+        netlink_walk._start_pump = real_start
+    return peak[0] / 1024
 
 
 def counters():
@@ -100,6 +148,8 @@ def measure():
             t_cts = timed(shell("conntrack -S"), 3)
             t_raw = timed(raw_dump, 3)
             t_walk = timed(walked, 3)
+            child_mb = pump_peak_mb()
+            t_alone = timed(walked_in_process, 3)
             t_summary = timed(ct.summary, 3)
             t_cat = timed(shell("cat /proc/net/nf_conntrack > /dev/null"), 3)
             t_ctl = timed(shell("conntrack -L > /dev/null"), 3)
@@ -112,10 +162,12 @@ def measure():
         print(f"raw dump (floor) {t_raw * 1e3:8.1f} ms")
         ratio = t_walk / t_raw
         print(f"walk_netlink     {t_walk * 1e3:8.1f} ms   ratio {ratio:.2f}x {target(ratio, 1.3, 'walk <= 1.3x raw')}")
+        print(f"  received in-process {t_alone * 1e3:8.1f} ms   ratio {t_alone / t_raw:.2f}x (no pump child)")
         print(f"summary()        {t_summary * 1e3:8.1f} ms   ratio {t_summary / t_raw:.2f}x the raw dump")
         print(f"  cat proc table {t_cat * 1e3:8.1f} ms   walk is {t_walk / t_cat:.2f}x")
         print(f"  conntrack -L   {t_ctl * 1e3:8.1f} ms   walk is {t_walk / t_ctl:.2f}x")
         print(f"walk peak RSS growth {growth:.1f} MB {target(growth, 64, 'walk growth < 64 MB')}")
+        print(f"  the pump child's peak RSS {child_mb:.1f} MB (its own process: Python started with -I -S)")
     return verdict()
 
 
