@@ -90,6 +90,19 @@ def test_a_silent_kernel_ends_the_pump_after_its_timeout(pair):
         os.close(w)
 
 
+def test_a_buffer_too_large_to_read_whole_is_an_error_not_a_short_count(pair, monkeypatch):
+    ours, theirs = pair
+    monkeypatch.setattr(netlink_pump, "FRAME", 256)
+    theirs.send(b"\0" * 300)  # a read of FRAME bytes drops the rest of the datagram
+    r, w = os.pipe()
+    try:
+        with pytest.raises(OSError, match="256 bytes or more"):
+            netlink_pump.pump(ours.fileno(), w, timeout=1)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_the_walk_through_the_child_counts_what_the_walk_in_process_counts(pair, monkeypatch):
     ours, theirs = pair
     sent = dump_buffers(600, 50)

@@ -25,7 +25,10 @@ import sys
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 BATCH = 1 << 20
-FRAME = 65536  # more than the 32 KiB the kernel puts in one dump buffer
+# Room for one dump buffer: the kernel puts at most 32 KiB in one. A read
+# that fills it may have been cut short (a datagram's rest is dropped, and
+# its entries would go uncounted), so that is an error, not a frame.
+FRAME = 1 << 17
 TIMEOUT = 10.0
 
 
@@ -63,6 +66,8 @@ def pump(fd, out, timeout=TIMEOUT):
             got = os.readv(fd, [view[fill + 4 : fill + 4 + FRAME]])
         except BlockingIOError:
             continue
+        if got == FRAME:
+            raise OSError(f"a dump buffer of {FRAME} bytes or more: it cannot be read whole")
         buf[fill : fill + 4] = got.to_bytes(4, sys.byteorder)
         ended = got == 0 or dump_ended(view[fill + 4 : fill + 4 + got])
         fill += 4 + got
