@@ -212,7 +212,7 @@ def walk(path, flavour, top=10, sample=None, timeout=None, expected=None):
     """One pass over the table file at ``path``; a :class:`Walk`.
 
     ``sample`` stops after that many entries, ``timeout`` after that many
-    seconds (checked between chunks of about 7000 entries); ``complete`` is
+    seconds (checked between chunks of about 200 entries); ``complete`` is
     then False when entries were left and ``stopped`` says which. A walk
     longer than PROGRESS_EVERY seconds logs its progress at INFO (of
     ``expected`` entries, the count, where given). OSError when the table
