@@ -14,6 +14,7 @@ import pytest
 from saltext_conntrack.runtime import netlink, netlink_pump, netlink_walk, table
 from tests.support.netlink_replies import Replies
 from tests.unit.test_runtime_netlink import ct_message, done
+from tests.unit.test_runtime_netlink_walk import kernel_layout
 
 
 def unframe(raw):
@@ -23,7 +24,7 @@ def unframe(raw):
         size = int.from_bytes(raw[:4], sys.byteorder)
         batch, raw = raw[4 : 4 + size], raw[4 + size :]
         while batch:
-            n = int.from_bytes(batch[:4], sys.byteorder)
+            (n,) = struct.unpack_from("=I", batch)
             found.append(batch[4 : 4 + n])
             batch = batch[4 + n :]
     return found
@@ -123,6 +124,18 @@ def test_the_walk_through_the_child_counts_what_the_walk_in_process_counts(pair,
     in_process = table.walk_netlink(Replies(*sent), top=5)
     assert table.breakdown(pumped, 5) == table.breakdown(in_process, 5)
     assert pumped.total == 600 and pumped.complete
+
+
+def test_buffers_through_the_child_stay_on_the_fast_path(pair, monkeypatch):
+    ours, theirs = pair
+    udp = [kernel_layout("10.0.0.1", f"10.0.0.{n}", dport=53 + n % 3) for n in range(60)]
+    tcp = [kernel_layout("10.0.1.1", "10.0.1.2", 6, 443, 0xE, 431000 + n, 3) for n in range(15)]
+    sent = [b"".join(udp[:30] + tcp[:5]), b"".join(udp[30:] + tcp[5:]), done(3)]
+    monkeypatch.setattr(netlink_walk, "_slow", lambda *a: pytest.fail("a buffer left the fast path"))
+    for data in sent:
+        theirs.send(data)
+    pumped = table.walk_netlink(ours, top=5, expected=netlink_walk.PUMP_FROM)
+    assert pumped.total == 75 and table.breakdown(pumped, 5)["tcp_states"] == {"ESTABLISHED": 15}
 
 
 def test_a_small_table_is_received_in_process(pair, monkeypatch):
