@@ -11,13 +11,14 @@ What goes through the pipe: batches of about ``BATCH`` bytes, each a 4-byte
 length (native order) and then frames, each a 4-byte length and one buffer
 exactly as ``recv`` returned it, so the parent parses a buffer at a time
 (32 KiB at most: it stays in cache) without finding message boundaries.
-The child does nothing else: with the two counts the parent's fast path
-checks itself against counted here too, the child (the kernel's dump, the
-copy into the pipe, 0.15 s of counting per 1,000,000 entries) became the
-slower side.
-The child stops after the buffer that ends the dump (``dump_ended``), or
-with exit status 2 and a line on stderr when the kernel sends nothing for
-TIMEOUT seconds (10 by default, what the parent's socket waits).
+The child does nothing else: counting here what the parent's fast path
+checks itself against (0.15 s per 1,000,000 entries) made the child, which
+also pays the kernel's dump and the copy into the pipe, the slower side.
+
+The child stops after the buffer that ends the dump (``dump_ended``); with
+exit status 2 and a line on stderr when the kernel sends nothing for
+TIMEOUT seconds (10 by default, what the parent's socket waits) or when a
+buffer fills a whole FRAME (it may have been cut short).
 
 Standard library only, and nothing of the package: the child starts with
 ``-I -S`` in about 20 ms.
