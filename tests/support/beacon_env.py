@@ -4,6 +4,7 @@ helpers the logwatch unit tests share; ``conntrack.status`` is a stand-in whose 
 
 import json
 
+from saltext_conntrack.common import files
 from tests.support.beacons import Clock
 from tests.support.loaderfile import load
 
@@ -11,6 +12,11 @@ from tests.support.loaderfile import load
 def full(ns, stamp="2026-11-25T11:00:00.000001+00:00"):
     """A table-full line naming netns ``ns``: tests give each line its own, to see repeats and losses."""
     return f"{stamp} vm kernel: nf_conntrack: nf_conntrack: table full in netns {ns}, dropping packet\n"
+
+
+def saved(path):
+    """What the beacon's state file holds now (its newest slot), as the beacon would load it."""
+    return json.loads(files.newest_text(path.read_bytes()))
 
 
 class Env:

@@ -229,3 +229,94 @@ def test_load_own_sets_aside_a_fifo_without_blocking(tmp_path):
     os.mkfifo(path)
     assert files.load_own(str(path), dict, "test state") is None
     assert not path.exists()
+
+
+# -- SlotFile: the beacon's state, rewritten in place ---------------------------------
+
+
+def slot_file(root, name="beacon-a.json"):
+    directory = os.path.join(root, "cache", "conntrack")
+    return files.SlotFile(directory, os.path.join(directory, name))
+
+
+def test_slot_file_saves_in_place_and_loads_the_newest(root, monkeypatch):
+    state = slot_file(root)
+    state.save('{"n": 1}')
+    ino = os.stat(state.path).st_ino
+    renames = []
+    monkeypatch.setattr(os, "rename", lambda *a, **k: renames.append(a))
+    monkeypatch.setattr(os, "fsync", lambda fd: renames.append(("fsync", fd)))
+    for n in range(2, 6):
+        state.save(f'{{"n": {n}}}')
+        with open(state.path, "rb") as fh:
+            assert files.newest_text(fh.read()) == f'{{"n": {n}}}'
+    assert os.stat(state.path).st_ino == ino and renames == []  # one pwrite a save: no rename, no fsync
+    assert files.load_own(state.path, lambda d: d, "state") == {"n": 5}
+    assert stat.S_IMODE(os.stat(state.path).st_mode) == 0o600
+    state.close()
+
+
+def test_slot_file_a_torn_slot_leaves_the_one_before(root):
+    state = slot_file(root)
+    for n in (1, 2, 3):
+        state.save(f'{{"n": {n}}}')
+    with open(state.path, "rb") as fh:
+        data = bytearray(fh.read())
+    half = len(data) // 2
+    newest = 0 if data.startswith(b"conntrack-slot 3 ") else half
+    data[newest + 30] ^= 0xFF  # the write of seq 3 cut short, in the middle of its slot
+    assert files.newest_text(bytes(data)) == '{"n": 2}'
+    data[(newest + half) % len(data) + 30] ^= 0xFF
+    with pytest.raises(ValueError, match="neither slot"):
+        files.newest_text(bytes(data))
+    state.close()
+
+
+def test_slot_file_a_torn_file_is_set_aside_by_load_own(root):
+    state = slot_file(root)
+    state.save('{"n": 1}')
+    with open(state.path, "r+b") as fh:
+        fh.write(b"conntrack-slot 1 8 00000000\n")  # its checksum no longer holds, the other slot is empty
+    assert files.load_own(state.path, lambda d: d, "state") is None
+    assert not os.path.exists(state.path)  # renamed aside
+    state.save('{"n": 2}')  # the path no longer names the open file: made again
+    assert files.load_own(state.path, lambda d: d, "state") == {"n": 2}
+
+
+def test_slot_file_remade_when_deleted_replaced_or_outgrown(root):
+    state = slot_file(root)
+    state.save('{"n": 1}')
+    os.unlink(state.path)
+    state.save('{"n": 2}')
+    assert files.load_own(state.path, lambda d: d, "state") == {"n": 2}
+    os.rename(state.path, state.path + ".x")
+    with open(state.path, "w", encoding="utf-8") as fh:
+        fh.write('{"n": "new file"}')
+    state.save('{"n": 3}')  # not written into the file renamed away
+    assert files.load_own(state.path, lambda d: d, "state") == {"n": 3}
+    size = os.path.getsize(state.path)
+    big = '{"n": "' + "x" * 10000 + '"}'
+    state.save(big)
+    assert os.path.getsize(state.path) > size and files.load_own(state.path, lambda d: d, "state")["n"] == "x" * 10000
+    state.save('{"n": 4}')
+    assert files.load_own(state.path, lambda d: d, "state") == {"n": 4}
+    state.close()
+
+
+def test_slot_file_a_link_swapped_in_is_not_written_through(root, tmp_path):
+    outside = tmp_path / "host-file"
+    outside.write_text("keep\n")
+    state = slot_file(root)
+    state.save('{"n": 1}')
+    os.unlink(state.path)
+    os.symlink(outside, state.path)
+    with pytest.raises(CommandExecutionError):
+        state.save('{"n": 2}')
+    assert outside.read_text() == "keep\n"
+
+
+def test_load_own_still_reads_a_plain_json_file(root):
+    path = os.path.join(root, "old.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write('{"kind": "file"}')
+    assert files.load_own(path, lambda d: d, "state") == {"kind": "file"}

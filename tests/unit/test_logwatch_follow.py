@@ -6,7 +6,6 @@ Moved from tests/unit/test_beacon_parsing.py (its sections); ``env`` is
 
 import bz2
 import gzip
-import json
 import lzma
 import os
 import shutil
@@ -14,6 +13,7 @@ import shutil
 import pytest
 
 from saltext_conntrack.logwatch import follow, generations
+from tests.support import beacon_env
 from tests.support.beacon_env import counted, full, only_full, seen
 
 
@@ -76,7 +76,7 @@ def test_restart_neither_loses_nor_repeats(env):
     env.restart()
     env.append(full(2))  # written while the minion was down
     assert seen(only_full(env.run({"min_interval": 0}))) == {2: 1}
-    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())["source"]
+    saved = beacon_env.saved(env.cachedir / "conntrack" / "beacon-conntrack.json")["source"]
     assert saved["kind"] == "file" and saved["cur"]["offset"] == env.log.stat().st_size
 
 
@@ -210,6 +210,6 @@ def test_the_saved_cursor_knows_the_heads_read_not_only_inodes(env):
     env.run({"min_interval": 0})  # no file yet
     env.log.write_text(full(1))
     env.run({"min_interval": 0})
-    saved = json.loads((env.cachedir / "conntrack" / "beacon-conntrack.json").read_text())["source"]
+    saved = beacon_env.saved(env.cachedir / "conntrack" / "beacon-conntrack.json")["source"]
     ident = [saved["cur"]["dev"], saved["cur"]["ino"]]
     assert [entry[2:] for entry in saved["known"] if entry[:2] == ident] == [saved["cur"]["head"]]

@@ -22,6 +22,22 @@ def search_path():
     return os.pathsep.join(parts + [p for p in SBIN if p not in parts])
 
 
+def path_stamp():
+    """What changes when ``which`` may answer otherwise: each search directory's mtime (None: missing).
+
+    Installing or removing a tool adds or drops a name in one of them; this
+    costs one ``stat`` a directory, where asking ``which`` for each tool
+    tries every directory for every tool.
+    """
+    stamp = []
+    for directory in search_path().split(os.pathsep):
+        try:
+            stamp.append((directory, os.stat(directory).st_mtime_ns))
+        except OSError:
+            stamp.append((directory, None))
+    return tuple(stamp)
+
+
 def which(cmd):
     """The full path of ``cmd``, or None."""
     return shutil.which(cmd, path=search_path())

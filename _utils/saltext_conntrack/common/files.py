@@ -9,9 +9,11 @@ link swapped in after the plan is never written through.
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import time
+import zlib
 
 from salt.exceptions import CommandExecutionError
 
@@ -20,6 +22,7 @@ from saltext_conntrack.common import numbers, paths
 log = logging.getLogger(__name__)
 
 READ_MAX = 16 << 20
+_CHUNK = 1 << 16  # see read_kernel
 _RDFLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -32,13 +35,33 @@ def read_bytes(real, limit=READ_MAX, follow=False):
         _regular(real, os.fstat(fd))  # what was opened (a FIFO swapped in cannot block: O_NONBLOCK)
         chunks, size = [], 0
         while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
             raise CommandExecutionError(f"cannot read {real}: it is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_kernel(path, limit=1 << 20):
+    """The bytes of a small kernel file (``/proc``, ``/sys``), at most ``limit``; OSError as ``open`` raises it.
+
+    In 64 KiB reads: a read asked for more allocates (and maps) the whole
+    size first, which cost a namespace's stat file 100 us more than its read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(fd, min(_CHUNK, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -76,7 +99,7 @@ def load_own(path, check, what, limit=1 << 20):
     warning and None is returned: it never raises and never decides anything.
     """
     try:
-        return check(json.loads(read_bytes(path, limit).decode("utf-8")))
+        return check(json.loads(newest_text(read_bytes(path, limit))))
     except FileNotFoundError:
         return None
     except (OSError, CommandExecutionError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:
@@ -88,6 +111,118 @@ def load_own(path, check, what, limit=1 << 20):
         reason = f"{type(err).__name__}: {numbers.clip(err, 200)}"
         log.warning("saltext-conntrack: %s %s is unusable (%s): set aside as %s, rebuilt", what, path, reason, aside)
         return None
+
+
+# -- a file rewritten in place -----------------------------------------------------
+
+SLOT_MAGIC = b"conntrack-slot"
+_SLOT_HEAD = re.compile(rb"conntrack-slot (\d{1,19}) (\d{1,9}) ([0-9a-f]{8})\n")
+_SLOT_HEAD_MAX = len(SLOT_MAGIC) + 1 + 19 + 1 + 9 + 1 + 8 + 1
+_PAGE = 4096
+
+
+def newest_text(data):
+    """The text of a file :py:class:`SlotFile` wrote (its newest whole slot), or of any other file as it is.
+
+    ValueError when it is a slot file and neither slot is whole.
+    """
+    if not data.startswith(SLOT_MAGIC):
+        return data.decode("utf-8")
+    size = len(data) // 2
+    best = None
+    for start in (0, size):
+        head = _SLOT_HEAD.match(data, start)
+        if head is None:
+            continue
+        seq, length, crc = int(head[1]), int(head[2]), int(head[3], 16)
+        end = head.end() + length
+        body = data[head.end() : end]
+        if end <= start + size and zlib.crc32(body) == crc and (best is None or seq > best[0]):
+            best = (seq, body)
+    if best is None:
+        raise ValueError("neither slot of the file is whole")
+    return best[1].decode("utf-8")
+
+
+class SlotFile:
+    """A small file one writer saves often (the beacon's cursor: each run that read a line), in place.
+
+    The file holds two slots of the same size (whole pages), each a line
+    ``conntrack-slot SEQ LENGTH CRC32`` and the text. A save overwrites the
+    slot that does not hold the newest text, with one ``pwrite`` through a
+    descriptor kept open: a save cut short (the process killed, the power
+    lost in the middle of a page) spoils only that slot, and a load
+    (:py:func:`newest_text`) takes the whole slot with the higher SEQ.
+
+    No fsync and no rename per save (on this machine's ext4 they cost 1-2 ms
+    of a beacon run's 3): the cursor is as durable as the log it follows,
+    which syslog daemons do not fsync either; a power cut can take both back
+    to the same journal commit. The file is (re)made by :py:func:`atomic_write`,
+    with its checks, when it does not exist yet, when the path no longer names
+    the file the descriptor holds (deleted, replaced), and when a text outgrows
+    a slot.
+    """
+
+    def __init__(self, root, path, mode=0o600):
+        self.root, self.path, self.mode = root, path, mode
+        self._fh = self._real = None  # the open file, and the path it was written at
+        self._id = None  # (st_dev, st_ino) of the open file
+        self._size = self._seq = self._slot = 0
+
+    def save(self, text):
+        """Write ``text`` as the newest; CommandExecutionError when it cannot be written."""
+        body = text.encode("utf-8")
+        if self._fh is not None and _SLOT_HEAD_MAX + len(body) <= self._size and self._still_named():
+            block = self._block(self._seq + 1, body)
+            try:
+                written = os.pwrite(self._fh.fileno(), block, (self._slot ^ 1) * self._size)
+            except OSError as err:
+                self.close()
+                raise CommandExecutionError(f"cannot write {self.path}: {err}") from err
+            if written != len(block):
+                self.close()
+                raise CommandExecutionError(f"cannot write {self.path}: {written} of {len(block)} bytes written")
+            self._seq += 1
+            self._slot ^= 1
+            return
+        self._remake(body)
+
+    def close(self):
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    @staticmethod
+    def _block(seq, body):
+        return b"%s %d %d %08x\n" % (SLOT_MAGIC, seq, len(body), zlib.crc32(body)) + body
+
+    def _still_named(self):
+        try:
+            st = os.stat(self._real, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._id
+
+    def _remake(self, body):
+        self.close()
+        seq = self._seq + 1
+        # Room to grow: a slot twice what the text needs now, in whole pages.
+        size = -(-2 * (_SLOT_HEAD_MAX + len(body)) // _PAGE) * _PAGE
+        first = self._block(seq, body)
+        text = (first + b"\n" * (size - len(first)) + b"\n" * size).decode("utf-8")
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        real = atomic_write(self.root, self.path, text, mode=self.mode)
+        try:
+            fd = os.open(real, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as err:
+            raise CommandExecutionError(f"cannot open {real}: {err}") from err
+        fh = os.fdopen(fd, "r+b", buffering=0)  # closed with the object, should nobody call close
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != 2 * size:
+            fh.close()
+            raise CommandExecutionError(f"cannot write {real}: it changed as it was written")
+        self._fh, self._real, self._id = fh, real, (st.st_dev, st.st_ino)
+        self._size, self._seq, self._slot = size, seq, 0
 
 
 def _open_dir(top, directory):

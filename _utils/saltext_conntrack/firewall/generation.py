@@ -12,7 +12,8 @@ cheap to read:
   rule count and blob size (``IPT_SO_GET_INFO``; a rule replaced by one of the
   same size is not seen: hence ``Rules.ttl``);
 - the saved rules files: ``(inode, size, mtime)``;
-- where the three tools are found.
+- the search path's directories (``commands.path_stamp``): a tool installed or
+  removed changes one's mtime.
 
 ``Rules`` keeps one ``dependents`` answer and asks again when the fingerprint
 changes, cannot be read, or the answer is ``ttl`` seconds old.
@@ -150,8 +151,7 @@ def fingerprint(root):
     gen = nft_generation()
     if gen is None:
         return None
-    tools = tuple(commands.which(cmd[0]) for cmd in dependents.LIVE)
-    return (gen, legacy_tables(), saved_files(root), tools)
+    return (gen, legacy_tables(), saved_files(root), commands.path_stamp())
 
 
 class Rules:

@@ -8,14 +8,14 @@ with hysteresis, ``DropRise`` sends the drop counter's rise as ``drops``,
 ``Tracker`` composes them; all they hold between runs (the counts held back by
 ``min_interval``, the incident, the usage level, the drop counter's pending
 rise) round-trips through ``to_dict``/``from_dict``, and
-``save`` writes it together with the reader's cursor in one atomic write: a
+``save`` writes it together with the reader's cursor in one write (one slot of a
+``files.SlotFile``, whole or not at all): a
 restart, clean or killed, resumes from a cursor and counts that belong
 together, so it neither loses, repeats nor splits an incident.
 """
 
 import json
 import logging
-import os
 
 from saltext_conntrack.common import files
 from saltext_conntrack.logwatch import filling, grammar
@@ -362,14 +362,12 @@ def _check_tracker(data):
         _num(count, "acc netns count", none=False)
 
 
-def save(path, source_state, tracker):
-    """Cursor and tracker in one atomic write (temp file, fsync, rename, fsync the directory)."""
+def save(state, source_state, tracker):
+    """Cursor and tracker in one write to ``state`` (a ``files.SlotFile``: one slot rewritten in place)."""
     text = json.dumps({"version": STATE_VERSION, "source": source_state, "tracker": tracker.to_dict()})
-    directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        files.atomic_write(directory, path, text, mode=0o600)
+        state.save(text)
     except Exception as err:
-        log.warning("conntrack beacon: cannot keep the cursor in %s: %s", path, err)
+        log.warning("conntrack beacon: cannot keep the cursor in %s: %s", state.path, err)
         return False
     return True

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
+from saltext_conntrack.common import files
 from saltext_conntrack.logwatch import grammar, incidents, logrotate, sources
 from saltext_conntrack.report import diagnosis, facts
 from saltext_conntrack.runtime import namespaces
@@ -121,6 +122,7 @@ class Watch:
         self.source = source
         self.tracker = tracker
         self.path = path  # the state file, None when persist is off
+        self.state = files.SlotFile(os.path.dirname(path), path) if path else None
         self.root = root
         self.saved = (source.cursor_key(), tracker.version)  # last written
         self.status_at = 0.0
@@ -246,10 +248,12 @@ class Watch:
         key = (self.source.cursor_key(), self.tracker.version)
         if self.path is None or key == self.saved:
             return
-        if incidents.save(self.path, self.source.state(), self.tracker):
+        if incidents.save(self.state, self.source.state(), self.tracker):
             self.saved = key
 
     def close(self):
-        """Save, and release the reader's descriptors."""
+        """Save, and release the reader's and the state file's descriptors."""
         self.save()
         self.source.close()
+        if self.state is not None:
+            self.state.close()

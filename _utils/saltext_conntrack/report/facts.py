@@ -9,8 +9,8 @@ run has 3 ms. ``Facts`` gathers the same dict, for the same
 - ``dependents``: kept while the firewall's fingerprint is unchanged
   (``firewall.generation.Rules``), at most ``ttl`` seconds;
 - the namespaces: their counters read fresh; the list of namespaces (the
-  walk of /proc, most of the cost) kept ``ttl`` seconds, and walked again
-  at once when a table-full line names a namespace not in it;
+  walk of /proc, most of the cost) and their owners kept ``ttl`` seconds,
+  and walked again at once when a table-full line names a namespace not in it;
 - ``recommend``, ``timeouts``, ``sysctl_names`` and the boot and
   iptables-config files: kept while ``max`` and ``buckets`` are unchanged, at
   most ``ttl`` seconds (they change when someone tunes the table, and a
@@ -36,6 +36,7 @@ class Facts:
         self.rules = generation.Rules(ttl)
         self.kept = {}  # name -> (key, when, value)
         self.netns = None  # (when, namespaces.discover's answer, inodes looked for and not found)
+        self.owners = {}  # pid -> namespaces.owner_of, for the processes of that answer
 
     def discovered(self, root, now, wanted=()):
         """``namespaces.discover``'s answer, walked again when ``ttl`` old or missing one of ``wanted``
@@ -45,6 +46,7 @@ class Facts:
         if kept is None or not 0 <= now - kept[0] < self.ttl or wanted - kept[1].keys() - kept[2]:
             found = namespaces.discover(root)
             kept = self.netns = (now, found, wanted - found.keys())
+            self.owners = {}
         return kept[1]
 
     def _kept(self, name, key, now, ttl, compute):
@@ -76,7 +78,9 @@ class Facts:
         # ctnetlink for namespaces without a stat file, where conntrack.namespaces asks it by default
         # (the live root; the minion option conntrack.netlink is the module's alone).
         live = os.path.realpath(root) == "/"
-        rows = namespaces.survey(root, status.get("flavour"), status.get("max"), netlink_ok=live, found=found)
+        rows = namespaces.survey(
+            root, status.get("flavour"), status.get("max"), netlink_ok=live, found=found, owners=self.owners
+        )
         return {
             "status": status,
             "recommend": slow["conntrack.recommend"],

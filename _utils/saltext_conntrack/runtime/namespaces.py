@@ -23,7 +23,7 @@ import os
 import re
 import threading
 
-from saltext_conntrack.common import paths
+from saltext_conntrack.common import files, paths
 from saltext_conntrack.runtime import kernel, netlink
 
 CLONE_NEWNET = 0x40000000
@@ -41,8 +41,7 @@ _RUNTIMES = (
 
 
 def _read(path, limit=65536):
-    with open(path, "rb") as fh:
-        return fh.read(limit).decode("utf-8", "replace")
+    return files.read_kernel(path, limit).decode("utf-8", "replace")
 
 
 def _inode_of_link(path):
@@ -237,14 +236,24 @@ def describe(root, inodes, known=None):
     return found
 
 
-def survey(root, flavour, maximum, netlink_ok=False, found=None):
+def _owner(root, pid, owners):
+    if pid is None:
+        return None
+    if pid not in owners:
+        owners[pid] = owner_of(root, pid)
+    return dict(owners[pid])
+
+
+def survey(root, flavour, maximum, netlink_ok=False, found=None, owners=None):
     """Every namespace with its count, usage of ``maximum``, drops and owner; worst usage first.
 
     ``source`` says what answered for each (``procfs``, ``netlink``, None with ``error``);
-    ``found``: a ``discover`` answer to reuse (the walk of /proc is most of the cost).
+    ``found``: a ``discover`` answer to reuse (the walk of /proc is most of the cost);
+    ``owners``: a dict of ``owner_of`` answers by pid to reuse and fill, kept as long as ``found``.
     """
     rows = []
     found = discover(root) if found is None else found
+    owners = {} if owners is None else owners
     held_by_mounts = [paths.join(root, ns["names"][0]) for ns in found.values() if ns["pid"] is None and ns["names"]]
     entered = _through_setns(root, held_by_mounts, flavour)
     for ns in found.values():
@@ -253,7 +262,7 @@ def survey(root, flavour, maximum, netlink_ok=False, found=None):
             "inode": ns["inode"],
             "initial": ns["initial"],
             "names": ns["names"],
-            "owner": owner_of(root, ns["pid"]) if ns["pid"] is not None else None,
+            "owner": _owner(root, ns["pid"], owners),
             "count": None,
             "usage": None,
             "drop": None,

@@ -5,7 +5,7 @@ import logging
 
 from salt.exceptions import CommandExecutionError
 
-from saltext_conntrack.common import numbers, paths
+from saltext_conntrack.common import files, numbers, paths
 from saltext_conntrack.runtime import history, kernel, sources, trend
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,7 @@ Host = collections.namedtuple("Host", "root release bits netlink", defaults=(Non
 
 
 def read_bytes(root, rel):
-    with open(paths.join(root, rel), "rb") as fh:
-        return fh.read()
+    return files.read_kernel(paths.join(root, rel))
 
 
 def read_int(root, rel):

@@ -13,7 +13,7 @@ the live one); ``conntrack.netlink: false`` never asks it.
 
 import os
 
-from saltext_conntrack.common import paths
+from saltext_conntrack.common import files, paths
 from saltext_conntrack.runtime import kernel, netlink
 
 PROCFS, NETLINK = "procfs", "netlink"
@@ -64,8 +64,7 @@ class Reader:
         return self._sock
 
     def _read_proc(self, rel):
-        with open(paths.join(self.host.root, rel), "rb") as fh:
-            return fh.read()
+        return files.read_kernel(paths.join(self.host.root, rel))
 
     def knob(self, flavour, name):
         """``(value, source, reason)`` of ``count`` or ``max``: the sysctl, else ctnetlink."""
