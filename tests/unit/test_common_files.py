@@ -266,7 +266,11 @@ def test_slot_file_a_torn_slot_leaves_the_one_before(root):
     newest = 0 if data.startswith(b"conntrack-slot 3 ") else half
     data[newest + 30] ^= 0xFF  # the write of seq 3 cut short, in the middle of its slot
     assert files.newest_text(bytes(data)) == '{"n": 2}'
-    data[(newest + half) % len(data) + 30] ^= 0xFF
+    older = (newest + half) % len(data)
+    torn_head = bytearray(data)
+    torn_head[newest : newest + 4] = b"\x00\x00\x00\x00"  # cut short at its very start
+    assert files.newest_text(bytes(torn_head)) == '{"n": 2}'
+    data[older + 30] ^= 0xFF
     with pytest.raises(ValueError, match="neither slot"):
         files.newest_text(bytes(data))
     state.close()

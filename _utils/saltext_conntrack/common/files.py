@@ -119,14 +119,17 @@ SLOT_MAGIC = b"conntrack-slot"
 _SLOT_HEAD = re.compile(rb"conntrack-slot (\d{1,19}) (\d{1,9}) ([0-9a-f]{8})\n")
 _SLOT_HEAD_MAX = len(SLOT_MAGIC) + 1 + 19 + 1 + 9 + 1 + 8 + 1
 _PAGE = 4096
+_JSON_STARTS = {bytes([c]) for c in b'{["-0123456789tfn'} | {b""}
 
 
 def newest_text(data):
     """The text of a file :py:class:`SlotFile` wrote (its newest whole slot), or of any other file as it is.
 
-    ValueError when it is a slot file and neither slot is whole.
+    ValueError when it is a slot file and neither slot is whole. A file that
+    does not start like JSON is taken for a slot file, so one whose first
+    slot was torn at its head still gives its second.
     """
-    if not data.startswith(SLOT_MAGIC):
+    if data.lstrip()[:1] in _JSON_STARTS:
         return data.decode("utf-8")
     size = len(data) // 2
     best = None
