@@ -84,3 +84,15 @@ def test_run_timeout():
     with pytest.raises(CommandExecutionError) as err:
         commands.run(["sleep", "5"], timeout=0.2)
     assert str(err.value) == "sleep 5 did not finish within 0.2 s"
+
+
+def test_path_stamp_changes_when_a_tool_is_installed_in_a_search_directory(tmp_path, monkeypatch):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    monkeypatch.setenv("PATH", f"{tools}:{tmp_path / 'missing'}")
+    before = commands.path_stamp()
+    assert (str(tmp_path / "missing"), None) in before
+    os.utime(tools, ns=(1, 1))  # an mtime any real install moves on from
+    before = commands.path_stamp()
+    (tools / "nft").write_text("#!/bin/sh\n")
+    assert commands.path_stamp() != before

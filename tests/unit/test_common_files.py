@@ -324,3 +324,13 @@ def test_load_own_still_reads_a_plain_json_file(root):
     with open(path, "w", encoding="utf-8") as fh:
         fh.write('{"kind": "file"}')
     assert files.load_own(path, lambda d: d, "state") == {"kind": "file"}
+
+
+def test_read_kernel_reads_past_one_chunk_and_stops_at_the_limit(root):
+    path = os.path.join(root, "stat")
+    with open(path, "wb") as fh:
+        fh.write(b"x" * 200_000)
+    assert files.read_kernel(path) == b"x" * 200_000
+    assert files.read_kernel(path, limit=70_000) == b"x" * 70_000
+    with pytest.raises(FileNotFoundError):
+        files.read_kernel(os.path.join(root, "none"))

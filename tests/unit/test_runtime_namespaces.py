@@ -62,3 +62,17 @@ def test_counters_from_the_process_stat_file(tmp_path):
     assert [(r["inode"], r["count"], r["usage"], r["drop"], r["error"]) for r in rows] == [
         (4026532500, 42, 42.0, 7, None)
     ]
+
+
+def test_survey_reuses_the_owners_it_is_given_and_hands_out_copies(tmp_path, monkeypatch):
+    _proc(tmp_path, 200, 4026532500, "sh", f"0::/system.slice/docker-{DOCKER_ID}.scope\n")
+    looked = []
+    real = namespaces.owner_of
+    monkeypatch.setattr(namespaces, "owner_of", lambda root, pid: looked.append(pid) or real(root, pid))
+    owners = {}
+    first = namespaces.survey(str(tmp_path), "nf_conntrack", 100, owners=owners)
+    first[0]["owner"]["process"] = "changed by a caller"
+    second = namespaces.survey(str(tmp_path), "nf_conntrack", 100, owners=owners)
+    assert looked == [200] and second[0]["owner"]["runtime"] == "docker" and second[0]["owner"]["process"] == "sh"
+    namespaces.survey(str(tmp_path), "nf_conntrack", 100)  # no dict given: looked up again
+    assert looked == [200, 200]
