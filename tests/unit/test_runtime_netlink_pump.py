@@ -14,7 +14,7 @@ import pytest
 from saltext_conntrack.runtime import netlink, netlink_pump, netlink_walk, table
 from tests.support.netlink_replies import Replies
 from tests.unit.test_runtime_netlink import ct_message, done
-from tests.unit.test_runtime_netlink_walk import kernel_layout
+from tests.unit.test_runtime_netlink_walk import SEQ, kernel_layout
 
 
 def unframe(raw):
@@ -46,9 +46,9 @@ def pair():
 
 
 def dump_buffers(entries=300, per_buffer=100):
-    messages = [ct_message("10.0.0.1", f"10.0.{n // 250}.{n % 250}", dport=53 + n % 7) for n in range(entries)]
+    messages = [ct_message("10.0.0.1", f"10.0.{n // 250}.{n % 250}", dport=53 + n % 7, seq=SEQ) for n in range(entries)]
     buffers = [b"".join(messages[i : i + per_buffer]) for i in range(0, entries, per_buffer)]
-    return buffers + [done(3)]
+    return buffers + [done(SEQ)]
 
 
 def test_dump_ended_knows_both_ends():
@@ -120,7 +120,7 @@ def test_the_walk_through_the_child_counts_what_the_walk_in_process_counts(pair,
         theirs.send(data)
     pumped = table.walk_netlink(ours, top=5, expected=netlink_walk.PUMP_FROM)
     assert len(started) == 1 and started[0] is not None and started[0].returncode == 0
-    assert theirs.recv(1 << 16) == netlink.request(netlink.MSG_GET, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, 3)
+    assert theirs.recv(1 << 16) == netlink.request(netlink.MSG_GET, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, SEQ)
     in_process = table.walk_netlink(Replies(*sent), top=5)
     assert table.breakdown(pumped, 5) == table.breakdown(in_process, 5)
     assert pumped.total == 600 and pumped.complete
@@ -130,7 +130,7 @@ def test_buffers_through_the_child_stay_on_the_fast_path(pair, monkeypatch):
     ours, theirs = pair
     udp = [kernel_layout("10.0.0.1", f"10.0.0.{n}", dport=53 + n % 3) for n in range(60)]
     tcp = [kernel_layout("10.0.1.1", "10.0.1.2", 6, 443, 0xE, 431000 + n, 3) for n in range(15)]
-    sent = [b"".join(udp[:30] + tcp[:5]), b"".join(udp[30:] + tcp[5:]), done(3)]
+    sent = [b"".join(udp[:30] + tcp[:5]), b"".join(udp[30:] + tcp[5:]), done(SEQ)]
     monkeypatch.setattr(netlink_walk, "_slow", lambda *a: pytest.fail("a buffer left the fast path"))
     for data in sent:
         theirs.send(data)
@@ -156,7 +156,7 @@ def test_a_dump_the_child_cannot_finish_is_an_error_naming_why(pair, monkeypatch
 
 def test_the_kernels_error_at_the_end_of_a_dump_comes_through_the_child(pair):
     ours, theirs = pair
-    theirs.send(dump_buffers(10)[0] + struct.pack("=IHHII", 20, netlink.NLMSG_DONE, 2, 3, 0) + struct.pack("=i", -16))
+    theirs.send(dump_buffers(10)[0] + struct.pack("=IHHII", 20, netlink.NLMSG_DONE, 2, SEQ, 0) + struct.pack("=i", -16))
     with pytest.raises(OSError, match="dump stopped"):
         list(netlink_walk.buffers(ours, pump=True))
 
@@ -167,7 +167,7 @@ def test_without_a_python_to_run_it_the_dump_is_received_in_process(pair, monkey
     for data in dump_buffers(120):
         theirs.send(data)
     got = list(netlink_walk.buffers(ours, pump=True))
-    assert sum(len(netlink.entries(data, 3)) for data in got) == 120
+    assert sum(len(netlink.entries(data, SEQ)) for data in got) == 120
 
 
 def test_a_walk_stopped_early_kills_the_child(pair, monkeypatch):

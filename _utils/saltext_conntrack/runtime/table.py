@@ -8,6 +8,7 @@ Per entry, the work stays in C (``findall``, ``map``, ``Counter``), so parsing
 one chunk costs less than the kernel's walk that produced it.
 """
 
+import heapq
 import logging
 import re
 import shutil
@@ -95,7 +96,17 @@ class HeavyHitters:
             self.pruned += threshold
 
     def top(self, n):
-        return self.counts.most_common(n)
+        return most_common(self.counts, n)
+
+
+def most_common(counts, n):
+    """The ``n`` largest counts, ties by key: the same for the same counts, whichever source
+    counted them in whichever order (``Counter.most_common`` keeps the order keys came in)."""
+    return heapq.nsmallest(n, counts.items(), key=_by_count)
+
+
+def _by_count(item):
+    return -item[1], item[0]
 
 
 def _blocks(path):
@@ -337,7 +348,7 @@ def breakdown(counted, top=10):
         "top": {
             "src": [[k.decode(), n] for k, n in counted.talkers["src"].top(top)],
             "dst": [[k.decode(), n] for k, n in counted.talkers["dst"].top(top)],
-            "dport": [[f"{p}/{d}", n] for (p, d), n in counted.ports().most_common(top)],
+            "dport": [[f"{p}/{d}", n] for (p, d), n in most_common(counted.ports(), top)],
         },
         "approximate": counted.approximate,
         "source": counted.source,
