@@ -29,7 +29,7 @@ def test_overflow_in_own_netns_is_one_table_full_event(netns, make_loaders, glob
     # The kernel rate limits the message (10 per 5 s, shared by the whole host): refuse a
     # few packets per run and look again until one got through.
     while time.monotonic() < deadline:
-        assert netns.udp_flows(3, first_port=port) == 0
+        netns.overflow(3, first_port=port)
         port += 3
         with netns.entered():
             ret = beacons["conntrack.beacon"](config)

@@ -152,6 +152,19 @@ class Netns:
                 sock.close()
         return accepted
 
+    def overflow(self, count, first_port):
+        """Send ``count`` new flows at a full table; return how many the kernel refused.
+
+        At its max the kernel may still admit a flow by evicting an unreplied entry
+        in the next few hash buckets (early_drop), so a full table refuses most new
+        flows, not necessarily all of them; its count stays at the max either way.
+        """
+        before = self.count()
+        refused = count - self.udp_flows(count, first_port=first_port)
+        assert refused > 0, f"a full table admitted all {count} new flows"
+        assert self.count() == before, f"the table grew from {before} to {self.count()} while full"
+        return refused
+
     def count(self):
         with self.entered():
             return read_int(f"{PROC_NF}/nf_conntrack_count")
