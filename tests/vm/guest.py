@@ -211,6 +211,94 @@ def kernel_defaults(run):
     }
 
 
+def _table_lines(ns):
+    """The namespace's table as ``conntrack -L`` prints it, sorted, the per-entry id and timer dropped."""
+    out = ns.run("conntrack", "-L", check=False).stdout.splitlines()
+    return sorted(" ".join(w for w in line.split() if not w.isdigit() and not w.startswith("id=")) for line in out)
+
+
+def _loopback_flows(ns):
+    """55 entries: 40 unanswered queries to udp/53 (a DNS flood), 10 UDP flows to
+    other ports, 5 ESTABLISHED TCP pairs (left open: the sockets are returned)."""
+    import socket  # pylint: disable=import-outside-toplevel
+
+    held = []
+    with ns.entered():
+        for sport in range(30000, 30040):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind(("127.0.0.1", sport))
+                sock.sendto(b"\x12\x34query", ("127.0.0.1", 53))
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 8080))
+        listener.listen(5)
+        held.append(listener)
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", 8080)))
+            held.append(listener.accept()[0])
+    ns.udp_flows(10, first_port=41000)
+    return held
+
+
+def netlink_module(run):
+    """ctnetlink on a modular kernel: ``nf_conntrack_netlink`` is a module of its
+    own, which the kernel loads on the first ctnetlink request. Counters and
+    count against the proc files; status and the table walk on a root without
+    ``proc/net`` (as on Ubuntu), so only ctnetlink can answer; ``conntrack.flush``
+    removes exactly the flood, compared with ``conntrack -L``."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    sys.path.insert(0, REPO)
+    from saltext_conntrack.runtime import kernel, netlink, snapshot, sources, table  # pylint: disable=import-outside-toplevel
+    from tests.support.hostroot import build_procfs_less_root  # pylint: disable=import-outside-toplevel
+    from tests.support.kernel import Netns  # pylint: disable=import-outside-toplevel
+
+    out = {"loaded_before": "nf_conntrack_netlink" in modules()}
+    with Netns("vmnl") as ns, tempfile.TemporaryDirectory() as tmp:
+        held = _loopback_flows(ns)
+        try:
+            hidden = build_procfs_less_root(os.path.join(tmp, "hidden"))
+            host = snapshot.Host(hidden, os.uname().release, 64, True)
+            with ns.entered():
+                sock = netlink.open_socket()
+                try:
+                    with open("/proc/thread-self/net/stat/nf_conntrack", "rb") as fh:
+                        out["proc_stats"] = kernel.parse_stat(fh.read())
+                    out["netlink_stats"] = netlink.cpu_stats(sock)
+                    out["netlink_global"] = netlink.global_stats(sock)
+                finally:
+                    sock.close()
+                out["loaded_after"] = "nf_conntrack_netlink" in modules()
+                out["proc_count"] = int(read(f"{NF}/nf_conntrack_count"))
+                # The core itself: the loader's modules keep the opts they were
+                # loaded with, and this root is made after they were.
+                out["status"] = snapshot.take(host, None, 0, time.time())
+                with sources.Reader(host) as reader:
+                    counted = table.read(hidden, "nf_conntrack", top=3, reader=reader)
+                out["walk_source"] = counted.source
+                out["netlink_summary"] = table.breakdown(counted, 3)
+                out["proc_summary"] = table.breakdown(
+                    table.walk("/proc/thread-self/net/nf_conntrack", "nf_conntrack", top=3), 3
+                )
+                out["table_before"] = _table_lines(ns)
+                out["flush_test"] = run.minion.fn("conntrack.flush", proto="udp", dport=53, unreplied=True, test=True)
+                out["table_after_test"] = _table_lines(ns)
+                try:
+                    run.minion.fn("conntrack.flush", proto="udp", dport=99999)
+                    out["bad_filter"] = None
+                except Exception as err:  # pylint: disable=broad-except
+                    out["bad_filter"] = f"{type(err).__name__}: {err}"
+                out["table_after_bad"] = _table_lines(ns)
+                out["flush"] = run.minion.fn("conntrack.flush", proto="udp", dport=53, unreplied=True)
+                out["table_after"] = _table_lines(ns)
+        finally:
+            for sock in held:
+                sock.close()
+    # Later checks unload nf_conntrack, which a loaded ctnetlink module holds.
+    if not out["loaded_before"]:
+        out["unload"] = sh("modprobe", "-r", "nf_conntrack_netlink")
+    return out
+
+
 def reload_without_state(run):
     """Values persisted as Salt's sysctl.present would (a sysctl.d file) are
     applied, then a firewall restart reloads the module: they are lost."""
@@ -433,7 +521,7 @@ def beacon_remediate(run):
 
 
 PHASES = {
-    "boot1": [start_minion, kernel_defaults, reload_without_state, tuned, reload_with_state, reload_without_udev_rule],
+    "boot1": [start_minion, kernel_defaults, netlink_module, reload_without_state, tuned, reload_with_state, reload_without_udev_rule],
     "boot2": [start_minion, boot_order_sysctl_first, boot_order_module_first, unload_refusals, unload,
               blacklist_rule_load_only, blacklist_explicit_load, beacon_remediate],
 }  # fmt: skip

@@ -53,3 +53,30 @@ def test_boot_and_guest_times(boot1, boot2):
             f"vng start to exit {boot['boot_seconds']} s, minion {boot.get('minion_timings')}, checks {boot['timings']}"
         )
         assert boot["boot_seconds"] < 600
+
+
+def test_ctnetlink_is_a_module_here_and_answers_for_a_root_without_proc_net(boot1):
+    ret = check(boot1, "netlink_module")
+    # Debian builds ctnetlink as nf_conntrack_netlink: not loaded by a rule load,
+    # loaded by the kernel on the first ctnetlink request.
+    assert ret["loaded_before"] is False and ret["loaded_after"] is True
+    assert ret["unload"]["rc"] == 0, ret["unload"]
+    # Read back to back in a namespace of the test's own: nothing moves between.
+    assert ret["netlink_stats"] == {k: v for k, v in ret["proc_stats"].items() if k in ret["netlink_stats"]}
+    assert ret["netlink_global"]["count"] == ret["proc_count"] == ret["proc_stats"]["entries"] == 55
+    status = ret["status"]
+    assert status["source"] == {"count": "procfs", "max": "procfs", "stats": "netlink"} and status["unknown"] == {}
+    assert status["count"] == 55 and status["stats"]["entries"] == 55 and status["stats"]["drop"] == 0
+    assert ret["walk_source"] == "netlink"
+    assert {**ret["netlink_summary"], "source": None} == {**ret["proc_summary"], "source": None}
+    assert ret["netlink_summary"]["total"] == 55
+    # The flood goes, exactly; a dry run and a bad filter change nothing.
+    before = ret["table_before"]
+    flood = [line for line in before if line.startswith("udp") and "dport=53 " in line and "[UNREPLIED]" in line]
+    assert len(before) == 55 and len(flood) == 40
+    assert ret["flush_test"]["test"] is True and (ret["flush_test"]["matched"], ret["flush_test"]["deleted"]) == (40, 0)
+    assert ret["table_after_test"] == before
+    assert ret["bad_filter"].startswith("SaltInvocationError") and "dport" in ret["bad_filter"]
+    assert ret["table_after_bad"] == before
+    assert (ret["flush"]["matched"], ret["flush"]["deleted"]) == (40, 40)
+    assert ret["table_after"] == [line for line in before if line not in flood]
