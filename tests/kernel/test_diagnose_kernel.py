@@ -46,15 +46,6 @@ def apply_fix(loaders, fix):
     return ret
 
 
-def udp_queries(ns, count, port=53, first_sport=30000, dst="127.0.0.1"):
-    """``count`` queries to ``dst:port`` from distinct source ports; nothing answers."""
-    with ns.entered():
-        for sport in range(first_sport, first_sport + count):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.bind(("127.0.0.1", sport))
-                sock.sendto(b"\x12\x34query", (dst, port))
-
-
 def table_lines(ns, *args):
     return ns.run("conntrack", "-L", *args, check=False).stdout.splitlines()
 
@@ -92,7 +83,7 @@ def test_unreplied_udp_to_one_port_then_notrack(loaders):
     # Unreplied UDP lives udp_timeout seconds: 8 here, to watch the old entries go.
     ns = Netns("ctdiag").create(udp_timeout=8)
     try:
-        udp_queries(ns, 3000)
+        ns.udp_queries(3000)
         assert ns.udp_flows(300, first_port=40000) == 300  # other traffic, other ports
         with ns.entered():
             result = loaders.modules.conntrack.diagnose()
@@ -113,7 +104,7 @@ def test_unreplied_udp_to_one_port_then_notrack(loaders):
         assert "udp dport 53 notrack" in ns.run("nft", "list", "table", "inet", "conntrack_notrack").stdout
         assert ret.changes
         time.sleep(9)  # the old entries expire
-        udp_queries(ns, 3000, first_sport=34000)
+        ns.udp_queries(3000, first_sport=34000)
         assert not any("dport=53 " in line for line in table_lines(ns, "-p", "udp")), "new queries are tracked"
         with ns.entered():
             after = by_id(loaders.modules.conntrack.diagnose())
@@ -123,7 +114,7 @@ def test_unreplied_udp_to_one_port_then_notrack(loaders):
 
 
 def test_unreplied_udp_then_shorter_udp_timeout(loaders, netns):
-    udp_queries(netns, 1000)
+    netns.udp_queries(1000)
     with netns.entered():
         udp = by_id(loaders.modules.conntrack.diagnose())["unreplied_udp_port"]
     assert udp["evidence"]["udp_timeout"] == 600  # the namespace's udp timeout
@@ -134,7 +125,7 @@ def test_unreplied_udp_then_shorter_udp_timeout(loaders, netns):
     with netns.entered():
         ret = apply_fix(loaders, alternative)
     assert ret.changes["timeout udp"] == {"old": 600, "new": 10}
-    udp_queries(netns, 200, first_sport=36000)
+    netns.udp_queries(200, first_sport=36000)
     fresh = [line for line in table_lines(netns, "-p", "udp", "--dport", "53") if "sport=36" in line]
     assert len(fresh) == 200
     assert all(remaining(line) <= 10 for line in fresh)  # new flows expire within 10 s

@@ -6,7 +6,6 @@ stat file and no table, as on Ubuntu, so only ctnetlink can answer.
 """
 
 import re
-import socket
 
 import pytest
 from salt.exceptions import SaltInvocationError
@@ -19,34 +18,6 @@ from tests.support.kernel import PROC_NF, Netns, write_int
 @pytest.fixture
 def hidden(tmp_path):
     return build_procfs_less_root(tmp_path / "hidden")
-
-
-def udp_queries(ns, count, port=53, first_sport=30000):
-    """``count`` unanswered queries from distinct source ports; how many the full table refused (EPERM)."""
-    refused = 0
-    with ns.entered():
-        for sport in range(first_sport, first_sport + count):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.bind(("127.0.0.1", sport))
-                try:
-                    sock.sendto(b"\x12\x34query", ("127.0.0.1", port))
-                except PermissionError:
-                    refused += 1
-    return refused
-
-
-def tcp_pairs(ns, count, port=8080):
-    """``count`` ESTABLISHED connections on loopback, left open; the sockets, to close later."""
-    held = []
-    with ns.entered():
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", port))
-        listener.listen(count)
-        held.append(listener)
-        for _ in range(count):
-            held.append(socket.create_connection(("127.0.0.1", port)))
-            held.append(listener.accept()[0])
-    return held
 
 
 def tool_stats(ns):
@@ -91,8 +62,8 @@ def test_a_namespace_socket_answers_for_that_namespace(netns):
 
 
 def test_dump_gives_the_same_summary_and_findings_as_the_proc_walk(netns, make_loaders, hidden, tmp_path, monkeypatch):
-    udp_queries(netns, 300)
-    held = tcp_pairs(netns, 20)
+    netns.udp_queries(300)
+    held = netns.tcp_pairs(20)
     children = []
     real_start = netlink_walk._start_pump
     monkeypatch.setattr(netlink_walk, "_start_pump", lambda sock: children.append(real_start(sock)) or children[-1])
@@ -127,7 +98,7 @@ def test_dump_gives_the_same_summary_and_findings_as_the_proc_walk(netns, make_l
 def test_overflow_seen_over_netlink_where_proc_net_has_no_files(netns, make_loaders, hidden, global_knobs, tmp_path):
     loaders = make_loaders(hidden, **{"conntrack.netlink": True, "cachedir": str(tmp_path / "cache")})
     mod = loaders.modules.conntrack
-    udp_queries(netns, 200)  # a DNS flood: 200 queries to udp/53, none answered
+    netns.udp_queries(200)  # a DNS flood: 200 queries to udp/53, none answered
     with netns.entered():
         before = mod.status(window=0)
         assert before["source"] == {"count": "procfs", "max": "procfs", "stats": "netlink"}
@@ -137,7 +108,7 @@ def test_overflow_seen_over_netlink_where_proc_net_has_no_files(netns, make_load
         beacons["conntrack.beacon"](config)
     write_int(f"{PROC_NF}/nf_conntrack_max", 200)
     # The table is full: each query is refused, unless the kernel evicts an unassured entry for it (early_drop).
-    refused = udp_queries(netns, 10, first_sport=31000)
+    refused = netns.udp_queries(10, first_sport=31000)
     assert refused >= 1
     with netns.entered():
         after = mod.status(window=0)
@@ -205,30 +176,24 @@ def test_proc_and_netlink_count_agree_with_the_tool(netns):
 # conntrack.flush on a real table
 
 
-def listed(ns):
-    """``conntrack -L`` as a set of lines without the ticking timeout."""
-    lines = ns.run("conntrack", "-L").stdout.splitlines()
-    return {re.sub(r"^(\S+\s+\d+\s+)\d+ ", r"\1", line) for line in lines}
-
-
 def test_flush_deletes_exactly_the_unreplied_dns_entries(netns, modules):
-    udp_queries(netns, 150)  # unreplied udp/53
-    udp_queries(netns, 20, port=5353, first_sport=32000)  # unreplied, another port
-    held = tcp_pairs(netns, 10, port=53)  # tcp/53, replied: must stay
+    netns.udp_queries(150)  # unreplied udp/53
+    netns.udp_queries(20, port=5353, first_sport=32000)  # unreplied, another port
+    held = netns.tcp_pairs(10, port=53)  # tcp/53, replied: must stay
     try:
-        before = listed(netns)
+        before = netns.listed()
         dns = {line for line in before if line.startswith("udp") and "dport=53 [UNREPLIED]" in line}
         assert len(dns) == 150 and len(before) == 180
         with netns.entered():
             dry = modules.conntrack.flush(proto="udp", dport=53, unreplied=True, test=True)
-            assert listed(netns) == before
+            assert netns.listed() == before
             with pytest.raises(SaltInvocationError):
                 modules.conntrack.flush(proto="udp", dport=99999, unreplied=True)
             with pytest.raises(SaltInvocationError, match="all=True"):
                 modules.conntrack.flush()
-            assert listed(netns) == before
+            assert netns.listed() == before
             done = modules.conntrack.flush(proto="udp", dport=53, unreplied=True)
-        after = listed(netns)
+        after = netns.listed()
     finally:
         for sock in held:
             sock.close()

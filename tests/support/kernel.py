@@ -8,6 +8,7 @@ addresses inside them.
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -151,6 +152,38 @@ class Netns:
             finally:
                 sock.close()
         return accepted
+
+    def udp_queries(self, count, port=53, first_sport=30000, dst="127.0.0.1"):
+        """``count`` unanswered queries to ``dst:port`` from distinct source ports
+        (a DNS flood at the default); how many the kernel refused (EPERM: full)."""
+        refused = 0
+        with self.entered():
+            for sport in range(first_sport, first_sport + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind(("127.0.0.1", sport))
+                    try:
+                        sock.sendto(b"\x12\x34query", (dst, port))
+                    except PermissionError:
+                        refused += 1
+        return refused
+
+    def tcp_pairs(self, count, port=8080):
+        """``count`` ESTABLISHED connections on loopback, left open; the sockets, to close later."""
+        held = []
+        with self.entered():
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", port))
+            listener.listen(count)
+            held.append(listener)
+            for _ in range(count):
+                held.append(socket.create_connection(("127.0.0.1", port)))
+                held.append(listener.accept()[0])
+        return held
+
+    def listed(self):
+        """``conntrack -L`` as a set of lines without the ticking timeout."""
+        lines = self.run("conntrack", "-L").stdout.splitlines()
+        return {re.sub(r"^(\S+\s+\d+\s+)\d+ ", r"\1", line) for line in lines}
 
     def overflow(self, count, first_port):
         """Send ``count`` new flows at a full table; return how many the kernel refused.

@@ -211,30 +211,11 @@ def kernel_defaults(run):
     }
 
 
-def _table_lines(ns):
-    """The namespace's table as ``conntrack -L`` prints it, sorted, the per-entry id and timer dropped."""
-    out = ns.run("conntrack", "-L", check=False).stdout.splitlines()
-    return sorted(" ".join(w for w in line.split() if not w.isdigit() and not w.startswith("id=")) for line in out)
-
-
 def _loopback_flows(ns):
-    """55 entries: 40 unanswered queries to udp/53 (a DNS flood), 10 UDP flows to
-    other ports, 5 ESTABLISHED TCP pairs (left open: the sockets are returned)."""
-    import socket  # pylint: disable=import-outside-toplevel
-
-    held = []
-    with ns.entered():
-        for sport in range(30000, 30040):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.bind(("127.0.0.1", sport))
-                sock.sendto(b"\x12\x34query", ("127.0.0.1", 53))
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 8080))
-        listener.listen(5)
-        held.append(listener)
-        for _ in range(5):
-            held.append(socket.create_connection(("127.0.0.1", 8080)))
-            held.append(listener.accept()[0])
+    """55 entries: 40 unanswered queries to udp/53 (a DNS flood), 5 ESTABLISHED
+    TCP pairs (left open: the sockets are returned), 10 UDP flows to other ports."""
+    ns.udp_queries(40)
+    held = ns.tcp_pairs(5)
     ns.udp_flows(10, first_port=41000)
     return held
 
@@ -279,17 +260,17 @@ def netlink_module(run):
                 out["proc_summary"] = table.breakdown(
                     table.walk("/proc/thread-self/net/nf_conntrack", "nf_conntrack", top=3), 3
                 )
-                out["table_before"] = _table_lines(ns)
+                out["table_before"] = sorted(ns.listed())
                 out["flush_test"] = run.minion.fn("conntrack.flush", proto="udp", dport=53, unreplied=True, test=True)
-                out["table_after_test"] = _table_lines(ns)
+                out["table_after_test"] = sorted(ns.listed())
                 try:
                     run.minion.fn("conntrack.flush", proto="udp", dport=99999)
                     out["bad_filter"] = None
                 except Exception as err:  # pylint: disable=broad-except
                     out["bad_filter"] = f"{type(err).__name__}: {err}"
-                out["table_after_bad"] = _table_lines(ns)
+                out["table_after_bad"] = sorted(ns.listed())
                 out["flush"] = run.minion.fn("conntrack.flush", proto="udp", dport=53, unreplied=True)
-                out["table_after"] = _table_lines(ns)
+                out["table_after"] = sorted(ns.listed())
         finally:
             for sock in held:
                 sock.close()
